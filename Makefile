@@ -1,0 +1,36 @@
+# Set-up, demo, tests and benchmarks. `make demo` and `make test` work on a fresh clone.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# Where there is no NVIDIA GPU, a CPU build of torch is installed first (a plain `torch`
+# requirement would pull a multi-GB CUDA build); pyproject's `torch>=2.2` then adds nothing.
+TORCH_CPU ?= torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(PY) -m pip install -q "$(TORCH_CPU)" || \
+	  $(PY) -m pip install -q torch --index-url $(TORCH_CPU_INDEX); fi
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/echodepth train
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_data.py
+
+clean:
+	rm -rf $(VENV) .echodepth_cache results

@@ -1,0 +1,194 @@
+"""The base + residual losses. Every term is masked: pixels whose ground truth is invalid (0,
+or not finite) take no part in any term.
+
+All losses are called as `loss(base, residual, final, gt)` with (B, 1, H, W) tensors and return
+a dict: "loss" (the total to minimise) and one entry per part, for logging.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def valid_mask(gt: torch.Tensor) -> torch.Tensor:
+    """Returns a float mask, 1 where the ground truth holds a measurement (finite and > 0)."""
+    return (torch.isfinite(gt) & (gt > 0)).to(gt.dtype)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Returns the mean of `values` over pixels where mask is 1 (0 when no pixel is valid)."""
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Returns the mean |pred - target| over valid pixels."""
+    # where() rather than multiplication: a NaN target at an invalid pixel must not leak in
+    diff = torch.where(mask > 0, (pred - target).abs(), torch.zeros_like(pred))
+    return diff.sum() / mask.sum().clamp(min=1.0)
+
+
+def lowpass(depth: torch.Tensor, mask: torch.Tensor, kernel: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (LowPass(depth), support): the K x K masked spatial average at the same size.
+
+    Unlike a plain `avg_pool2d(depth, K, stride=1, padding=K//2)`, which divides every window by
+    K*K, this divides by the number of *valid* pixels in the window. So invalid pixels (0) and
+    the zero padding beyond the image border do not pull the average towards zero: the low-pass
+    of a constant map is that constant everywhere, corners included. `support` is 1 where the
+    window held at least one valid pixel (always true at valid pixels themselves).
+    Even K is allowed: the window then spans K//2 pixels before and K-1-K//2 after.
+    """
+    if kernel <= 1:
+        return torch.where(mask > 0, depth, torch.zeros_like(depth)), mask
+    before, after = kernel // 2, kernel - 1 - kernel // 2
+    pad = (before, after, before, after)
+    clean = torch.where(mask > 0, depth, torch.zeros_like(depth))
+    total = F.avg_pool2d(F.pad(clean, pad), kernel, stride=1)
+    count = F.avg_pool2d(F.pad(mask, pad), kernel, stride=1)
+    support = (count > 1e-6).to(depth.dtype)
+    return total / count.clamp(min=1e-6) * support, support
+
+
+class BaseResidualLoss(nn.Module):
+    """lambda_recon*|final - gt| + lambda_base*|base - LowPass(gt)| + lambda_sparse*|residual|.
+
+    Each term is an L1 mean over valid pixels; LowPass is `lowpass()` with `lowpass_kernel`.
+    """
+
+    def __init__(self, lambda_recon: float = 1.0, lambda_base: float = 0.5, lambda_sparse: float = 0.1, lowpass_kernel: int = 8):
+        super().__init__()
+        if lowpass_kernel < 1:
+            raise ValueError(f"lowpass_kernel must be >= 1, got {lowpass_kernel}")
+        self.lambda_recon = lambda_recon
+        self.lambda_base = lambda_base
+        self.lambda_sparse = lambda_sparse
+        self.lowpass_kernel = lowpass_kernel
+
+    def parts(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
+        """Returns the unweighted terms: loss_recon, loss_base, loss_sparse."""
+        mask = valid_mask(gt)
+        target_low, _ = lowpass(gt, mask, self.lowpass_kernel)
+        return {
+            "loss_recon": masked_l1(final, gt, mask),
+            "loss_base": masked_l1(base, target_low, mask),
+            "loss_sparse": masked_mean(residual.abs(), mask),
+        }
+
+    def weights(self) -> dict[str, float]:
+        """Returns the weights in force: lambda_recon, lambda_base, lambda_sparse."""
+        return {"lambda_recon": self.lambda_recon, "lambda_base": self.lambda_base, "lambda_sparse": self.lambda_sparse}
+
+    def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
+        parts = self.parts(base, residual, final, gt)
+        w = self.weights()
+        total = w["lambda_recon"] * parts["loss_recon"] + w["lambda_base"] * parts["loss_base"] + w["lambda_sparse"] * parts["loss_sparse"]
+        return {"loss": total, **parts}
+
+
+class AdaptiveBaseResidualLoss(BaseResidualLoss):
+    """BaseResidualLoss with the guide's curriculum: structure first, accuracy later.
+
+    With t = min(epoch / warmup_epochs, 1), the weights move linearly:
+        lambda_base(t)  = lambda_base  * (base_boost  + (1 - base_boost)  * t)   # 4x -> 1x
+        lambda_recon(t) = lambda_recon * (recon_start + (1 - recon_start) * t)   # 0.1x -> 1x
+    lambda_sparse stays fixed. Call `set_epoch(epoch)` at the start of each epoch; `weights()`
+    gives the weights in force, for logging.
+    """
+
+    def __init__(self, warmup_epochs: int = 20, base_boost: float = 4.0, recon_start: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.warmup_epochs = max(int(warmup_epochs), 0)
+        self.base_boost = base_boost
+        self.recon_start = recon_start
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def progress(self) -> float:
+        """Returns how far the warm-up has gone, from 0 (start) to 1 (done)."""
+        if self.warmup_epochs == 0:
+            return 1.0
+        return min(self.epoch / self.warmup_epochs, 1.0)
+
+    def weights(self) -> dict[str, float]:
+        t = self.progress()
+        return {
+            "lambda_recon": self.lambda_recon * (self.recon_start + (1 - self.recon_start) * t),
+            "lambda_base": self.lambda_base * (self.base_boost + (1 - self.base_boost) * t),
+            "lambda_sparse": self.lambda_sparse,
+        }
+
+
+def frequency_split(depth: torch.Tensor, mask: torch.Tensor, freq_cutoff: float, fill_kernel: int = 8):
+    """Returns (low, high) with low + high = the filled depth map, split by an FFT.
+
+    `freq_cutoff` is a fraction of the Nyquist frequency: spatial frequencies with radius
+    sqrt(fy^2 + fx^2) <= freq_cutoff * 0.5 cycles/pixel go to `low`, the rest to `high`.
+    Invalid pixels are filled before the FFT with the masked local average of valid pixels
+    (`lowpass()`), and with the image's mean valid depth where the window holds none, so that
+    holes do not create spurious high frequencies (a hole left at 0 is a sharp edge).
+    """
+    local, support = lowpass(depth, mask, fill_kernel)
+    image_mean = (depth * mask).sum(dim=(-2, -1), keepdim=True) / mask.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
+    filled = torch.where(mask > 0, depth, torch.where(support > 0, local, image_mean.expand_as(depth)))
+    h, w = depth.shape[-2:]
+    fy = torch.fft.fftfreq(h, device=depth.device).abs()[:, None]
+    fx = torch.fft.rfftfreq(w, device=depth.device)[None, :]
+    keep = ((fy**2 + fx**2).sqrt() <= freq_cutoff * 0.5).to(depth.dtype)
+    low = torch.fft.irfft2(torch.fft.rfft2(filled.float()) * keep, s=(h, w)).to(depth.dtype)
+    return low, filled - low
+
+
+class FrequencyAwareBaseResidualLoss(nn.Module):
+    """The final matches the ground truth, the base its low spatial frequencies, the residual the rest.
+
+    loss = lambda_recon*|final - gt| + lambda_base*|base - gt_low| + lambda_residual*|residual - gt_high|
+    with (gt_low, gt_high) = frequency_split(gt, freq_cutoff); all L1 means over valid pixels.
+    """
+
+    def __init__(self, freq_cutoff: float = 0.1, lambda_recon: float = 1.0, lambda_base: float = 0.5, lambda_residual: float = 0.5):
+        super().__init__()
+        if not 0 < freq_cutoff <= 1:
+            raise ValueError(f"freq_cutoff must be in (0, 1] (a fraction of Nyquist), got {freq_cutoff}")
+        self.freq_cutoff = freq_cutoff
+        self.lambda_recon = lambda_recon
+        self.lambda_base = lambda_base
+        self.lambda_residual = lambda_residual
+
+    def weights(self) -> dict[str, float]:
+        return {"lambda_recon": self.lambda_recon, "lambda_base": self.lambda_base, "lambda_residual": self.lambda_residual}
+
+    def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
+        mask = valid_mask(gt)
+        gt_low, gt_high = frequency_split(gt, mask, self.freq_cutoff)
+        parts = {
+            "loss_recon": masked_l1(final, gt, mask),
+            "loss_base": masked_l1(base, gt_low, mask),
+            "loss_residual_hf": masked_l1(residual, gt_high, mask),
+        }
+        total = self.lambda_recon * parts["loss_recon"] + self.lambda_base * parts["loss_base"] + self.lambda_residual * parts["loss_residual_hf"]
+        return {"loss": total, **parts}
+
+
+LOSSES = {"standard": BaseResidualLoss, "adaptive": AdaptiveBaseResidualLoss, "frequency": FrequencyAwareBaseResidualLoss}
+
+
+def build_loss(name: str, **settings) -> nn.Module:
+    """Returns the loss registered as `name` (standard, adaptive, frequency).
+
+    Settings a loss does not take (e.g. `warmup_epochs` for "standard") are ignored, so one
+    training configuration can build any of them.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
+    cls = LOSSES[name]
+    accepted = set()
+    for klass in cls.__mro__:
+        if klass is nn.Module:
+            break
+        accepted |= set(inspect.signature(klass.__init__).parameters)
+    return cls(**{k: v for k, v in settings.items() if k in accepted})

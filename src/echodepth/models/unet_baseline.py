@@ -1,0 +1,88 @@
+"""The dataset paper's sound-only baseline: the pix2pix U-Net generator (`unet_256` / `unet_128`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import depth_head, resize_to
+
+
+@dataclass
+class UNetBaselineConfig:
+    in_channels: int = 2
+    image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
+    input_size: tuple[int, int] | None = None  # square power of two; None: from image_size
+    ngf: int = 64  # filters of the first layer, as in pix2pix
+    max_depth: float = 1.0
+    # accepted so that every model takes the same settings; the baseline has no residual
+    base_channels: int | None = None
+    bilinear: bool | None = None
+    residual_scale: float | None = None
+
+
+class UNetBaseline(nn.Module):
+    """pix2pix U-Net: 4x4 stride-2 convs, LeakyReLU(0.2) down, ReLU up, BatchNorm, skips.
+
+    It has `num_downs = log2(input side)` levels (8 for 256 x 256 = `unet_256`, 7 for `unet_128`),
+    so its input is resized to a square power of two. pix2pix ends with Tanh for images in
+    [-1, 1]; depth is in [0, max_depth], so the last layer is max_depth * sigmoid instead.
+    Returns (base, residual, final) like every model: base = final = depth, residual = 0.
+    """
+
+    def __init__(self, cfg: UNetBaselineConfig | None = None, **settings):
+        super().__init__()
+        cfg = cfg or UNetBaselineConfig(**settings)
+        cfg.image_size = tuple(cfg.image_size)
+        if cfg.input_size is None:
+            side = 2 ** round(math.log2(max(cfg.image_size)))
+            cfg.input_size = (side, side)
+        cfg.input_size = tuple(cfg.input_size)
+        h, w = cfg.input_size
+        if h != w or h < 8 or 2 ** round(math.log2(h)) != h:
+            raise ValueError(f"unet_baseline input_size must be a square power of two >= 8, got {cfg.input_size}")
+        self.cfg = cfg
+        n = int(math.log2(h))
+        widths = [cfg.ngf * min(2**i, 8) for i in range(n)]  # 64, 128, 256, 512, 512, ...
+        self.downs = nn.ModuleList()
+        for i in range(n):
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, inplace=True)]
+            c_in = cfg.in_channels if i == 0 else widths[i - 1]
+            layers.append(nn.Conv2d(c_in, widths[i], 4, stride=2, padding=1, bias=False))
+            if 0 < i < n - 1:  # neither the outermost nor the innermost level is normalised
+                layers.append(nn.BatchNorm2d(widths[i]))
+            self.downs.append(nn.Sequential(*layers))
+        self.ups = nn.ModuleList()
+        for i in reversed(range(n)):
+            c_in = widths[i] if i == n - 1 else 2 * widths[i]  # innermost has no skip to concatenate
+            if i == 0:
+                self.ups.append(nn.Sequential(nn.ReLU(True), nn.ConvTranspose2d(c_in, 1, 4, 2, 1)))
+            else:
+                self.ups.append(
+                    nn.Sequential(
+                        nn.ReLU(True),
+                        nn.ConvTranspose2d(c_in, widths[i - 1], 4, 2, 1, bias=False),
+                        nn.BatchNorm2d(widths[i - 1]),
+                    )
+                )
+
+    def forward(self, audio: torch.Tensor):
+        x = resize_to(audio, self.cfg.input_size)
+        skips = []
+        for down in self.downs:  # (B, C, s, s) -> (B, C', s/2, s/2)
+            x = down(x)
+            skips.append(x)
+        x = self.ups[0](skips[-1])
+        for up, skip in zip(self.ups[1:], reversed(skips[:-1])):
+            x = up(torch.cat([skip, x], dim=1))
+        depth = depth_head(resize_to(x, self.cfg.image_size), self.cfg.max_depth)
+        return depth, torch.zeros_like(depth), depth
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Returns the parameter count of each part and the total."""
+        enc = sum(p.numel() for p in self.downs.parameters())
+        dec = sum(p.numel() for p in self.ups.parameters())
+        return {"encoder": enc, "base_decoder": dec, "residual_decoder": 0, "total": enc + dec}
