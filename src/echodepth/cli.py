@@ -49,6 +49,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    from .data import check_dataset
+
+    kwargs = {"location_blacklist": args.location_blacklist} if args.location_blacklist else {}
+    n_bad = check_dataset(args.dataset, args.data_dir, splits=args.splits, max_depth_m=args.max_depth, **kwargs)
+    return 1 if n_bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .synth import SynthConfig
 
@@ -63,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=int, nargs="?", const=300, default=0, metavar="N", help="print the first-echo / nearest-depth correlation over N samples (default 300)")
     _add_dataclass_flags(p, SynthConfig)
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("check-data", help="validate every sample of a dataset", description="Validate every sample of every split; print a summary and one line per bad sample. Exit status 1 when any sample is bad.")
+    p.add_argument("--dataset", required=True, choices=["batvisionv1", "batvisionv2", "synthetic"])
+    p.add_argument("--data_dir", required=True)
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    p.add_argument("--max_depth", type=float, default=None, help="metres (default: 12 for V1, 30 for V2, the metadata's for synthetic)")
+    p.add_argument("--location_blacklist", nargs="*", default=None, help="V2 locations to leave out")
+    p.set_defaults(func=_cmd_check_data)
     return parser
 
 

@@ -42,10 +42,13 @@ class Up(nn.Module):
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Returns x bilinearly resized to `size` (H, W), or x itself when it already has that size."""
+    """Returns x bilinearly resized to `size` (H, W), or x itself when it already has that size.
+
+    Shrinking is antialiased, so that every input column (e.g. STFT frame) counts."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def depth_head(logits: torch.Tensor, max_depth: float) -> torch.Tensor:

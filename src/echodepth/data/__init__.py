@@ -1,0 +1,26 @@
+"""Datasets (BatVision V1, V2, synthetic), audio features, the feature cache and data checks."""
+
+from .cache import CachedDataset, build_cache, collate_batch, prepare_batch
+from .check import check_dataset
+from .datasets import DATASETS, BatvisionV1, BatvisionV2, DataError, EchoDepthDataset, SyntheticDataset, build_dataset
+from .features import AUDIO_FORMATS, AudioFeatures, FeatureConfig, cut_length, mel_filterbank
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "DATASETS",
+    "AudioFeatures",
+    "BatvisionV1",
+    "BatvisionV2",
+    "CachedDataset",
+    "DataError",
+    "EchoDepthDataset",
+    "FeatureConfig",
+    "SyntheticDataset",
+    "build_cache",
+    "build_dataset",
+    "check_dataset",
+    "collate_batch",
+    "prepare_batch",
+    "cut_length",
+    "mel_filterbank",
+]

@@ -1,0 +1,325 @@
+"""BatVision V1 / V2 and synthetic datasets: one base class, thin subclasses for the layouts.
+
+A dataset indexes the rows of its split CSV(s) and loads, per sample, the binaural waveform
+(2, N) and the depth map. Depth: millimetres -> metres; NaN, +-inf and values <= 0 become 0
+(invalid); clipped to max_depth; resized to the image size with nearest-neighbour sampling.
+Bilinear resizing would blend a near and a far surface into a depth that exists nowhere, and
+blend invalid zeros into valid pixels; nearest sampling keeps every output pixel a measured
+depth (or invalid), at the cost of some aliasing when shrinking a lot.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .features import AudioFeatures, FeatureConfig, cut_length
+
+
+class DataError(ValueError):
+    """A bad sample or CSV; the message names the CSV, the line and the file."""
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    csv_path: Path
+    line: int  # line in the CSV file (the header is line 1)
+    audio: tuple[Path, ...]  # one stereo file (V2) or left and right waveforms (V1)
+    depth: Path
+    location: str = ""
+
+    def where(self) -> str:
+        return f"{self.csv_path}, line {self.line}"
+
+
+def resolve_inside(root: Path, relative: str, where: str) -> Path:
+    """Returns root / relative, refusing a path that leaves the dataset root."""
+    if not relative or not relative.strip():
+        raise DataError(f"{where}: empty path")
+    path = (root / relative.strip()).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise DataError(f"{where}: path {relative!r} escapes the dataset root {root}")
+    return path
+
+
+def read_csv(csv_path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """Returns (line number, row) pairs; a missing file or column is a DataError."""
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: split CSV not found")
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise DataError(f"{csv_path}: missing column(s) {missing}; found {columns}")
+        return [(i + 2, row) for i, row in enumerate(reader)]
+
+
+class EchoDepthDataset(Dataset):
+    """Base class. Items are dicts: features (C, H, W), depth (1, H, W; 0 = invalid), valid (1, H, W) bool.
+
+    Depth is in metres, or divided by max_depth when normalize_depth. on_error="raise" stops at
+    the first bad sample with a one-line DataError; "skip" leaves bad rows out and lists them in
+    `self.skipped`, and (with check_samples) loads every sample up front to find the bad ones.
+    """
+
+    name = "base"
+    default_max_depth_m = 10.0
+    sample_rate_hz = 44100
+
+    def __init__(self, root, split: str = "train", features: FeatureConfig | None = None, max_depth_m: float | None = None, normalize_depth: bool = True, on_error: str = "raise", check_samples: bool = True, **layout_options):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"dataset root {self.root} is not a folder")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.split = split
+        self.features = features or FeatureConfig()
+        if self.features.sample_rate_hz != self.sample_rate_hz:  # the data's rate decides
+            self.features = dataclasses.replace(self.features, sample_rate_hz=self.sample_rate_hz)
+        self.max_depth_m = float(max_depth_m or self.default_max_depth_m)
+        self.normalize_depth = normalize_depth
+        self.on_error = on_error
+        self.layout_options = layout_options
+        self.skipped: list[str] = []
+        self.refs: list[SampleRef] = []
+        for ref in self.index():
+            if isinstance(ref, DataError):  # a bad row (e.g. a path leaving the root)
+                if on_error == "raise":
+                    raise ref
+                self.skipped.append(str(ref))
+            else:
+                self.refs.append(ref)
+        if not self.refs:
+            raise DataError(f"split {split!r} of {self.root} has no samples ({self.describe_sources()})")
+        self._extractor = AudioFeatures(self.features, self.max_depth_m)
+        if on_error == "skip" and check_samples:
+            self.drop_bad_samples()
+
+    def drop_bad_samples(self) -> None:
+        """Loads every sample once, leaving out (and listing in `skipped`) the bad ones."""
+        good = []
+        for ref in self.refs:
+            try:
+                self.load_raw(ref)
+                good.append(ref)
+            except DataError as err:
+                self.skipped.append(str(err))
+        self.refs = good
+        if not self.refs:
+            raise DataError(f"split {self.split!r} of {self.root}: every sample is bad ({len(self.skipped)} skipped)")
+
+    # --- layout: subclasses say where the rows and files are
+    def index(self):
+        """Yields a SampleRef per CSV row, or the DataError of a bad row."""
+        raise NotImplementedError
+
+    def describe_sources(self) -> str:
+        raise NotImplementedError
+
+    def read_audio(self, ref: SampleRef) -> np.ndarray:
+        raise NotImplementedError
+
+    # --- shared loading and checks
+    def min_audio_samples(self) -> int:
+        if self.features.cut:
+            return cut_length(self.max_depth_m, self.sample_rate_hz)
+        return 1
+
+    def load_audio(self, ref: SampleRef) -> np.ndarray:
+        """Returns the (2, N) float32 waveform, checked."""
+        audio = self.read_audio(ref)
+        name = ref.audio[0] if len(ref.audio) == 1 else f"{ref.audio[0]} / {ref.audio[1].name}"
+        if audio.shape[1] == 0:
+            raise DataError(f"{ref.where()}: {name}: empty audio")
+        if not np.isfinite(audio).all():
+            raise DataError(f"{ref.where()}: {name}: audio contains NaN or infinite values")
+        need = self.min_audio_samples()
+        if audio.shape[1] < need:
+            raise DataError(f"{ref.where()}: {name}: truncated audio, {audio.shape[1]} samples, expected at least {need}")
+        return audio
+
+    def load_depth_m(self, ref: SampleRef) -> np.ndarray:
+        """Returns the (H, W) depth in metres, 0 where invalid, clipped to max_depth."""
+        try:
+            depth = np.load(ref.depth, allow_pickle=False)
+        except FileNotFoundError:
+            raise DataError(f"{ref.where()}: depth file {ref.depth} not found") from None
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{ref.where()}: depth file {ref.depth} is unreadable ({err})") from None
+        if depth.ndim == 3 and depth.shape[-1] == 1:
+            depth = depth[..., 0]
+        if depth.ndim != 2 or min(depth.shape) < 2 or not np.issubdtype(depth.dtype, np.number):
+            raise DataError(f"{ref.where()}: depth file {ref.depth} has shape {depth.shape} and dtype {depth.dtype}, expected a 2-D numeric (H, W) map")
+        depth_m = depth.astype(np.float32) / 1000.0
+        depth_m[~np.isfinite(depth_m) | (depth_m < 0)] = 0.0
+        if not (depth_m > 0).any():
+            raise DataError(f"{ref.where()}: depth file {ref.depth} has no valid pixel")
+        return np.minimum(depth_m, self.max_depth_m)
+
+    def load_raw(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray]:
+        return self.load_audio(ref), self.load_depth_m(ref)
+
+    def depth_tensor(self, depth_m: np.ndarray, normalize: bool | None = None) -> torch.Tensor:
+        """Returns the (1, H, W) depth resized (nearest) to the image size, normalised if asked
+        (by default when the dataset's normalize_depth is set)."""
+        depth = torch.from_numpy(depth_m)[None, None]
+        depth = F.interpolate(depth, size=self.features.image_size, mode="nearest-exact")[0]
+        normalize = self.normalize_depth if normalize is None else normalize
+        return depth / self.max_depth_m if normalize else depth
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> dict:
+        # the dataset authors' per-sample path: decode, STFT and resize inside __getitem__
+        audio, depth_m = self.load_raw(self.refs[i])
+        with torch.no_grad():
+            features = self._extractor(torch.from_numpy(audio)[None])[0]
+        depth = self.depth_tensor(depth_m)
+        return {"features": features, "depth": depth, "valid": depth > 0, "index": i}
+
+    def cache_identity(self) -> dict:
+        """Returns everything that decides the cached arrays' content (for the cache key)."""
+        files = []
+        for ref in self.refs:
+            for p in (*ref.audio, ref.depth):
+                st = p.stat() if p.exists() else None
+                files.append([str(p), st.st_size if st else -1, st.st_mtime_ns if st else -1])
+        return {
+            "dataset": self.name,
+            "root": str(self.root.resolve()),
+            "split": self.split,
+            "layout": {k: sorted(v) if isinstance(v, (list, tuple, set)) else v for k, v in self.layout_options.items()},
+            "features": self.features.to_dict(),
+            "max_depth_m": self.max_depth_m,
+            "normalize_depth": self.normalize_depth,
+            "on_error": self.on_error,
+            "files": files,
+        }
+
+
+def _read_stereo(ref: SampleRef, expected_rate: int) -> np.ndarray:
+    path = ref.audio[0]
+    if not path.is_file():
+        raise DataError(f"{ref.where()}: audio file {path} not found")
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile's errors have no common public base class
+        raise DataError(f"{ref.where()}: audio file {path} is unreadable ({str(err).strip()})") from None
+    if data.shape[1] != 2:
+        raise DataError(f"{ref.where()}: audio file {path} has {data.shape[1]} channel(s), expected 2 (left, right)")
+    if rate != expected_rate:
+        raise DataError(f"{ref.where()}: audio file {path} is sampled at {rate} Hz, expected {expected_rate} Hz")
+    return np.ascontiguousarray(data.T)
+
+
+class BatvisionV1(EchoDepthDataset):
+    """BatVision V1: root/{split}.csv with `depth path`, `audio path left`, `audio path right`;
+    one .npy waveform per ear (44.1 kHz), depth .npy in mm with NaN / inf for no measurement."""
+
+    name = "batvisionv1"
+    default_max_depth_m = 12.0
+    columns = ("depth path", "audio path left", "audio path right")
+
+    def csv_path(self) -> Path:
+        return self.root / f"{self.split}.csv"
+
+    def describe_sources(self) -> str:
+        return f"CSV {self.csv_path()}"
+
+    def index(self):
+        csv_path = self.csv_path()
+        for line, row in read_csv(csv_path, self.columns):
+            where = f"{csv_path}, line {line}"
+            try:
+                left = resolve_inside(self.root, row["audio path left"], where)
+                right = resolve_inside(self.root, row["audio path right"], where)
+                yield SampleRef(csv_path, line, (left, right), resolve_inside(self.root, row["depth path"], where))
+            except DataError as err:
+                yield err
+
+    def read_audio(self, ref: SampleRef) -> np.ndarray:
+        ears = []
+        for path in ref.audio:
+            if not path.is_file():
+                raise DataError(f"{ref.where()}: audio file {path} not found")
+            try:
+                wave = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                raise DataError(f"{ref.where()}: audio file {path} is unreadable ({err})") from None
+            wave = np.squeeze(wave)
+            if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.number):
+                raise DataError(f"{ref.where()}: audio file {path} has shape {wave.shape}, expected a 1-D waveform (one ear)")
+            ears.append(wave.astype(np.float32))
+        if len(ears[0]) != len(ears[1]):
+            raise DataError(f"{ref.where()}: left and right waveforms differ in length ({len(ears[0])} vs {len(ears[1])})")
+        return np.stack(ears)
+
+
+class BatvisionV2(EchoDepthDataset):
+    """BatVision V2: root/<location>/{split}.csv with `depth path`, `depth file name`,
+    `audio path`, `audio file name` (file = root / path / name); stereo audio at 44.1 kHz.
+    A split is the concatenation over locations, less those in `location_blacklist`."""
+
+    name = "batvisionv2"
+    default_max_depth_m = 30.0
+    columns = ("depth path", "depth file name", "audio path", "audio file name")
+
+    def locations(self) -> list[Path]:
+        blacklist = set(self.layout_options.get("location_blacklist") or ())
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and (p / f"{self.split}.csv").exists() and p.name not in blacklist)
+
+    def describe_sources(self) -> str:
+        return f"CSV files {self.root}/*/{self.split}.csv"
+
+    def index(self):
+        for location in self.locations():
+            csv_path = location / f"{self.split}.csv"
+            for line, row in read_csv(csv_path, self.columns):
+                where = f"{csv_path}, line {line}"
+                try:
+                    audio = resolve_inside(self.root, str(Path(row["audio path"] or "") / (row["audio file name"] or "")), where)
+                    depth = resolve_inside(self.root, str(Path(row["depth path"] or "") / (row["depth file name"] or "")), where)
+                    yield SampleRef(csv_path, line, (audio,), depth, location.name)
+                except DataError as err:
+                    yield err
+
+    def read_audio(self, ref: SampleRef) -> np.ndarray:
+        return _read_stereo(ref, self.sample_rate_hz)
+
+
+class SyntheticDataset(BatvisionV2):
+    """The built-in synthetic data (V2 layout); max_depth and sample rate come from its metadata."""
+
+    name = "synthetic"
+
+    def __init__(self, root, split: str = "train", features: FeatureConfig | None = None, max_depth_m: float | None = None, **kwargs):
+        from ..synth import METADATA_FILE
+
+        meta_path = Path(root) / METADATA_FILE
+        if not meta_path.is_file():
+            raise DataError(f"{meta_path} not found: {root} is not a synthetic dataset written by `echodepth synth`")
+        self.metadata = json.loads(meta_path.read_text())
+        self.default_max_depth_m = float(self.metadata["max_depth_m"])
+        self.sample_rate_hz = int(self.metadata["sample_rate_hz"])
+        super().__init__(root, split, features, max_depth_m, **kwargs)
+
+
+DATASETS = {"batvisionv1": BatvisionV1, "batvisionv2": BatvisionV2, "synthetic": SyntheticDataset}
+
+
+def build_dataset(name: str, root, split: str = "train", **kwargs) -> EchoDepthDataset:
+    """Returns the dataset `name` (batvisionv1, batvisionv2, synthetic) for one split."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+    return DATASETS[name](root, split, **kwargs)

@@ -1,0 +1,67 @@
+"""Fixtures: small BatVision V1 / V2 datasets written into tmp_path."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 44100
+
+
+def write_csv(path: Path, columns, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        w.writerows(rows)
+
+
+def make_v2(root: Path, n_per_split=3, n_samples=9000, depth_shape=(48, 64)) -> Path:
+    """Two locations; location A has 16-bit PCM files, location B float WAV files."""
+    rng = np.random.default_rng(0)
+    for loc, subtype in (("A", "PCM_16"), ("B", "FLOAT")):
+        for split in ("train", "val", "test"):
+            rows = []
+            for i in range(n_per_split):
+                name = f"{split}_{i}"
+                (root / loc / "audio").mkdir(parents=True, exist_ok=True)
+                (root / loc / "depth").mkdir(parents=True, exist_ok=True)
+                sf.write(root / loc / "audio" / f"{name}.wav", rng.uniform(-0.5, 0.5, (n_samples, 2)), SR, subtype=subtype)
+                depth = rng.uniform(500, 40000, depth_shape).astype(np.float32)  # mm, some beyond 30 m
+                depth[:4, :4] = 0
+                np.save(root / loc / "depth" / f"{name}.npy", depth)
+                rows.append([f"{loc}/depth", f"{name}.npy", f"{loc}/audio", f"{name}.wav"])
+            write_csv(root / loc / f"{split}.csv", ["depth path", "depth file name", "audio path", "audio file name"], rows)
+    return root
+
+
+def make_v1(root: Path, n_per_split=3, n_samples=4000, depth_shape=(40, 60)) -> Path:
+    """V1: per-ear .npy waveforms, depth in mm with NaN and +-inf."""
+    rng = np.random.default_rng(1)
+    for split in ("train", "val", "test"):
+        rows = []
+        for i in range(n_per_split):
+            d = root / "2019.08.26"
+            (d / "audio").mkdir(parents=True, exist_ok=True)
+            (d / "depth").mkdir(parents=True, exist_ok=True)
+            stem = f"{split}{i}"
+            np.save(d / "audio" / f"{stem}_left.npy", rng.standard_normal(n_samples).astype(np.float32) * 0.1)
+            np.save(d / "audio" / f"{stem}_right.npy", rng.standard_normal(n_samples).astype(np.float32) * 0.1)
+            depth = rng.uniform(300, 15000, depth_shape)
+            depth[0, 0], depth[0, 1], depth[0, 2] = np.nan, np.inf, -np.inf
+            np.save(d / "depth" / f"{stem}.npy", depth)
+            rows.append([f"2019.08.26/depth/{stem}.npy", f"2019.08.26/audio/{stem}_left.npy", f"2019.08.26/audio/{stem}_right.npy", "unused.png"])
+        write_csv(root / f"{split}.csv", ["depth path", "audio path left", "audio path right", "camera path left"], rows)
+    return root
+
+
+@pytest.fixture
+def v2_root(tmp_path):
+    return make_v2(tmp_path / "v2")
+
+
+@pytest.fixture
+def v1_root(tmp_path):
+    return make_v1(tmp_path / "v1")
