@@ -1,0 +1,66 @@
+"""Figures: the base / residual / final / ground-truth decomposition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+DEPTH_CMAP = "viridis"
+RESIDUAL_CMAP = "RdBu_r"
+INVALID_COLOUR = "magenta"
+
+
+def _depth_cmap():
+    cmap = plt.get_cmap(DEPTH_CMAP).copy()
+    cmap.set_bad(INVALID_COLOUR)
+    return cmap
+
+
+def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, title: str = "") -> Path:
+    """Saves the 4-column figure (base, residual, final, ground truth), one row per sample;
+    3 columns when gt is None (a prediction without ground truth).
+
+    Inputs are (N, H, W) arrays in metres. The three depth columns share one colour scale
+    (0 to max_depth_m) and colour bar; the residual uses a diverging map centred at 0 with a
+    symmetric range; invalid ground-truth pixels are drawn in magenta.
+    """
+    base, residual, final = (np.asarray(a, dtype=float) for a in (base, residual, final))
+    n = len(base)
+    n_cols = 3 if gt is None else 4
+    res_range = max(float(np.abs(residual).max()), 1e-6)
+    fig, axes = plt.subplots(n, n_cols, figsize=(3.3 * n_cols, 3.0 * n + 0.6), squeeze=False, constrained_layout=True)
+    depth_images, residual_images = [], []
+    for i in range(n):
+        panels = [(base[i], "Base depth"), (residual[i], "Residual"), (final[i], "Final = base + residual")]
+        if gt is not None:
+            gt_i = np.asarray(gt[i], dtype=float)
+            panels.append((np.ma.masked_where(~(gt_i > 0), gt_i), "Ground truth"))
+        for j, (image, name) in enumerate(panels):
+            ax = axes[i, j]
+            if j == 1:
+                im = ax.imshow(image, cmap=RESIDUAL_CMAP, norm=TwoSlopeNorm(0.0, -res_range, res_range))
+                residual_images.append(im)
+            else:
+                im = ax.imshow(image, cmap=_depth_cmap(), vmin=0.0, vmax=max_depth_m)
+                depth_images.append(im)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name)
+        axes[i, 0].set_ylabel(f"sample {i}")
+    depth_columns = [0, 2] if gt is None else [0, 2, 3]
+    fig.colorbar(depth_images[0], ax=axes[:, depth_columns].ravel().tolist(), label="depth (m)", shrink=0.8)
+    fig.colorbar(residual_images[0], ax=axes[:, 1].ravel().tolist(), label="residual (m)", shrink=0.8, location="left")
+    suptitle = title if gt is None else (title + "   " if title else "") + f"(invalid ground truth in {INVALID_COLOUR})"
+    fig.suptitle(suptitle)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
