@@ -26,6 +26,7 @@ test: setup
 	$(PY) -m pytest -q
 
 test-slow: setup
+	$(PY) -m pip install -q -e ".[test,wandb]"
 	$(PY) -m pytest -q -m slow
 
 bench: setup

@@ -17,13 +17,21 @@ INVALID_COLOUR = "magenta"
 
 
 def _depth_cmap():
-    cmap = plt.get_cmap(DEPTH_CMAP).copy()
-    cmap.set_bad(INVALID_COLOUR)
-    return cmap
+    return plt.get_cmap(DEPTH_CMAP).with_extremes(bad=INVALID_COLOUR)
 
 
 def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, title: str = "") -> Path:
-    """Saves the 4-column figure (base, residual, final, ground truth), one row per sample;
+    """Saves `make_decomposition_figure(...)` as a PNG at path; returns the path."""
+    fig = make_decomposition_figure(base, residual, final, gt, max_depth_m, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, title: str = ""):
+    """Returns the 4-column figure (base, residual, final, ground truth), one row per sample;
     3 columns when gt is None (a prediction without ground truth).
 
     Inputs are (N, H, W) arrays in metres. The three depth columns share one colour scale
@@ -59,8 +67,4 @@ def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, ti
     fig.colorbar(residual_images[0], ax=axes[:, 1].ravel().tolist(), label="residual (m)", shrink=0.8, location="left")
     suptitle = title if gt is None else (title + "   " if title else "") + f"(invalid ground truth in {INVALID_COLOUR})"
     fig.suptitle(suptitle)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return fig
