@@ -128,6 +128,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+
+    overrides = {}
+    for name in ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    path = compare(args.out, args.preset, args.seeds, args.variants, args.jobs, args.target_rmse, overrides)
+    print(f"report: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .synth import SynthConfig
 
@@ -171,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out_dir", default="predictions")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_predict)
+
+    from .compare import PRESETS, VARIANTS
+
+    p = sub.add_parser("compare", help="test the guide's claims against the baseline U-Net", description="Train the baseline U-Net, base + residual and ablations on the same data with the same budget over several seeds (each run its own process, resumable), then write report.md with plots, structure metrics and a verdict per claim. --preset small runs on a CPU in about 25 minutes; --preset full uses the guide's sizes (GPU).")
+    p.add_argument("--out", default="results/compare")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS), help="default: all")
+    p.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    p.add_argument("--target_rmse", type=float, default=None, help="metres (default: the baseline's best)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--dataset", default=None, choices=["batvisionv1", "batvisionv2", "synthetic"])
+    p.add_argument("--data_dir", default=None)
+    p.add_argument("--image_size", type=int, default=None)
+    p.add_argument("--base_channels", type=int, default=None)
+    p.add_argument("--batch_size", type=int, default=None)
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
@@ -182,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (UserError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+    except (UserError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError) as err:
         print(f"echodepth {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

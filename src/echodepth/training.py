@@ -361,6 +361,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     seconds = time.perf_counter() - start
     result = {"out_dir": str(out_dir), "best_checkpoint": checkpoints.best_model_path, "last_checkpoint": str(out_dir / "checkpoints" / "last.ckpt"), "fit_seconds": seconds}
+    if cfg.use_wandb and trainer.global_rank == 0:
+        loggers[-1].experiment.finish()  # flush the run now, not at interpreter exit
     if trainer.global_rank != 0:
         return result
     split = "test"

@@ -40,19 +40,18 @@ def location_name(index: int) -> str:
 
 
 def assign_splits(cfg: SynthConfig) -> dict[int, tuple[str, str]]:
-    """Returns room index -> (location folder, split). Rooms are split within each location,
-    so no room is in two splits and every location with 3+ rooms has all three splits."""
+    """Returns room index -> (location folder, split). Rooms are shuffled and split by
+    cfg.split_fractions (at least one room each in val and test when there are 3+ rooms), so no
+    room is in two splits; room r lies in location r mod n_locations."""
+    rooms = np.random.default_rng([cfg.seed, 1]).permutation(cfg.n_rooms)
+    n = cfg.n_rooms
+    n_val = max(1, round(cfg.split_fractions[1] * n)) if n >= 3 and cfg.split_fractions[1] > 0 else 0
+    n_test = max(1, round(cfg.split_fractions[2] * n)) if n >= 3 and cfg.split_fractions[2] > 0 else 0
+    n_train = n - n_val - n_test
     out = {}
-    for loc in range(cfg.n_locations):
-        rooms = np.arange(loc, cfg.n_rooms, cfg.n_locations)
-        rooms = np.random.default_rng([cfg.seed, loc, 1]).permutation(rooms)
-        n = len(rooms)
-        n_val = max(1, round(cfg.split_fractions[1] * n)) if n >= 3 else 0
-        n_test = max(1, round(cfg.split_fractions[2] * n)) if n >= 3 else 0
-        n_train = n - n_val - n_test
-        for i, room in enumerate(rooms):
-            split = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
-            out[int(room)] = (location_name(loc), split)
+    for i, room in enumerate(rooms):
+        split = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
+        out[int(room)] = (location_name(int(room) % cfg.n_locations), split)
     return out
 
 
