@@ -190,3 +190,9 @@ def test_wandb_offline_logs_the_guide_names(synth_dir, tmp_path, monkeypatch):
     for key in ("train/loss", "train/loss_recon", "train/loss_base", "train/loss_sparse", "val/rmse", "val/abs_rel", "val/delta1", "train/lambda_base", "train/lambda_recon", "val/mean_abs_base", "val/mean_abs_residual", "val/decomposition"):
         assert key.encode() in blob, key
     assert list(runs[0].parent.glob("files/media/images/val/decomposition_*.png"))
+
+
+def test_bf16_mixed_precision_trains(synth_dir, tmp_path):
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--precision", "bf16-mixed", "--experiment_name", "bf16")) == 0
+    metrics = rows(tmp_path / "results" / "bf16" / "metrics.csv")
+    assert np.isfinite(float(metrics[0]["val/rmse"]))

@@ -168,7 +168,8 @@ class DepthModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite loss at epoch {self.current_epoch + 1}, step {self.global_step} (" + ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items()) + "); try a lower --learning_rate or --precision 32-true")
         n = len(b["depth"])
-        self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, on_step=True, on_epoch=True, batch_size=n, sync_dist=False, prog_bar=False)
+        # per step, under the guide's exact names; metrics.csv holds the epoch means
+        self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, on_step=True, on_epoch=False, batch_size=n)
         for k, v in parts.items():
             self._train_sums[k] = self._train_sums.get(k, 0.0) + v.detach().float() * n
         self._train_sums["n"] = self._train_sums.get("n", 0.0) + torch.tensor(float(n), device=loss.device)
