@@ -89,7 +89,7 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
 
 TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
 --config naming one), trains a CPU-sized configuration on the built-in synthetic data, made once:
-about 4 minutes on 2 cores. With a dataset named, the design guide's defaults apply (batch 256,
+about 3.5 minutes on 2 cores. With a dataset named, the design guide's defaults apply (batch 256,
 learning rate 0.002, 64 base channels, 256 x 256). Precedence: defaults < --config < flags."""
 
 
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .compare import PRESETS, VARIANTS
 
-    p = sub.add_parser("compare", help="test the guide's claims against the baseline U-Net", description="Train the baseline U-Net, base + residual and ablations on the same data with the same budget over several seeds (each run its own process, resumable), then write report.md with plots, structure metrics and a verdict per claim. --preset small runs on a CPU in about 25 minutes; --preset full uses the guide's sizes (GPU).")
+    p = sub.add_parser("compare", help="test the guide's claims against the baseline U-Net", description="Train the baseline U-Net, base + residual and ablations on the same data with the same budget over several seeds (each run its own process, resumable), then write report.md with plots, structure metrics and a verdict per claim. --preset small runs on a CPU in about 18 minutes (2 cores); --preset full uses the guide's sizes (GPU).")
     p.add_argument("--out", default="results/compare")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--seeds", type=int, default=3)
