@@ -179,3 +179,15 @@ def test_first_echo_tracks_nearest_depth(tmp_path):
     generate_dataset(tmp_path, SynthConfig(n_rooms=8, samples_per_room=5, image_size=(32, 32)), workers=2, progress=False)
     result = echo_depth_correlation(tmp_path, 40)
     assert result["n_samples"] == 40 and result["pearson_r"] > 0.5
+
+
+def test_synth_command_line(tmp_path, capsys):
+    from echodepth.cli import main
+
+    args = ["synth", str(tmp_path / "d"), "--n_rooms", "3", "--samples_per_room", "2", "--image_size", "8", "8", "--scatter_rays", "128", "--workers", "1", "--quiet"]
+    assert main(args) == 0
+    assert "wrote 6 samples" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "d" / "echodepth_synth.json").read_text())
+    assert meta["settings"]["image_size"] == [8, 8] and meta["settings"]["n_rooms"] == 3
+    assert main(args[:-1] + ["--seed", "5", "--quiet"]) == 2  # other settings, same folder
+    assert "other settings" in capsys.readouterr().err

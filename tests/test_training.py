@@ -196,3 +196,21 @@ def test_bf16_mixed_precision_trains(synth_dir, tmp_path):
     assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--precision", "bf16-mixed", "--experiment_name", "bf16")) == 0
     metrics = rows(tmp_path / "results" / "bf16" / "metrics.csv")
     assert np.isfinite(float(metrics[0]["val/rmse"]))
+
+
+def test_predict_reads_v1_pairs_and_rejects_bad_audio(trained, tmp_path, capsys):
+    _, out = trained
+    ckpt = str(out / "checkpoints" / "best.ckpt")
+    wave = np.random.default_rng(0).standard_normal((2, 4000)).astype(np.float32) * 0.1
+    np.save(tmp_path / "rec_left.npy", wave[0])
+    np.save(tmp_path / "rec_right.npy", wave[1])
+    assert main(["predict", "--checkpoint", ckpt, str(tmp_path / "rec_left.npy"), str(tmp_path / "rec_right.npy"), "--out_dir", str(tmp_path / "p")]) == 0
+    assert np.load(tmp_path / "p" / "rec_depth.npy").shape == (16, 16)
+    import soundfile as sf
+
+    sf.write(tmp_path / "mono.wav", wave[0], 44100)
+    assert main(["predict", "--checkpoint", ckpt, str(tmp_path / "mono.wav"), "--out_dir", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mono.wav has 1 channel(s), expected 2" in err[0]
+    assert main(["eval", "--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
+    assert "nope.ckpt not found" in capsys.readouterr().err

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import AudioFeatures, DataError, prepare_batch
+from .data.datasets import read_ear_pair, read_stereo
 from .metrics import METRIC_KEYS, aggregate, per_image_metrics
 
 
@@ -98,30 +98,16 @@ def evaluate(checkpoint, split: str = "test", dataset: str | None = None, data_d
 def read_recording(path: Path, sample_rate_hz: int) -> np.ndarray:
     """Returns the (2, N) waveform of a BatVision recording: a stereo audio file (V2), a V1
     `*_left.npy` whose `*_right.npy` lies beside it, or a (2, N) .npy array."""
+    if path.name.endswith("_left.npy"):
+        return read_ear_pair(path, path.with_name(path.name[: -len("_left.npy")] + "_right.npy"), str(path))
     if path.suffix == ".npy":
-        if path.name.endswith("_left.npy"):
-            right = path.with_name(path.name[: -len("_left.npy")] + "_right.npy")
-            if not right.is_file():
-                raise DataError(f"{path}: the right-ear file {right.name} is not beside it")
-            left_wave, right_wave = np.load(path, allow_pickle=False).squeeze(), np.load(right, allow_pickle=False).squeeze()
-            if left_wave.ndim != 1 or left_wave.shape != right_wave.shape:
-                raise DataError(f"{path}: expected two 1-D waveforms of equal length, got {left_wave.shape} and {right_wave.shape}")
-            return np.stack([left_wave, right_wave]).astype(np.float32)
         wave = np.load(path, allow_pickle=False)
         if wave.ndim == 2 and wave.shape[1] == 2 and wave.shape[0] != 2:
             wave = wave.T
         if wave.ndim != 2 or wave.shape[0] != 2:
             raise DataError(f"{path}: expected a (2, N) waveform or a V1 *_left.npy, got shape {wave.shape}")
         return wave.astype(np.float32)
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as err:
-        raise DataError(f"{path}: unreadable audio ({str(err).strip()})") from None
-    if data.shape[1] != 2:
-        raise DataError(f"{path}: {data.shape[1]} channel(s), expected 2 (left, right)")
-    if rate != sample_rate_hz:
-        raise DataError(f"{path}: sampled at {rate} Hz, expected {sample_rate_hz} Hz")
-    return np.ascontiguousarray(data.T)
+    return read_stereo(path, sample_rate_hz, str(path))
 
 
 @torch.no_grad()

@@ -369,7 +369,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     split = "test"
     try:
         datamodule.dataset(split)
-    except Exception as err:  # a dataset without a test split still trains
+    except (ValueError, OSError) as err:  # a dataset without a test split still trains
         print(f"no test evaluation: {err}")
         return result
     test = evaluate_module(checkpoints.best_model_path, datamodule, split, progress=progress)

@@ -208,19 +208,38 @@ class EchoDepthDataset(Dataset):
         }
 
 
-def _read_stereo(ref: SampleRef, expected_rate: int) -> np.ndarray:
-    path = ref.audio[0]
+def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
+    """Returns the (2, N) float32 waveform of a stereo audio file; `where` prefixes errors."""
     if not path.is_file():
-        raise DataError(f"{ref.where()}: audio file {path} not found")
+        raise DataError(f"{where}: audio file {path} not found")
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile's errors have no common public base class
-        raise DataError(f"{ref.where()}: audio file {path} is unreadable ({str(err).strip()})") from None
+        raise DataError(f"{where}: audio file {path} is unreadable ({str(err).strip()})") from None
     if data.shape[1] != 2:
-        raise DataError(f"{ref.where()}: audio file {path} has {data.shape[1]} channel(s), expected 2 (left, right)")
+        raise DataError(f"{where}: audio file {path} has {data.shape[1]} channel(s), expected 2 (left, right)")
     if rate != expected_rate:
-        raise DataError(f"{ref.where()}: audio file {path} is sampled at {rate} Hz, expected {expected_rate} Hz")
+        raise DataError(f"{where}: audio file {path} is sampled at {rate} Hz, expected {expected_rate} Hz")
     return np.ascontiguousarray(data.T)
+
+
+def read_ear_pair(left: Path, right: Path, where: str) -> np.ndarray:
+    """Returns the (2, N) float32 waveform from V1's two per-ear .npy files; `where` prefixes errors."""
+    ears = []
+    for path in (left, right):
+        if not path.is_file():
+            raise DataError(f"{where}: audio file {path} not found")
+        try:
+            wave = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{where}: audio file {path} is unreadable ({err})") from None
+        wave = np.squeeze(wave)
+        if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.number):
+            raise DataError(f"{where}: audio file {path} has shape {wave.shape}, expected a 1-D waveform (one ear)")
+        ears.append(wave.astype(np.float32))
+    if len(ears[0]) != len(ears[1]):
+        raise DataError(f"{where}: left and right waveforms differ in length ({len(ears[0])} vs {len(ears[1])})")
+    return np.stack(ears)
 
 
 class BatvisionV1(EchoDepthDataset):
@@ -249,21 +268,7 @@ class BatvisionV1(EchoDepthDataset):
                 yield err
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
-        ears = []
-        for path in ref.audio:
-            if not path.is_file():
-                raise DataError(f"{ref.where()}: audio file {path} not found")
-            try:
-                wave = np.load(path, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as err:
-                raise DataError(f"{ref.where()}: audio file {path} is unreadable ({err})") from None
-            wave = np.squeeze(wave)
-            if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.number):
-                raise DataError(f"{ref.where()}: audio file {path} has shape {wave.shape}, expected a 1-D waveform (one ear)")
-            ears.append(wave.astype(np.float32))
-        if len(ears[0]) != len(ears[1]):
-            raise DataError(f"{ref.where()}: left and right waveforms differ in length ({len(ears[0])} vs {len(ears[1])})")
-        return np.stack(ears)
+        return read_ear_pair(*ref.audio, ref.where())
 
 
 class BatvisionV2(EchoDepthDataset):
@@ -295,7 +300,7 @@ class BatvisionV2(EchoDepthDataset):
                     yield err
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
-        return _read_stereo(ref, self.sample_rate_hz)
+        return read_stereo(ref.audio[0], self.sample_rate_hz, ref.where())
 
 
 class SyntheticDataset(BatvisionV2):
