@@ -197,8 +197,8 @@ class DepthModule(L.LightningModule):
         if self.trainer.sanity_checking:
             self._figure_samples = None
             return
-        self.log_dict({f"val/{k}": float(metrics[k]) for k in METRIC_KEYS}, sync_dist=False, rank_zero_only=True)
-        self.log_dict({f"val/{k}": v for k, v in magnitudes.items()}, rank_zero_only=True)
+        self.log_dict({f"val/{k}": float(metrics[k]) for k in METRIC_KEYS})
+        self.log_dict({f"val/{k}": v for k, v in magnitudes.items()})
         self.epoch_record = {**{f"val/{k}": metrics[k] for k in METRIC_KEYS}, **{f"val/{k}": v for k, v in magnitudes.items()}, "val/n_images": metrics["n_images"]}
 
     def on_train_epoch_end(self):
@@ -211,7 +211,7 @@ class DepthModule(L.LightningModule):
         record.update({f"train/{k}": v for k, v in self.criterion.weights().items()})
         record["lr"] = self.optimizers().param_groups[0]["lr"]
         record.update(self.epoch_record)
-        self.log_dict({f"train/{k}": v for k, v in self.criterion.weights().items()}, rank_zero_only=True)
+        self.log_dict({f"train/{k}": v for k, v in self.criterion.weights().items()})
         self._write_epoch_outputs(record)
         self._figure_samples = None
 
@@ -353,7 +353,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         callbacks=[checkpoints, LearningRateMonitor(logging_interval="epoch")],
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,
-        log_every_n_steps=10,
+        # every 10 steps, or every step when an epoch is shorter than that
+        log_every_n_steps=max(1, min(10, len(datamodule.dataset("train")) // (cfg.batch_size * n_devices))),
         enable_progress_bar=progress,
         enable_model_summary=progress,
         default_root_dir=str(out_dir),
