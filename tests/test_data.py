@@ -1,4 +1,3 @@
-import csv
 import shutil
 
 import numpy as np
@@ -14,14 +13,13 @@ from echodepth.data import (
     FeatureConfig,
     build_cache,
     build_dataset,
-    check_dataset,
     collate_batch,
     cut_length,
     mel_filterbank,
     prepare_batch,
 )
 
-from .conftest import SR, make_v2, write_csv
+from .conftest import SR, write_csv
 
 FEAT = FeatureConfig(image_size=(32, 32))
 

@@ -81,6 +81,9 @@ def prepare_batch(batch: dict, max_depth_m: float, normalize_depth: bool) -> dic
 def build_cache(dataset: EchoDepthDataset, cache_root=None, feature_dtype: str = "float16", progress: bool = True, batch_size: int = 64) -> CachedDataset:
     """Returns the cached form of `dataset`, building it first if no complete cache exists.
 
+    A dataset with on_error="skip" and check_samples=False is checked here, in the cache's
+    single pass over the files (its bad samples are left out and listed in `skipped`); with
+    check_samples=True the dataset has already read every file once.
     Features are stored as float16 by default (half the bytes; spectrogram magnitudes need no
     more precision), depth as uint16 millimetres (the sensors' own resolution). Normalisation
     is applied when a batch is prepared, so it is not part of the cache key.

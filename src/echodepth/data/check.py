@@ -46,7 +46,7 @@ def check_dataset(name: str, root, splits=SPLITS, print_fn=print, **dataset_kwar
         good = len(ds.refs) + len(ds.skipped) - len(bad)
         print_fn(f"{split}: {good} good, {len(bad)} bad")
         if good:
-            print_fn(f"  per location: " + ", ".join(f"{k} {v}" for k, v in sorted(per_location.items())))
+            print_fn("  per location: " + ", ".join(f"{k} {v}" for k, v in sorted(per_location.items())))
             print_fn(f"  depth: {d_min:.3f} - {d_max:.3f} m (max_depth {ds.max_depth_m:g} m), invalid pixels {100 * invalid / pixels:.2f}%")
             print_fn(f"  audio: {min(lengths)} - {max(lengths)} samples, sample rate(s) " + ", ".join(f"{r} Hz x{n}" for r, n in sorted(rates.items())))
         for line in bad:
