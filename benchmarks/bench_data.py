@@ -39,10 +39,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SynthConfig(n_rooms=args.samples // 10, split_fractions=(1.0, 0.0, 0.0), n_locations=1)
         generate_dataset(f"{tmp}/data", cfg, progress=False)
-        ds = build_dataset("synthetic", f"{tmp}/data", "train", features=FeatureConfig(image_size=(args.size, args.size)))
+        ds = build_dataset(
+            "synthetic", f"{tmp}/data", "train", features=FeatureConfig(image_size=(args.size, args.size))
+        )
         start = time.perf_counter()
         cached = build_cache(ds, f"{tmp}/cache", progress=False)
-        print(f"cache build: {len(ds) / (time.perf_counter() - start):.0f} samples/s ({len(ds)} samples, {args.size}x{args.size})")
+        print(
+            f"cache build: {len(ds) / (time.perf_counter() - start):.0f} samples/s "
+            f"({len(ds)} samples, {args.size}x{args.size})"
+        )
         for workers in args.workers:
             kw = dict(batch_size=64, shuffle=True, num_workers=workers, persistent_workers=workers > 0)
             per_sample = DataLoader(ds, **kw)
@@ -50,8 +55,13 @@ def main():
             slow_rates = [rate(per_sample) for _ in range(args.repeats)]
             fast_rates = [rate(fast, 3) for _ in range(args.repeats)]
             s, f = statistics.median(slow_rates), statistics.median(fast_rates)
-            print(f"workers {workers}: per-sample {', '.join(f'{r:.0f}' for r in slow_rates)} -> median {s:.0f} samples/s")
-            print(f"workers {workers}: cached     {', '.join(f'{r:.0f}' for r in fast_rates)} -> median {f:.0f} samples/s ({f / s:.1f}x)")
+            print(
+                f"workers {workers}: per-sample {', '.join(f'{r:.0f}' for r in slow_rates)} -> median {s:.0f} samples/s"
+            )
+            print(
+                f"workers {workers}: cached     {', '.join(f'{r:.0f}' for r in fast_rates)} "
+                f"-> median {f:.0f} samples/s ({f / s:.1f}x)"
+            )
 
 
 if __name__ == "__main__":

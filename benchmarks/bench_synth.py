@@ -32,8 +32,14 @@ def main():
             if i == args.repeats - 1:
                 corr = echo_depth_correlation(tmp, 300)
         print(f"run {i + 1}: {rates[-1]:.1f} samples/s")
-    print(f"synth: {n} samples at {cfg.image_size[0]}x{cfg.image_size[1]}, {args.workers} workers: median {statistics.median(rates):.1f} samples/s")
-    print(f"first echo vs nearest visible depth over {corr['n_samples']} samples: Pearson r = {corr['pearson_r']:.3f}, mean |gap| = {corr['mean_abs_gap_m']:.3f} m")
+    print(
+        f"synth: {n} samples at {cfg.image_size[0]}x{cfg.image_size[1]}, {args.workers} workers: "
+        f"median {statistics.median(rates):.1f} samples/s"
+    )
+    print(
+        f"first echo vs nearest visible depth over {corr['n_samples']} samples: "
+        f"Pearson r = {corr['pearson_r']:.3f}, mean |gap| = {corr['mean_abs_gap_m']:.3f} m"
+    )
 
 
 if __name__ == "__main__":

@@ -28,12 +28,16 @@ def make_v2(root: Path, n_per_split=3, n_samples=9000, depth_shape=(48, 64)) -> 
                 name = f"{split}_{i}"
                 (root / loc / "audio").mkdir(parents=True, exist_ok=True)
                 (root / loc / "depth").mkdir(parents=True, exist_ok=True)
-                sf.write(root / loc / "audio" / f"{name}.wav", rng.uniform(-0.5, 0.5, (n_samples, 2)), SR, subtype=subtype)
+                sf.write(
+                    root / loc / "audio" / f"{name}.wav", rng.uniform(-0.5, 0.5, (n_samples, 2)), SR, subtype=subtype
+                )
                 depth = rng.uniform(500, 40000, depth_shape).astype(np.float32)  # mm, some beyond 30 m
                 depth[:4, :4] = 0
                 np.save(root / loc / "depth" / f"{name}.npy", depth)
                 rows.append([f"{loc}/depth", f"{name}.npy", f"{loc}/audio", f"{name}.wav"])
-            write_csv(root / loc / f"{split}.csv", ["depth path", "depth file name", "audio path", "audio file name"], rows)
+            write_csv(
+                root / loc / f"{split}.csv", ["depth path", "depth file name", "audio path", "audio file name"], rows
+            )
     return root
 
 
@@ -52,8 +56,17 @@ def make_v1(root: Path, n_per_split=3, n_samples=4000, depth_shape=(40, 60)) -> 
             depth = rng.uniform(300, 15000, depth_shape)
             depth[0, 0], depth[0, 1], depth[0, 2] = np.nan, np.inf, -np.inf
             np.save(d / "depth" / f"{stem}.npy", depth)
-            rows.append([f"2019.08.26/depth/{stem}.npy", f"2019.08.26/audio/{stem}_left.npy", f"2019.08.26/audio/{stem}_right.npy", "unused.png"])
-        write_csv(root / f"{split}.csv", ["depth path", "audio path left", "audio path right", "camera path left"], rows)
+            rows.append(
+                [
+                    f"2019.08.26/depth/{stem}.npy",
+                    f"2019.08.26/audio/{stem}_left.npy",
+                    f"2019.08.26/audio/{stem}_right.npy",
+                    "unused.png",
+                ]
+            )
+        write_csv(
+            root / f"{split}.csv", ["depth path", "audio path left", "audio path right", "camera path left"], rows
+        )
     return root
 
 

@@ -28,34 +28,34 @@ def test_v2_concatenates_locations_and_reads_both_subtypes(v2_root):
     ds = build_dataset("batvisionv2", v2_root, "train", features=FEAT)
     assert len(ds) == 6 and {r.location for r in ds.refs} == {"A", "B"}
     item = ds[0]
-    assert item["features"].shape == (2, 32, 32) and item["depth"].shape == (1, 32, 32)
-    assert torch.equal(item["valid"], item["depth"] > 0)
+    assert item["features"].shape == (2, 32, 32) and item["depth_m"].shape == (1, 32, 32)
+    assert torch.equal(item["valid"], item["depth_m"] > 0)
     assert len(build_dataset("batvisionv2", v2_root, "train", features=FEAT, location_blacklist=["B"])) == 3
 
 
 def test_v2_depth_units_clip_and_normalisation(v2_root):
     raw = np.load(v2_root / "A/depth/train_0.npy")
-    ds = build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=raw.shape), normalize_depth=False)
-    depth = ds[0]["depth"][0].numpy()
+    ds = build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=raw.shape))
+    depth = ds[0]["depth_m"][0].numpy()
     assert ds.max_depth_m == 30.0
     assert np.allclose(depth, np.minimum(raw / 1000.0, 30.0)) and depth[:4, :4].max() == 0
-    norm = build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=raw.shape))[0]["depth"][0].numpy()
+    norm = prepare_batch(collate_batch([ds[0]]), ds.max_depth_m)["depth_norm"][0, 0].numpy()
     assert np.allclose(norm, depth / 30.0) and norm.max() <= 1.0
 
 
 def test_v1_nan_inf_are_invalid_and_max_depth_12(v1_root):
-    ds = build_dataset("batvisionv1", v1_root, "val", features=FeatureConfig(image_size=(40, 60)), normalize_depth=False)
+    ds = build_dataset("batvisionv1", v1_root, "val", features=FeatureConfig(image_size=(40, 60)))
     item = ds[0]
     assert ds.max_depth_m == 12.0
-    assert item["depth"][0, 0, :3].tolist() == [0.0, 0.0, 0.0]
-    assert not item["valid"][0, 0, :3].any() and torch.isfinite(item["depth"]).all()
-    assert item["depth"].max() <= 12.0
+    assert item["depth_m"][0, 0, :3].tolist() == [0.0, 0.0, 0.0]
+    assert not item["valid"][0, 0, :3].any() and torch.isfinite(item["depth_m"]).all()
+    assert item["depth_m"].max() <= 12.0
 
 
 def test_depth_resize_invents_no_depth_and_keeps_invalid(v2_root):
-    ds = build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=(20, 30)), normalize_depth=False)
+    ds = build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=(20, 30)))
     raw = np.minimum(np.load(v2_root / "A/depth/train_0.npy") / 1000.0, 30.0)
-    out = ds[0]["depth"][0].numpy()
+    out = ds[0]["depth_m"][0].numpy()
     assert set(np.round(out.ravel(), 4)) <= set(np.round(raw.ravel(), 4))
     assert out[0, 0] == 0  # the invalid corner stays invalid, not blended
 
@@ -90,7 +90,7 @@ def test_mel_and_waveform_formats():
     for fmt in ("mel", "waveform"):
         out = AudioFeatures(FeatureConfig(audio_format=fmt, image_size=(24, 40)), 10.0)(wave)
         assert out.shape == (3, 2, 24, 40) and torch.isfinite(out).all()
-    with pytest.raises(ValueError, match="audio_format"):
+    with pytest.raises(ValueError, match="unknown audio feature 'mfcc'; expected one of"):
         FeatureConfig(audio_format="mfcc")
 
 
@@ -100,11 +100,11 @@ def test_cache_matches_per_sample_path(v2_root, tmp_path):
     loader = DataLoader(cached, batch_size=4, shuffle=True, collate_fn=collate_batch)
     seen = 0
     for batch in loader:
-        batch = prepare_batch(batch, ds.max_depth_m, normalize_depth=True)
+        batch = prepare_batch(batch, ds.max_depth_m)
         for row, i in enumerate(batch["index"].tolist()):
             ref = ds[i]
             assert torch.allclose(batch["features"][row], ref["features"], rtol=2e-3, atol=2e-3)
-            assert torch.allclose(batch["depth"][row], ref["depth"], atol=0.0006 / 30)  # mm rounding
+            assert torch.allclose(batch["depth_m"][row], ref["depth_m"], atol=0.0006)  # mm rounding
             assert torch.equal(batch["valid"][row], ref["valid"])
             seen += 1
     assert seen == len(ds)
@@ -115,7 +115,11 @@ def test_cache_is_keyed_by_settings_and_files(v2_root, tmp_path):
     a = build_cache(build_dataset("batvisionv2", v2_root, "train", features=FEAT), root, progress=False)
     again = build_cache(build_dataset("batvisionv2", v2_root, "train", features=FEAT), root, progress=False)
     assert again.folder == a.folder
-    other = build_cache(build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=(32, 32), log=True)), root, progress=False)
+    other = build_cache(
+        build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=(32, 32), log=True)),
+        root,
+        progress=False,
+    )
     assert other.folder != a.folder
     np.save(v2_root / "A/depth/train_0.npy", np.full((48, 64), 2000.0, np.float32))
     changed = build_cache(build_dataset("batvisionv2", v2_root, "train", features=FEAT), root, progress=False)
@@ -160,7 +164,15 @@ def _break(root, how):
     elif how == "depth all invalid":
         np.save(depth, np.zeros((48, 64)))
     elif how == "path escapes root":
-        write_csv(root / "A/train.csv", ["depth path", "depth file name", "audio path", "audio file name"], [["A/depth", "train_0.npy", "A/audio", "train_0.wav"], ["../../outside", "x.npy", "A/audio", "train_1.wav"], ["A/depth", "train_2.npy", "A/audio", "train_2.wav"]])
+        write_csv(
+            root / "A/train.csv",
+            ["depth path", "depth file name", "audio path", "audio file name"],
+            [
+                ["A/depth", "train_0.npy", "A/audio", "train_0.wav"],
+                ["../../outside", "x.npy", "A/audio", "train_1.wav"],
+                ["A/depth", "train_2.npy", "A/audio", "train_2.wav"],
+            ],
+        )
     return audio
 
 
@@ -198,7 +210,9 @@ def test_bad_sample_errors_name_csv_line_and_file(v2_root, how, tmp_path):
 
 
 def test_csv_without_column_and_empty_split(v2_root):
-    write_csv(v2_root / "A/val.csv", ["depth path", "audio path", "audio file name"], [["A/depth", "A/audio", "val_0.wav"]])
+    write_csv(
+        v2_root / "A/val.csv", ["depth path", "audio path", "audio file name"], [["A/depth", "A/audio", "val_0.wav"]]
+    )
     with pytest.raises(DataError, match=r"val.csv: missing column\(s\) \['depth file name'\]"):
         build_dataset("batvisionv2", v2_root, "val", features=FEAT)
     for loc in ("A", "B"):
@@ -233,3 +247,13 @@ def test_check_data_summary_and_exit_status(v2_root, capsys):
     assert len(bad_lines) == 2 and "FAILED: 2 bad sample(s)" in out
     assert any("train_1.wav has 1 channel" in line for line in bad_lines)
     assert any("val_2.wav not found" in line for line in bad_lines)
+
+
+def test_cache_rows_name_their_files_when_samples_are_skipped(v2_root, tmp_path):
+    _break(v2_root, "truncated audio")
+    lazy = build_dataset("batvisionv2", v2_root, "train", features=FEAT, on_error="skip", check_samples=False)
+    cached = build_cache(lazy, tmp_path / "c", progress=False)
+    files = [cached.sample_files(i)["audio"] for i in range(len(cached))]
+    assert len(files) == 5 and not any(f.endswith("A/audio/train_1.wav") for f in files)
+    assert files[1].endswith("A/audio/train_2.wav")  # the row after the skipped one names its own file
+    assert len(lazy.skipped) == 1 and "truncated audio" in lazy.skipped[0]

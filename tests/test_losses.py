@@ -1,11 +1,15 @@
 import pytest
 import torch
 
+from echodepth.config import TrainConfig
+from echodepth.errors import ConfigError
 from echodepth.losses import (
+    LOSSES,
     AdaptiveBaseResidualLoss,
     BaseResidualLoss,
     FrequencyAwareBaseResidualLoss,
     build_loss,
+    build_loss_for_training,
     frequency_split,
     lowpass,
 )
@@ -130,8 +134,22 @@ def test_frequency_split_sums_and_is_smooth():
     assert low.diff(dim=-1).abs().mean() < 0.2 * high.diff(dim=-1).abs().mean()
 
 
-def test_build_loss_by_name_ignores_foreign_settings():
-    assert isinstance(build_loss("adaptive", warmup_epochs=3, freq_cutoff=0.2), AdaptiveBaseResidualLoss)
-    assert build_loss("frequency", freq_cutoff=0.2, lambda_sparse=1).freq_cutoff == 0.2
-    with pytest.raises(ValueError, match="unknown loss"):
+def test_build_loss_by_name_refuses_foreign_settings():
+    assert build_loss("adaptive", warmup_epochs=3).warmup_epochs == 3
+    assert build_loss("frequency", freq_cutoff=0.2).freq_cutoff == 0.2
+    with pytest.raises(ConfigError, match=r"loss 'frequency' takes no setting\(s\) \['lambda_sparse'\]; allowed: \["):
+        build_loss("frequency", freq_cutoff=0.2, lambda_sparse=1)
+    with pytest.raises(
+        ConfigError, match=r"unknown loss 'bogus'; expected one of \['standard', 'adaptive', 'frequency'"
+    ):
         build_loss("bogus")
+
+
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_every_registered_loss_builds_from_training_settings(name):
+    cfg = TrainConfig(loss=name, lambda_recon=2.0, warmup_epochs=4)
+    loss = build_loss_for_training(cfg)
+    assert loss.weights()["lambda_recon"] in (2.0, 0.2)  # the adaptive curriculum starts at 0.1x
+    base, residual, final, gt = _maps()
+    out = loss(base, residual, final, gt)
+    assert torch.isfinite(out["loss"]) and out["loss"] > 0

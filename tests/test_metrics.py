@@ -3,7 +3,15 @@ import math
 import pytest
 import torch
 
-from echodepth.metrics import MIN_DEPTH_M, depth_metrics, per_image_metrics
+from echodepth.metrics import (
+    MIN_DEPTH_M,
+    depth_edges,
+    depth_metrics,
+    finish_structure,
+    high_frequency_share,
+    per_image_metrics,
+    structure_sums,
+)
 
 
 def test_hand_computed_values_with_invalid_pixels():
@@ -69,3 +77,17 @@ def test_nan_prediction_is_never_hidden():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         depth_metrics(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 3))
+
+
+def test_structure_metrics_on_known_maps():
+    gt = torch.full((1, 1, 16, 16), 2.0)
+    gt[..., 8:] = 4.0  # one vertical depth edge
+    edges = depth_edges(gt, gt > 0)
+    assert edges[0, 0, :, 6:10].all() and not edges[0, 0, :, :6].any() and not edges[0, 0, :, 10:].any()
+    perfect = finish_structure(structure_sums(gt, torch.zeros_like(gt), gt, gt, 4))
+    assert perfect["lowpass_mae"] == 0 and perfect["highpass_mae"] == 0 and perfect["smooth_roughness_excess"] == 0
+    noisy = gt + 0.3 * torch.randn_like(gt)
+    bumpy = finish_structure(structure_sums(gt, noisy - gt, noisy, gt, 4))
+    assert bumpy["smooth_roughness_excess"] > 0.1 and bumpy["residual_share"] > 0
+    smooth_map = torch.linspace(0, 1, 32).expand(1, 32, 32)
+    assert high_frequency_share(smooth_map, 0.25) < high_frequency_share(torch.randn(1, 32, 32), 0.25)

@@ -1,33 +1,50 @@
 import pytest
 import torch
 
-from echodepth.models import MODELS, build_model, parameter_counts
+from echodepth.config import TrainConfig
+from echodepth.errors import ConfigError
+from echodepth.models import MODELS, build_model, build_model_for_training, parameter_counts
 
-SMALL = {"base_residual": {"base_channels": 8}, "unet_baseline": {"ngf": 8}}
+
+def small_model(name: str, image_size: int = 32, in_channels: int = 2):
+    """Builds a registered model the way training does, from a small TrainConfig."""
+    cfg = TrainConfig(model=name, base_channels=8, image_size=image_size)
+    return build_model_for_training(cfg, in_channels)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", MODELS.names())
 @pytest.mark.parametrize("input_hw", [(32, 32), (257, 45)])
 def test_forward_backward_shapes(name, input_hw):
     torch.manual_seed(0)
-    model = build_model(name, image_size=(32, 48), max_depth=10.0, **SMALL[name])
+    model = small_model(name)
     audio = torch.randn(3, 2, *input_hw)
     base, residual, final = model(audio)
     for t in (base, residual, final):
-        assert t.shape == (3, 1, 32, 48)
+        assert t.shape == (3, 1, 32, 32)
         assert torch.isfinite(t).all()
     assert torch.equal(final, base + residual)
-    assert (base >= 0).all() and (base <= 10.0).all()
+    assert (base >= 0).all() and (base <= 1.0).all()  # normalised depth
     final.mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert sum(g.abs().sum() for g in grads) > 0
 
 
+@pytest.mark.parametrize("name", MODELS.names())
+def test_non_square_output_and_other_channel_counts(name):
+    model = build_model(
+        name, in_channels=3, image_size=(32, 48), **MODELS.get(name).training_settings(TrainConfig(base_channels=4))
+    )
+    outputs = model(torch.randn(2, 3, 40, 40))
+    assert all(t.shape == (2, 1, 32, 48) for t in outputs)
+    counts = parameter_counts(model)
+    assert counts["total"] == sum(p.numel() for p in model.parameters())
+
+
 def test_residual_bounds_and_transposed_mode():
-    model = build_model("base_residual", base_channels=8, image_size=(16, 16), bilinear=False, max_depth=2.0, residual_scale=0.25)
+    model = build_model("base_residual", base_channels=8, image_size=(16, 16), bilinear=False, residual_scale=0.25)
     _, residual, _ = model(torch.randn(2, 2, 16, 16) * 100)
-    assert residual.abs().max() < 0.5 + 1e-6
+    assert residual.abs().max() < 0.25 + 1e-6
     assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
 
 
@@ -44,11 +61,15 @@ def test_parameter_count_near_30m():
     assert counts["total"] == counts["encoder"] + counts["base_decoder"] + counts["residual_decoder"]
 
 
-def test_unknown_model_is_named():
-    with pytest.raises(ValueError, match="nope"):
+def test_unknown_model_and_unknown_setting_are_named():
+    with pytest.raises(ConfigError, match=r"unknown model 'nope'; expected one of \['base_residual', 'unet_baseline'"):
         build_model("nope")
+    with pytest.raises(
+        ConfigError, match=r"model 'unet_baseline' takes no setting\(s\) \['bilinear'\]; allowed: .*'ngf'"
+    ):
+        build_model("unet_baseline", bilinear=True)
 
 
 def test_baseline_rejects_bad_input_size():
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(ConfigError, match="power of two"):
         build_model("unet_baseline", input_size=(48, 48))

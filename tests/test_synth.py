@@ -139,7 +139,11 @@ def test_v2_layout_metadata_and_splits_by_room(tmp_path):
                 assert (tmp_path / row["audio path"] / row["audio file name"]).exists()
                 rooms_by_split[split].add(int(row["room"]))
     assert sum(counts.values()) == 12 and all(rooms_by_split.values())
-    assert not (rooms_by_split["train"] & rooms_by_split["val"]) and not (rooms_by_split["train"] & rooms_by_split["test"]) and not (rooms_by_split["val"] & rooms_by_split["test"])
+    assert (
+        not (rooms_by_split["train"] & rooms_by_split["val"])
+        and not (rooms_by_split["train"] & rooms_by_split["test"])
+        and not (rooms_by_split["val"] & rooms_by_split["test"])
+    )
 
 
 def test_interrupted_run_resumes_to_identical_files(tmp_path, monkeypatch):
@@ -176,7 +180,9 @@ def test_bad_settings_are_named():
 
 
 def test_first_echo_tracks_nearest_depth(tmp_path):
-    generate_dataset(tmp_path, SynthConfig(n_rooms=8, samples_per_room=5, image_size=(32, 32)), workers=2, progress=False)
+    generate_dataset(
+        tmp_path, SynthConfig(n_rooms=8, samples_per_room=5, image_size=(32, 32)), workers=2, progress=False
+    )
     result = echo_depth_correlation(tmp_path, 40)
     assert result["n_samples"] == 40 and result["pearson_r"] > 0.5
 
@@ -184,7 +190,22 @@ def test_first_echo_tracks_nearest_depth(tmp_path):
 def test_synth_command_line(tmp_path, capsys):
     from echodepth.cli import main
 
-    args = ["synth", str(tmp_path / "d"), "--n_rooms", "3", "--samples_per_room", "2", "--image_size", "8", "8", "--scatter_rays", "128", "--workers", "1", "--quiet"]
+    args = [
+        "synth",
+        str(tmp_path / "d"),
+        "--n_rooms",
+        "3",
+        "--samples_per_room",
+        "2",
+        "--image_size",
+        "8",
+        "8",
+        "--scatter_rays",
+        "128",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "wrote 6 samples" in capsys.readouterr().out
     meta = json.loads((tmp_path / "d" / "echodepth_synth.json").read_text())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from echodepth import training
+from echodepth.training import module as training_module
 from echodepth.cli import main
 from echodepth.config import CPU_PRESET, TrainConfig, resolve_config
 from echodepth.synth import SynthConfig, generate_dataset
@@ -17,12 +17,40 @@ from echodepth.viz import make_decomposition_figure
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root, SynthConfig(n_rooms=8, samples_per_room=4, n_locations=1, image_size=(16, 16), scatter_rays=512, tail_max_order=4), workers=2, progress=False)
+    generate_dataset(
+        root,
+        SynthConfig(
+            n_rooms=8, samples_per_room=4, n_locations=1, image_size=(16, 16), scatter_rays=512, tail_max_order=4
+        ),
+        workers=2,
+        progress=False,
+    )
     return root
 
 
 def train_args(synth_dir, tmp_path, *extra):
-    return ["train", "--dataset", "synthetic", "--data_dir", str(synth_dir), "--image_size", "16", "--base_channels", "4", "--batch_size", "8", "--results_dir", str(tmp_path / "results"), "--cache_dir", str(tmp_path / "cache"), "--experiment_name", "smoke", "--num_workers", "0", *extra]
+    return [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--data_dir",
+        str(synth_dir),
+        "--image_size",
+        "16",
+        "--base_channels",
+        "4",
+        "--batch_size",
+        "8",
+        "--results_dir",
+        str(tmp_path / "results"),
+        "--cache_dir",
+        str(tmp_path / "cache"),
+        "--experiment_name",
+        "smoke",
+        "--num_workers",
+        "0",
+        *extra,
+    ]
 
 
 def rows(path):
@@ -42,7 +70,18 @@ def test_smoke_training_writes_every_output(trained):
     assert (out / "config.yaml").exists()
     metrics = rows(out / "metrics.csv")
     assert [int(r["epoch"]) for r in metrics] == [1, 2]
-    for key in ("train/loss", "train/loss_recon", "train/loss_base", "train/loss_sparse", "val/rmse", "val/abs_rel", "val/delta1", "val/mean_abs_base", "val/mean_abs_residual", "train/lambda_base"):
+    for key in (
+        "train/loss",
+        "train/loss_recon",
+        "train/loss_base",
+        "train/loss_sparse",
+        "val/rmse",
+        "val/abs_rel",
+        "val/delta1",
+        "val/mean_abs_base",
+        "val/mean_abs_residual",
+        "train/lambda_base",
+    ):
         assert all(np.isfinite(float(r[key])) for r in metrics), key
     for epoch in (1, 2):
         assert (out / f"epoch_{epoch:04d}_decomposition.png").stat().st_size > 10_000
@@ -67,7 +106,12 @@ def test_figure_has_four_columns_with_shared_scale():
     fig = make_decomposition_figure(*maps, max_depth_m=10.0)
     images = [ax for ax in fig.axes if ax.images]
     assert len(images) == 12
-    assert [ax.get_title() for ax in images[:4]] == ["Base depth", "Residual", "Final = base + residual", "Ground truth"]
+    assert [ax.get_title() for ax in images[:4]] == [
+        "Base depth",
+        "Residual",
+        "Final = base + residual",
+        "Ground truth",
+    ]
     depth_limits = {ax.images[0].get_clim() for i, ax in enumerate(images) if i % 4 != 1}
     assert depth_limits == {(0.0, 10.0)}
     lo, hi = images[1].images[0].get_clim()
@@ -88,7 +132,20 @@ def test_eval_reproduces_validation_metrics(trained, capsys):
     _, out = trained
     metrics = rows(out / "metrics.csv")
     best = min(metrics, key=lambda r: float(r["val/rmse"]))
-    assert main(["eval", "--checkpoint", str(out / "checkpoints" / "best.ckpt"), "--split", "val", "--out_dir", str(out / "eval")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(out / "checkpoints" / "best.ckpt"),
+                "--split",
+                "val",
+                "--out_dir",
+                str(out / "eval"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     result = json.loads((out / "eval" / "val_metrics.json").read_text())
     assert json.loads(printed[printed.index("{") :])["rmse"] == result["rmse"]
@@ -101,14 +158,17 @@ def test_eval_reproduces_validation_metrics(trained, capsys):
 def test_predict_writes_depth_and_figure(trained, synth_dir, tmp_path):
     _, out = trained
     wav = sorted(synth_dir.rglob("*.wav"))[0]
-    assert main(["predict", "--checkpoint", str(out / "checkpoints" / "best.ckpt"), str(wav), "--out_dir", str(tmp_path)]) == 0
+    assert (
+        main(["predict", "--checkpoint", str(out / "checkpoints" / "best.ckpt"), str(wav), "--out_dir", str(tmp_path)])
+        == 0
+    )
     depth = np.load(tmp_path / f"{wav.stem}_depth.npy")
     assert depth.shape == (16, 16) and np.isfinite(depth).all() and depth.max() > 0
     assert (tmp_path / f"{wav.stem}_decomposition.png").exists()
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(synth_dir, tmp_path, monkeypatch, capsys):
-    real = training.build_loss
+    real = training_module.build_loss_for_training
 
     def poisoned(*args, **kwargs):
         loss = real(*args, **kwargs)
@@ -124,12 +184,14 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(synth_dir, t
         loss.set_epoch = lambda e: setattr(loss, "epoch_seen", e)
         return loss
 
-    monkeypatch.setattr(training, "build_loss", poisoned)
+    monkeypatch.setattr(training_module, "build_loss_for_training", poisoned)
     code = main(train_args(synth_dir, tmp_path, "--epochs", "3", "--experiment_name", "nan"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "non-finite loss at epoch 2" in err[-1] and "last good checkpoint" in err[-1]
     ckpt = torch.load(tmp_path / "results" / "nan" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["epoch"] == 0 and all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert ckpt["epoch"] == 0 and all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+    )
 
 
 def test_bad_flag_is_one_line(capsys):
@@ -142,7 +204,20 @@ def test_bad_flag_is_one_line(capsys):
 
 
 def test_wrong_data_dir_is_one_line(tmp_path, capsys):
-    assert main(["train", "--dataset", "batvisionv2", "--data_dir", str(tmp_path / "missing"), "--results_dir", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "batvisionv2",
+                "--data_dir",
+                str(tmp_path / "missing"),
+                "--results_dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0] and "not a folder" in err[0]
     assert main(["train", "--dataset", "batvisionv2"]) == 2
@@ -152,7 +227,13 @@ def test_wrong_data_dir_is_one_line(tmp_path, capsys):
 def test_config_precedence(tmp_path):
     assert resolve_config({}, {}).image_size == CPU_PRESET["image_size"]  # nothing named: CPU preset
     guide = resolve_config({}, {"dataset": "batvisionv2"})
-    assert (guide.batch_size, guide.learning_rate, guide.base_channels, guide.image_size, guide.lowpass_kernel) == (256, 0.002, 64, 256, 8)
+    assert (guide.batch_size, guide.learning_rate, guide.base_channels, guide.image_size, guide.lowpass_kernel) == (
+        256,
+        0.002,
+        64,
+        256,
+        8,
+    )
     both = resolve_config({"dataset": "batvisionv1", "batch_size": 64, "lambda_base": 1.5}, {"batch_size": 16})
     assert (both.batch_size, both.lambda_base, both.epochs) == (16, 1.5, 80)
     assert resolve_config({}, {"use_adaptive_loss": True}).loss == "adaptive"
@@ -163,7 +244,22 @@ def test_config_precedence(tmp_path):
 def test_yaml_config_file_and_guide_script(tmp_path, synth_dir):
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text("dataset: synthetic\nepochs: 1\nbatch_size: 99\n")
-    result = subprocess.run([sys.executable, "train_base_residual.py", "--config", str(cfg_file), *train_args(synth_dir, tmp_path)[1:], "--experiment_name", "guide", "--lambda_sparse", "0.05"], capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train_base_residual.py",
+            "--config",
+            str(cfg_file),
+            *train_args(synth_dir, tmp_path)[1:],
+            "--experiment_name",
+            "guide",
+            "--lambda_sparse",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     saved = (tmp_path / "results" / "guide" / "config.yaml").read_text()
     assert "batch_size: 8" in saved and "epochs: 1" in saved and "lambda_sparse: 0.05" in saved
@@ -171,10 +267,14 @@ def test_yaml_config_file_and_guide_script(tmp_path, synth_dir):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(synth_dir, tmp_path):
-    args = train_args(synth_dir, tmp_path, "--epochs", "1", "--devices", "2", "--accelerator", "cpu", "--experiment_name", "ddp")
+    args = train_args(
+        synth_dir, tmp_path, "--epochs", "1", "--devices", "2", "--accelerator", "cpu", "--experiment_name", "ddp"
+    )
     result = subprocess.run([sys.executable, "-m", "echodepth.cli", *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "world_size=2" in result.stderr + result.stdout or "distributed_backend=gloo" in result.stderr + result.stdout
+    assert (
+        "world_size=2" in result.stderr + result.stdout or "distributed_backend=gloo" in result.stderr + result.stdout
+    )
     assert (tmp_path / "results" / "ddp" / "checkpoints" / "last.ckpt").exists()
 
 
@@ -183,17 +283,40 @@ def test_wandb_offline_logs_the_guide_names(synth_dir, tmp_path, monkeypatch):
     import wandb  # noqa: F401  (installed by `make test-slow`)
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", "--use_wandb", "--use_adaptive_loss", "--experiment_name", "wb")) == 0
+    assert (
+        main(
+            train_args(
+                synth_dir, tmp_path, "--epochs", "2", "--use_wandb", "--use_adaptive_loss", "--experiment_name", "wb"
+            )
+        )
+        == 0
+    )
     runs = list((tmp_path / "results" / "wb" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1
     blob = runs[0].read_bytes()
-    for key in ("train/loss", "train/loss_recon", "train/loss_base", "train/loss_sparse", "val/rmse", "val/abs_rel", "val/delta1", "train/lambda_base", "train/lambda_recon", "val/mean_abs_base", "val/mean_abs_residual", "val/decomposition"):
+    for key in (
+        "train/loss",
+        "train/loss_recon",
+        "train/loss_base",
+        "train/loss_sparse",
+        "val/rmse",
+        "val/abs_rel",
+        "val/delta1",
+        "train/lambda_base",
+        "train/lambda_recon",
+        "val/mean_abs_base",
+        "val/mean_abs_residual",
+        "val/decomposition",
+    ):
         assert key.encode() in blob, key
     assert list(runs[0].parent.glob("files/media/images/val/decomposition_*.png"))
 
 
 def test_bf16_mixed_precision_trains(synth_dir, tmp_path):
-    assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--precision", "bf16-mixed", "--experiment_name", "bf16")) == 0
+    assert (
+        main(train_args(synth_dir, tmp_path, "--epochs", "1", "--precision", "bf16-mixed", "--experiment_name", "bf16"))
+        == 0
+    )
     metrics = rows(tmp_path / "results" / "bf16" / "metrics.csv")
     assert np.isfinite(float(metrics[0]["val/rmse"]))
 
@@ -204,7 +327,20 @@ def test_predict_reads_v1_pairs_and_rejects_bad_audio(trained, tmp_path, capsys)
     wave = np.random.default_rng(0).standard_normal((2, 4000)).astype(np.float32) * 0.1
     np.save(tmp_path / "rec_left.npy", wave[0])
     np.save(tmp_path / "rec_right.npy", wave[1])
-    assert main(["predict", "--checkpoint", ckpt, str(tmp_path / "rec_left.npy"), str(tmp_path / "rec_right.npy"), "--out_dir", str(tmp_path / "p")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                ckpt,
+                str(tmp_path / "rec_left.npy"),
+                str(tmp_path / "rec_right.npy"),
+                "--out_dir",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "p" / "rec_depth.npy").shape == (16, 16)
     import soundfile as sf
 

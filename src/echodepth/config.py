@@ -1,17 +1,26 @@
 """Training settings: one dataclass, YAML in and out, the command line's flags on top.
 
 Precedence: dataclass defaults < CPU preset (only when no dataset is named) < --config YAML < flags.
+The choices of model, loss, dataset and audio format are the registries' names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
-GUIDE_DATASETS = ("batvisionv1", "batvisionv2", "synthetic")
+from .data import DATASETS, FEATURES
+from .errors import ConfigError, MissingFileError
+from .losses import LOSSES
+from .models import MODELS
+from .rundir import RunDir
+
+LR_SCHEDULES = ("none", "cosine")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 
 
 @dataclass
@@ -32,15 +41,15 @@ class TrainConfig:
     base_channels: int = 64
     bilinear: bool = True
     # echodepth's own
-    model: str = "base_residual"  # base_residual | unet_baseline
-    loss: str = "standard"  # standard | adaptive | frequency
+    model: str = "base_residual"  # a name in echodepth.models.MODELS
+    loss: str = "standard"  # a name in echodepth.losses.LOSSES
     freq_cutoff: float = 0.1  # frequency loss: fraction of Nyquist
     data_dir: str | None = None  # None with dataset synthetic: the built-in data, made once
     epochs: int = 80  # the dataset baseline's
     image_size: int = 256  # depth map and feature image side, as the baseline
-    audio_format: str = "spectrogram"  # spectrogram | mel | waveform
+    audio_format: str = "spectrogram"  # a name in echodepth.data.FEATURES
     log_compression: bool = False  # log(1 + x) of spectrogram magnitudes
-    max_depth: float | None = None  # metres; None: the dataset's (12 V1, 30 V2, synthetic: metadata)
+    max_depth_m: float | None = None  # None: the dataset's (12 V1, 30 V2, synthetic: metadata)
     location_blacklist: list[str] = field(default_factory=list)  # V2 locations left out
     num_workers: int = 4  # loader processes for the uncached path (the cache needs none)
     cache: bool = True  # memory-mapped feature cache
@@ -59,44 +68,71 @@ class TrainConfig:
     synth_image_size: int = 128
 
     def __post_init__(self):
+        check_types(self)
         if self.use_adaptive_loss:
             if self.loss not in ("standard", "adaptive"):
-                raise ValueError(f"--use_adaptive_loss contradicts --loss {self.loss}")
+                raise ConfigError(f"--use_adaptive_loss contradicts --loss {self.loss}")
             self.loss = "adaptive"
         choices = {
-            "dataset": GUIDE_DATASETS,
-            "model": ("base_residual", "unet_baseline"),
-            "loss": ("standard", "adaptive", "frequency"),
-            "audio_format": ("spectrogram", "mel", "waveform"),
-            "lr_schedule": ("none", "cosine"),
-            "precision": ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true"),
+            "dataset": DATASETS.names(),
+            "model": MODELS.names(),
+            "loss": LOSSES.names(),
+            "audio_format": FEATURES.names(),
+            "lr_schedule": LR_SCHEDULES,
+            "precision": PRECISIONS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} {getattr(self, name)!r} is not one of {list(allowed)}")
-        positive = ("batch_size", "learning_rate", "lowpass_kernel", "base_channels", "epochs", "image_size", "devices", "num_nodes")
-        for name in positive:
+                raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {list(allowed)}")
+        positive = ("batch_size", "learning_rate", "lowpass_kernel", "base_channels", "epochs", "image_size")
+        for name in (*positive, "devices", "num_nodes"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.max_depth is not None and not self.max_depth > 0:
-            raise ValueError(f"max_depth must be > 0 metres, got {self.max_depth}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_depth_m is not None and not self.max_depth_m > 0:
+            raise ConfigError(f"max_depth_m must be > 0 metres, got {self.max_depth_m}")
         if not self.experiment_name or "/" in self.experiment_name:
-            raise ValueError(f"experiment_name {self.experiment_name!r} must be a non-empty folder name")
+            raise ConfigError(f"experiment_name {self.experiment_name!r} must be a non-empty folder name")
 
     @property
-    def out_dir(self) -> Path:
-        return Path(self.results_dir) / self.experiment_name
+    def run_dir(self) -> RunDir:
+        """Returns the run folder results_dir/experiment_name."""
+        return RunDir(Path(self.results_dir) / self.experiment_name)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown setting(s) {unknown}")
+            raise ConfigError(f"unknown setting(s) {unknown}; allowed: {known}")
         return cls(**values)
+
+
+def field_type(cls, name: str):
+    """Returns the type of a settings dataclass field, without `| None`."""
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 else hint
+
+
+def check_types(settings) -> None:
+    """Raises a ConfigError naming the first field whose value is not of its declared type
+    (an int is accepted, and converted, where a float is declared)."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if value is None and type(None) in typing.get_args(hints[f.name]):
+            continue
+        expected = field_type(type(settings), f.name)
+        origin = typing.get_origin(expected) or expected
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            setattr(settings, f.name, float(value))
+        elif origin is list and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            setattr(settings, f.name, list(value))
+        elif isinstance(value, bool) and expected is not bool or not isinstance(value, origin):
+            raise ConfigError(f"{f.name} must be {getattr(expected, '__name__', str(expected))}, got {value!r}")
 
 
 # The CPU-sized run of `echodepth train` with no dataset named: about 3.5 minutes on 2 cores,
@@ -120,13 +156,13 @@ CPU_PRESET = {
 def load_yaml(path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} not found")
+        raise MissingFileError(f"config file {path} not found")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
+        raise ConfigError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(values, dict):
-        raise ValueError(f"config file {path} must hold a mapping of settings, got {type(values).__name__}")
+        raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(values).__name__}")
     return values
 
 

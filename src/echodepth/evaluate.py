@@ -1,4 +1,8 @@
-"""Evaluation and prediction from self-describing checkpoints (loaded with weights_only=True)."""
+"""Evaluation: a checkpoint on a split with the protocol's metrics, and the mean-depth predictors.
+
+Depends on training's pieces (the data module) and the one inference path; nothing in training
+depends on it.
+"""
 
 from __future__ import annotations
 
@@ -6,69 +10,44 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .data import AudioFeatures, DataError, prepare_batch
-from .data.datasets import read_ear_pair, read_stereo
+from .data import prepare_batch
+from .errors import ConfigError
+from .inference import Predictor
 from .metrics import METRIC_KEYS, aggregate, per_image_metrics
+from .rundir import RunDir
+from .training import EchoDepthDataModule
+from .units import depth_norm_to_m
+
+EVAL_BATCH_SIZE = 64
 
 
-def load_checkpoint(path, device: str = "cpu"):
-    """Returns (network in eval mode, TrainConfig, metadata) from a checkpoint, running no pickled code."""
-    from .training import build_network
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"checkpoint {path} is unreadable or not a plain weights file ({str(err).splitlines()[0]})") from None
-    if "echodepth" not in ckpt:
-        raise ValueError(f"checkpoint {path} was not written by echodepth train (no 'echodepth' settings inside)")
-    meta = ckpt["echodepth"]
-    cfg = TrainConfig.from_dict(meta["config"])
-    network = build_network(cfg)
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    network.load_state_dict(state)
-    return network.to(device).eval(), cfg, meta
-
-
-def _device(name: str = "auto") -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
-@torch.no_grad()
-def run_split(network, datamodule, split: str, max_depth_m: float, device: str, progress: bool = True):
-    """Yields (batch, base, residual, final, gt) in metres over a split."""
-    for batch in tqdm(datamodule.loader(split, batch_size=64), desc=f"eval {split}", disable=not progress, leave=False):
-        b = prepare_batch({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, max_depth_m, True)
-        base, residual, final = (t.float() * max_depth_m for t in network(b["features"]))
-        yield b, base, residual, final, b["depth"] * max_depth_m
-
-
-def evaluate_module(checkpoint, datamodule, split: str, out_dir=None, device: str = "auto", progress: bool = True) -> dict:
-    """Returns the protocol's metrics of a checkpoint on a split; with out_dir, also writes
-    metrics.json and a per-image CSV there."""
-    device = _device(device)
-    network, cfg, meta = load_checkpoint(checkpoint, device)
-    max_depth = float(meta["max_depth_m"])
+def evaluate_split(
+    predictor: Predictor, datamodule: EchoDepthDataModule, split: str, out_dir=None, progress: bool = True
+) -> dict:
+    """Returns the protocol's metrics of a predictor on a split; with out_dir, also writes
+    {split}_metrics.json and a per-image CSV there."""
     parts, rows = [], []
-    raw = datamodule.raw_dataset(split)
-    for b, base, residual, final, gt in run_split(network, datamodule, split, max_depth, device, progress):
-        per = per_image_metrics(final, gt)
+    dataset = datamodule.dataset(split)
+    loader = tqdm(
+        datamodule.loader(split, batch_size=EVAL_BATCH_SIZE), desc=f"eval {split}", disable=not progress, leave=False
+    )
+    for b, prediction in predictor.predict_loader(loader):
+        per = per_image_metrics(prediction.final_m, b["depth_m"])
         parts.append({k: v.cpu() for k, v in per.items()})
         for j, i in enumerate(b["index"].tolist()):
-            ref = raw.refs[i]
-            rows.append({"index": i, "audio": ";".join(str(p) for p in ref.audio), "depth": str(ref.depth), **{k: float(per[k][j]) for k in (*METRIC_KEYS, "n_valid")}})
+            rows.append(
+                {"index": i, **dataset.sample_files(i), **{k: float(per[k][j]) for k in (*METRIC_KEYS, "n_valid")}}
+            )
     metrics = aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"{split}_metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "split": split, **metrics}, indent=2))
+        summary = {"checkpoint": str(predictor.checkpoint_path), "split": split, **metrics}
+        (out_dir / f"{split}_metrics.json").write_text(json.dumps(summary, indent=2))
         rows.sort(key=lambda r: r["index"])
         with open(out_dir / f"{split}_per_image.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -77,66 +56,64 @@ def evaluate_module(checkpoint, datamodule, split: str, out_dir=None, device: st
     return metrics
 
 
-def evaluate(checkpoint, split: str = "test", dataset: str | None = None, data_dir: str | None = None, out_dir=None, device: str = "auto", progress: bool = True) -> dict:
-    """Returns (and writes, in out_dir or beside the checkpoint's run) a checkpoint's metrics on a split."""
-    from .training import EchoDepthDataModule
-
-    _, cfg, meta = load_checkpoint(checkpoint)
-    values = cfg.to_dict()
+def datamodule_for(
+    predictor: Predictor, dataset: str | None = None, data_dir: str | None = None, progress: bool = True
+):
+    """Returns the data module of a predictor's training settings, on another dataset or folder if
+    given; depth is clipped and scaled with the checkpoint's max depth, as in training."""
+    values = predictor.cfg.to_dict()
     if dataset:
         values["dataset"] = dataset
     if data_dir:
         values["data_dir"] = data_dir
-    values["max_depth"] = float(meta["max_depth_m"])  # clip and scale as in training
+    values["max_depth_m"] = predictor.max_depth_m
     datamodule = EchoDepthDataModule(TrainConfig.from_dict(values), progress=progress)
     if not datamodule.root.is_dir():
-        raise ValueError(f"--data_dir {datamodule.root} is not a folder")
-    out_dir = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent.parent / "eval"
-    return evaluate_module(checkpoint, datamodule, split, out_dir=out_dir, device=device, progress=progress)
+        raise ConfigError(f"--data_dir {datamodule.root} is not a folder")
+    return datamodule
 
 
-def read_recording(path: Path, sample_rate_hz: int) -> np.ndarray:
-    """Returns the (2, N) waveform of a BatVision recording: a stereo audio file (V2), a V1
-    `*_left.npy` whose `*_right.npy` lies beside it, or a (2, N) .npy array."""
-    if path.name.endswith("_left.npy"):
-        return read_ear_pair(path, path.with_name(path.name[: -len("_left.npy")] + "_right.npy"), str(path))
-    if path.suffix == ".npy":
-        wave = np.load(path, allow_pickle=False)
-        if wave.ndim == 2 and wave.shape[1] == 2 and wave.shape[0] != 2:
-            wave = wave.T
-        if wave.ndim != 2 or wave.shape[0] != 2:
-            raise DataError(f"{path}: expected a (2, N) waveform or a V1 *_left.npy, got shape {wave.shape}")
-        return wave.astype(np.float32)
-    return read_stereo(path, sample_rate_hz, str(path))
+def evaluate(
+    checkpoint, split: str = "test", dataset=None, data_dir=None, out_dir=None, device="auto", progress=True
+) -> dict:
+    """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split."""
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE)
+    datamodule = datamodule_for(predictor, dataset, data_dir, progress)
+    out_dir = Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir
+    return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress)
 
 
-@torch.no_grad()
-def predict(checkpoint, audio_paths, out_dir, device: str = "auto") -> list[dict]:
-    """Writes, per recording, `<stem>_depth.npy` (final depth, metres) and
-    `<stem>_decomposition.png` (base, residual, final); returns what it wrote."""
-    from .data import FeatureConfig
-    from .viz import decomposition_figure
+def mean_depth_baselines(datamodule: EchoDepthDataModule, split: str) -> dict[str, dict]:
+    """Returns the metrics on `split` of two predictors that ignore the audio: the training set's
+    mean depth (one number) and its per-pixel mean depth map."""
+    max_depth_m = datamodule.max_depth_m
+    total, count = 0.0, 0.0
+    for batch in datamodule.loader("train", batch_size=256):
+        b = prepare_batch(batch, max_depth_m)
+        total = total + (b["depth_norm"] * b["valid"]).sum(0)
+        count = count + b["valid"].float().sum(0)
+    per_pixel_m = depth_norm_to_m(total / count.clamp(min=1), max_depth_m)
+    scalar_m = float(depth_norm_to_m(total.sum() / count.sum(), max_depth_m))
+    per = {"mean_depth": [], "per_pixel_mean_depth": []}
+    for batch in datamodule.loader(split, batch_size=256):
+        gt = prepare_batch(batch, max_depth_m)["depth_m"]
+        per["mean_depth"].append(per_image_metrics(torch.full_like(gt, scalar_m), gt))
+        per["per_pixel_mean_depth"].append(per_image_metrics(per_pixel_m.expand_as(gt), gt))
+    return {name: aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]}) for name, parts in per.items()}
 
-    device = _device(device)
-    network, cfg, meta = load_checkpoint(checkpoint, device)
-    max_depth = float(meta["max_depth_m"])
-    side = cfg.image_size
-    features = AudioFeatures(FeatureConfig(audio_format=cfg.audio_format, log=cfg.log_compression, image_size=(side, side)), max_depth).to(device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    paths = [Path(p) for p in audio_paths]
-    lefts = {p.name[: -len("_left.npy")] for p in paths if p.name.endswith("_left.npy")}
-    for path in paths:
-        if path.name.endswith("_right.npy") and path.name[: -len("_right.npy")] in lefts:
-            continue  # read together with its left ear
-        if not path.is_file():
-            raise FileNotFoundError(f"audio file {path} not found")
-        wave = torch.from_numpy(read_recording(path, 44100))[None].to(device)
-        base, residual, final = (t.float() * max_depth for t in network(features(wave)))
-        stem = path.name.removesuffix("_left.npy") if path.name.endswith("_left.npy") else path.stem
-        depth_path = out_dir / f"{stem}_depth.npy"
-        np.save(depth_path, final[0, 0].cpu().numpy())
-        figure = decomposition_figure(base[:, 0].cpu(), residual[:, 0].cpu(), final[:, 0].cpu(), None, out_dir / f"{stem}_decomposition.png", max_depth, title=path.name)
-        written.append({"audio": str(path), "depth": str(depth_path), "figure": str(figure)})
-    return written
+
+def format_comparison(test: dict, baselines: dict) -> str:
+    """Returns the test metrics next to the mean-depth predictors' as a small table."""
+    rows = [("model (best checkpoint)", test)]
+    rows += [(name.replace("_", " ") + " predictor", m) for name, m in baselines.items()]
+    keys = ("rmse", "abs_rel", "mae", "delta1", "log10")
+    lines = [f"{'test split':<34}" + "".join(f"{k:>10}" for k in keys)]
+    for name, m in rows:
+        lines.append(f"{name:<34}" + "".join(f"{m[k]:>10.4f}" for k in keys))
+    best_baseline = min(m["rmse"] for _, m in rows[1:])
+    gain = 1 - test["rmse"] / best_baseline
+    if gain > 0:
+        lines.append(f"RMSE {100 * gain:.1f}% lower than the better mean-depth predictor")
+    else:
+        lines.append(f"RMSE {100 * -gain:.1f}% HIGHER than the better mean-depth predictor")
+    return "\n".join(lines)

@@ -1,17 +1,23 @@
 """The base + residual losses. Every term is masked: pixels whose ground truth is invalid (0,
 or not finite) take no part in any term.
 
-All losses are called as `loss(base, residual, final, gt)` with (B, 1, H, W) tensors and return
-a dict: "loss" (the total to minimise) and one entry per part, for logging.
+A loss is a `DepthLoss` registered with `@LOSSES.register("name")`. It is called as
+`loss(base, residual, final, gt)` with (B, 1, H, W) tensors and returns a dict: "loss" (the total
+to minimise) and one entry per part, for logging; `weights()` gives the weights in force and
+`training_settings(cfg)` says which training settings it takes. `compare_variants` are
+ablations `echodepth compare` runs (name -> training settings).
 """
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .errors import ConfigError
+from .registry import Registry
+
+LOSSES = Registry("loss")
 
 
 def valid_mask(gt: torch.Tensor) -> torch.Tensor:
@@ -52,16 +58,53 @@ def lowpass(depth: torch.Tensor, mask: torch.Tensor, kernel: int) -> tuple[torch
     return total / count.clamp(min=1e-6) * support, support
 
 
-class BaseResidualLoss(nn.Module):
+class DepthLoss(nn.Module):
+    """Base class of registered losses: the defaults of the interface in the module docstring."""
+
+    compare_variants: dict[str, dict] = {}
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        """Returns this loss's settings taken from a TrainConfig."""
+        return {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called at the start of each epoch (0-based); a curriculum uses it."""
+
+    def weights(self) -> dict[str, float]:
+        return {}
+
+
+@LOSSES.register("standard")
+class BaseResidualLoss(DepthLoss):
     """lambda_recon*|final - gt| + lambda_base*|base - LowPass(gt)| + lambda_sparse*|residual|.
 
     Each term is an L1 mean over valid pixels; LowPass is `lowpass()` with `lowpass_kernel`.
     """
 
-    def __init__(self, lambda_recon: float = 1.0, lambda_base: float = 0.5, lambda_sparse: float = 0.1, lowpass_kernel: int = 8):
+    # the guide's ablations: each term off, and a finer and a coarser low-pass
+    compare_variants = {
+        "no_structural": {"lambda_base": 0.0},
+        "no_sparsity": {"lambda_sparse": 0.0},
+        "lowpass_4": {"lowpass_kernel": 4},
+        "lowpass_16": {"lowpass_kernel": 16},
+    }
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        return {
+            "lambda_recon": cfg.lambda_recon,
+            "lambda_base": cfg.lambda_base,
+            "lambda_sparse": cfg.lambda_sparse,
+            "lowpass_kernel": cfg.lowpass_kernel,
+        }
+
+    def __init__(
+        self, lambda_recon: float = 1.0, lambda_base: float = 0.5, lambda_sparse: float = 0.1, lowpass_kernel: int = 8
+    ):
         super().__init__()
         if lowpass_kernel < 1:
-            raise ValueError(f"lowpass_kernel must be >= 1, got {lowpass_kernel}")
+            raise ConfigError(f"lowpass_kernel must be >= 1, got {lowpass_kernel}")
         self.lambda_recon = lambda_recon
         self.lambda_base = lambda_base
         self.lambda_sparse = lambda_sparse
@@ -84,10 +127,15 @@ class BaseResidualLoss(nn.Module):
     def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
         parts = self.parts(base, residual, final, gt)
         w = self.weights()
-        total = w["lambda_recon"] * parts["loss_recon"] + w["lambda_base"] * parts["loss_base"] + w["lambda_sparse"] * parts["loss_sparse"]
+        total = (
+            w["lambda_recon"] * parts["loss_recon"]
+            + w["lambda_base"] * parts["loss_base"]
+            + w["lambda_sparse"] * parts["loss_sparse"]
+        )
         return {"loss": total, **parts}
 
 
+@LOSSES.register("adaptive")
 class AdaptiveBaseResidualLoss(BaseResidualLoss):
     """BaseResidualLoss with the guide's curriculum: structure first, accuracy later.
 
@@ -98,8 +146,23 @@ class AdaptiveBaseResidualLoss(BaseResidualLoss):
     gives the weights in force, for logging.
     """
 
-    def __init__(self, warmup_epochs: int = 20, base_boost: float = 4.0, recon_start: float = 0.1, **kwargs):
-        super().__init__(**kwargs)
+    compare_variants = {}
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        return {**super().training_settings(cfg), "warmup_epochs": cfg.warmup_epochs}
+
+    def __init__(
+        self,
+        lambda_recon: float = 1.0,
+        lambda_base: float = 0.5,
+        lambda_sparse: float = 0.1,
+        lowpass_kernel: int = 8,
+        warmup_epochs: int = 20,
+        base_boost: float = 4.0,
+        recon_start: float = 0.1,
+    ):
+        super().__init__(lambda_recon, lambda_base, lambda_sparse, lowpass_kernel)
         self.warmup_epochs = max(int(warmup_epochs), 0)
         self.base_boost = base_boost
         self.recon_start = recon_start
@@ -143,24 +206,39 @@ def frequency_split(depth: torch.Tensor, mask: torch.Tensor, freq_cutoff: float,
     return low, filled - low
 
 
-class FrequencyAwareBaseResidualLoss(nn.Module):
+@LOSSES.register("frequency")
+class FrequencyAwareBaseResidualLoss(DepthLoss):
     """The final matches the ground truth, the base its low spatial frequencies, the residual the rest.
 
     loss = lambda_recon*|final - gt| + lambda_base*|base - gt_low| + lambda_residual*|residual - gt_high|
     with (gt_low, gt_high) = frequency_split(gt, freq_cutoff); all L1 means over valid pixels.
     """
 
-    def __init__(self, freq_cutoff: float = 0.1, lambda_recon: float = 1.0, lambda_base: float = 0.5, lambda_residual: float = 0.5):
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        return {"freq_cutoff": cfg.freq_cutoff, "lambda_recon": cfg.lambda_recon, "lambda_base": cfg.lambda_base}
+
+    def __init__(
+        self,
+        freq_cutoff: float = 0.1,
+        lambda_recon: float = 1.0,
+        lambda_base: float = 0.5,
+        lambda_residual: float = 0.5,
+    ):
         super().__init__()
         if not 0 < freq_cutoff <= 1:
-            raise ValueError(f"freq_cutoff must be in (0, 1] (a fraction of Nyquist), got {freq_cutoff}")
+            raise ConfigError(f"freq_cutoff must be in (0, 1] (a fraction of Nyquist), got {freq_cutoff}")
         self.freq_cutoff = freq_cutoff
         self.lambda_recon = lambda_recon
         self.lambda_base = lambda_base
         self.lambda_residual = lambda_residual
 
     def weights(self) -> dict[str, float]:
-        return {"lambda_recon": self.lambda_recon, "lambda_base": self.lambda_base, "lambda_residual": self.lambda_residual}
+        return {
+            "lambda_recon": self.lambda_recon,
+            "lambda_base": self.lambda_base,
+            "lambda_residual": self.lambda_residual,
+        }
 
     def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
         mask = valid_mask(gt)
@@ -170,25 +248,19 @@ class FrequencyAwareBaseResidualLoss(nn.Module):
             "loss_base": masked_l1(base, gt_low, mask),
             "loss_residual_hf": masked_l1(residual, gt_high, mask),
         }
-        total = self.lambda_recon * parts["loss_recon"] + self.lambda_base * parts["loss_base"] + self.lambda_residual * parts["loss_residual_hf"]
+        total = (
+            self.lambda_recon * parts["loss_recon"]
+            + self.lambda_base * parts["loss_base"]
+            + self.lambda_residual * parts["loss_residual_hf"]
+        )
         return {"loss": total, **parts}
 
 
-LOSSES = {"standard": BaseResidualLoss, "adaptive": AdaptiveBaseResidualLoss, "frequency": FrequencyAwareBaseResidualLoss}
+def build_loss(name: str, **settings) -> DepthLoss:
+    """Returns the loss registered as `name`; a setting it does not take is an error naming it."""
+    return LOSSES.build(name, **settings)
 
 
-def build_loss(name: str, **settings) -> nn.Module:
-    """Returns the loss registered as `name` (standard, adaptive, frequency).
-
-    Settings a loss does not take (e.g. `warmup_epochs` for "standard") are ignored, so one
-    training configuration can build any of them.
-    """
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
-    cls = LOSSES[name]
-    accepted = set()
-    for klass in cls.__mro__:
-        if klass is nn.Module:
-            break
-        accepted |= set(inspect.signature(klass.__init__).parameters)
-    return cls(**{k: v for k, v in settings.items() if k in accepted})
+def build_loss_for_training(cfg) -> DepthLoss:
+    """Returns the loss a TrainConfig describes, with the settings that loss takes from it."""
+    return build_loss(cfg.loss, **LOSSES.get(cfg.loss).training_settings(cfg))

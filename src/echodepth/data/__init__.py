@@ -1,13 +1,18 @@
-"""Datasets (BatVision V1, V2, synthetic), audio features, the feature cache and data checks."""
+"""Datasets (BatVision V1, V2, synthetic), audio features, the feature cache and data checks.
 
+Importing this package registers the built-in dataset layouts and audio features.
+"""
+
+from ..errors import DataError
 from .cache import CachedDataset, build_cache, collate_batch, prepare_batch
 from .check import check_dataset
-from .datasets import DATASETS, BatvisionV1, BatvisionV2, DataError, EchoDepthDataset, SyntheticDataset, build_dataset
-from .features import AUDIO_FORMATS, AudioFeatures, FeatureConfig, cut_length, mel_filterbank
+from .datasets import DATASETS, BatvisionV1, BatvisionV2, EchoDepthDataset, SyntheticDataset, build_dataset
+from .features import FEATURES, AudioFeature, AudioFeatures, FeatureConfig, cut_length, mel_filterbank
 
 __all__ = [
-    "AUDIO_FORMATS",
     "DATASETS",
+    "FEATURES",
+    "AudioFeature",
     "AudioFeatures",
     "BatvisionV1",
     "BatvisionV2",

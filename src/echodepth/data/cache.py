@@ -1,10 +1,10 @@
 """On-disk, memory-mapped feature cache: decode, STFT and resize once per sample, ever.
 
 A cache lives in CACHE_ROOT/<key>/ where key hashes everything that decides its content:
-the dataset's files (path, size, modification time), split, feature settings, image size,
-max_depth and normalisation (`EchoDepthDataset.cache_identity()`). A changed setting or file
-gives a new key, so a new cache. A cache is built in a temporary folder and renamed into place
-only when complete; an interrupted build is never used (its folder is removed next time).
+the dataset's files (path, size, modification time), split, feature settings, image size and
+max_depth (`EchoDepthDataset.cache_identity()`). A changed setting or file gives a new key, so a
+new cache. A cache is built in a temporary folder and renamed into place only when complete; an
+interrupted build is never used (its folder is removed next time).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .datasets import DataError, EchoDepthDataset
+from ..errors import DataError
+from ..units import depth_m_to_norm
+from .datasets import EchoDepthDataset
 
 DEFAULT_CACHE_ROOT = Path(os.environ.get("ECHODEPTH_CACHE", ".echodepth_cache"))
 
@@ -32,8 +34,8 @@ def cache_key(identity: dict) -> str:
 class CachedDataset(Dataset):
     """Items like EchoDepthDataset's, read from memory-mapped arrays, in their stored types:
     features float16 (by default) and depth as uint16 millimetres (`depth_mm`), 2 bytes a pixel
-    each. `prepare_batch` turns them into float32 metres (or normalised depth) and a valid mask,
-    on the training device, so the loader moves as few bytes as possible.
+    each. `prepare_batch` turns them into float32 metres, normalised depth and a valid mask, on
+    the training device, so the loader moves as few bytes as possible.
 
     `__getitems__` serves a whole batch with one read per array (the DataLoader calls it when
     present), rows in file order, which is what makes this path fast; use `collate_batch`.
@@ -50,10 +52,22 @@ class CachedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.depth_mm)
 
+    @property
+    def n_channels(self) -> int:
+        return int(self.features.shape[1])
+
+    def sample_files(self, i: int) -> dict[str, str]:
+        """Returns the files of row i: `audio` (one path, or left;right) and `depth`."""
+        return dict(self.meta["samples"][i])
+
     def __getitems__(self, indices) -> dict:
         # a batch's order does not matter: read its rows sorted, walking the file forwards
         idx = np.sort(np.asarray(list(indices)))
-        return {"features": torch.from_numpy(self.features[idx]), "depth_mm": torch.from_numpy(self.depth_mm[idx]), "index": torch.from_numpy(idx)}
+        return {
+            "features": torch.from_numpy(self.features[idx]),
+            "depth_mm": torch.from_numpy(self.depth_mm[idx]),
+            "index": torch.from_numpy(idx),
+        }
 
     def __getitem__(self, i: int) -> dict:
         return {k: v[0] for k, v in self.__getitems__([i]).items()}
@@ -66,32 +80,37 @@ def collate_batch(items):
     return torch.utils.data.default_collate(items)
 
 
-def prepare_batch(batch: dict, max_depth_m: float, normalize_depth: bool) -> dict:
-    """Returns the batch with float32 `features`, `depth` (metres, or / max_depth when
-    normalize_depth) and a bool `valid` mask, whichever path (cached or per-sample) made it."""
-    if "depth_mm" in batch:
-        depth = batch["depth_mm"].float() / 1000.0
-        if normalize_depth:
-            depth = depth / max_depth_m
-    else:
-        depth = batch["depth"].float()
-    return {**batch, "features": batch["features"].float(), "depth": depth, "valid": depth > 0}
+def prepare_batch(batch: dict, max_depth_m: float) -> dict:
+    """Returns the batch with float32 `features`, `depth_m` (metres), `depth_norm` (depth / max
+    depth) and a bool `valid` mask, whichever path (cached or per-sample) made it."""
+    depth_m = batch["depth_mm"].float() / 1000.0 if "depth_mm" in batch else batch["depth_m"].float()
+    return {
+        **batch,
+        "features": batch["features"].float(),
+        "depth_m": depth_m,
+        "depth_norm": depth_m_to_norm(depth_m, max_depth_m),
+        "valid": depth_m > 0,
+    }
 
 
-def build_cache(dataset: EchoDepthDataset, cache_root=None, feature_dtype: str = "float16", progress: bool = True, batch_size: int = 64) -> CachedDataset:
+def build_cache(
+    dataset: EchoDepthDataset,
+    cache_root=None,
+    feature_dtype: str = "float16",
+    progress: bool = True,
+    batch_size: int = 64,
+) -> CachedDataset:
     """Returns the cached form of `dataset`, building it first if no complete cache exists.
 
     A dataset with on_error="skip" and check_samples=False is checked here, in the cache's
     single pass over the files (its bad samples are left out and listed in `skipped`); with
     check_samples=True the dataset has already read every file once.
     Features are stored as float16 by default (half the bytes; spectrogram magnitudes need no
-    more precision), depth as uint16 millimetres (the sensors' own resolution). Normalisation
-    is applied when a batch is prepared, so it is not part of the cache key.
+    more precision), depth as uint16 millimetres (the sensors' own resolution).
     """
     cache_root = Path(cache_root or DEFAULT_CACHE_ROOT)
     identity = dataset.cache_identity()
     identity["feature_dtype"] = feature_dtype
-    identity.pop("normalize_depth", None)
     key = cache_key(identity)
     folder = cache_root / f"{dataset.name}-{dataset.split}-{key}"
     if (folder / "meta.json").exists():
@@ -101,55 +120,57 @@ def build_cache(dataset: EchoDepthDataset, cache_root=None, feature_dtype: str =
         shutil.rmtree(stale, ignore_errors=True)
     tmp = cache_root / f"{folder.name}.partial-{os.getpid()}"
     tmp.mkdir()
-    n = len(dataset)
-    c = 2
-    h, w = dataset.features.image_size
-    features = np.lib.format.open_memmap(tmp / "features.npy", mode="w+", dtype=feature_dtype, shape=(n, c, h, w))
-    depth = np.lib.format.open_memmap(tmp / "depth_mm.npy", mode="w+", dtype=np.uint16, shape=(n, 1, h, w))
-    kept, skipped = 0, list(dataset.skipped)
-    extractor = dataset._extractor
-    bar = tqdm(total=n, unit="sample", desc=f"cache {dataset.split}", disable=not progress)
-    with bar, torch.no_grad():
-        for start in range(0, n, batch_size):
-            waves, depths = [], []
-            for ref in dataset.refs[start : start + batch_size]:
-                try:
-                    audio, depth_m = dataset.load_raw(ref)
-                except DataError as err:
-                    if dataset.on_error == "raise":
-                        shutil.rmtree(tmp, ignore_errors=True)
-                        raise
-                    skipped.append(str(err))
-                    continue
-                waves.append(torch.from_numpy(audio))
-                depths.append(dataset.depth_tensor(depth_m, normalize=False))
-            bar.update(min(batch_size, n - start))
-            if not waves:
-                continue
-            # equal lengths batch through one STFT; otherwise one by one
-            if len({w.shape[1] for w in waves}) == 1:
-                feats = extractor(torch.stack(waves))
-            else:
-                feats = torch.cat([extractor(w[None]) for w in waves])
-            m = len(waves)
-            features[kept : kept + m] = feats.numpy().astype(feature_dtype)
-            depth[kept : kept + m] = np.round(torch.stack(depths).numpy() * 1000.0).astype(np.uint16)
-            kept += m
-    features.flush()
-    depth.flush()
-    del features, depth
-    if kept < n:  # some samples were skipped: shrink the arrays to the kept rows
-        for name in ("features.npy", "depth_mm.npy"):
-            arr = np.load(tmp / name, mmap_mode="r")[:kept]
-            np.save(tmp / f"{name}.tmp.npy", np.ascontiguousarray(arr))
-            del arr
-            os.replace(tmp / f"{name}.tmp.npy", tmp / name)
-    if kept == 0:
+    try:
+        kept = _write_arrays(dataset, tmp, feature_dtype, progress, batch_size)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"split {dataset.split!r} of {dataset.root}: every sample is bad ({len(skipped)} skipped)")
-    (tmp / "meta.json").write_text(json.dumps({"key": key, "identity": {k: v for k, v in identity.items() if k != "files"}, "n_samples": kept, "skipped": skipped}, indent=1))
+        raise
+    meta = {
+        "key": key,
+        "identity": {k: v for k, v in identity.items() if k != "files"},
+        "n_samples": len(kept),
+        "skipped": list(dataset.skipped),
+        "samples": [dataset.sample_files(i) for i in kept],
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     try:
         os.replace(tmp, folder)
     except OSError:  # another process finished the same cache first
         shutil.rmtree(tmp, ignore_errors=True)
     return CachedDataset(folder)
+
+
+def _write_arrays(
+    dataset: EchoDepthDataset, folder: Path, feature_dtype: str, progress: bool, batch_size: int
+) -> list[int]:
+    """Writes features.npy and depth_mm.npy of the dataset's good samples; returns their indices."""
+    n = len(dataset)
+    h, w = dataset.features.image_size
+    shape = (n, dataset.n_channels, h, w)
+    features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=feature_dtype, shape=shape)
+    depth = np.lib.format.open_memmap(folder / "depth_mm.npy", mode="w+", dtype=np.uint16, shape=(n, 1, h, w))
+    kept: list[int] = []
+    bar = tqdm(total=n, unit="sample", desc=f"cache {dataset.split}", disable=not progress)
+    with bar:
+        for indices, waves, depths in dataset.load_batches(batch_size):
+            bar.update(min(batch_size, n - bar.n))
+            if not indices:
+                continue
+            rows = slice(len(kept), len(kept) + len(indices))
+            features[rows] = dataset.extract_features(waves).numpy().astype(feature_dtype)
+            depth[rows] = np.round(torch.stack(depths).numpy() * 1000.0).astype(np.uint16)
+            kept.extend(indices)
+    features.flush()
+    depth.flush()
+    del features, depth
+    if not kept:
+        raise DataError(
+            f"split {dataset.split!r} of {dataset.root}: every sample is bad ({len(dataset.skipped)} skipped)"
+        )
+    if len(kept) < n:  # some samples were skipped: shrink the arrays to the kept rows
+        for name in ("features.npy", "depth_mm.npy"):
+            arr = np.load(folder / name, mmap_mode="r")[: len(kept)]
+            np.save(folder / f"{name}.tmp.npy", np.ascontiguousarray(arr))
+            del arr
+            os.replace(folder / f"{name}.tmp.npy", folder / name)
+    return kept

@@ -7,7 +7,8 @@ from collections import Counter
 import numpy as np
 import soundfile as sf
 
-from .datasets import DataError, build_dataset
+from ..errors import DataError
+from .datasets import build_dataset
 
 SPLITS = ("train", "val", "test")
 
@@ -47,8 +48,14 @@ def check_dataset(name: str, root, splits=SPLITS, print_fn=print, **dataset_kwar
         print_fn(f"{split}: {good} good, {len(bad)} bad")
         if good:
             print_fn("  per location: " + ", ".join(f"{k} {v}" for k, v in sorted(per_location.items())))
-            print_fn(f"  depth: {d_min:.3f} - {d_max:.3f} m (max_depth {ds.max_depth_m:g} m), invalid pixels {100 * invalid / pixels:.2f}%")
-            print_fn(f"  audio: {min(lengths)} - {max(lengths)} samples, sample rate(s) " + ", ".join(f"{r} Hz x{n}" for r, n in sorted(rates.items())))
+            print_fn(
+                f"  depth: {d_min:.3f} - {d_max:.3f} m (max_depth {ds.max_depth_m:g} m), "
+                f"invalid pixels {100 * invalid / pixels:.2f}%"
+            )
+            print_fn(
+                f"  audio: {min(lengths)} - {max(lengths)} samples, sample rate(s) "
+                + ", ".join(f"{r} Hz x{n}" for r, n in sorted(rates.items()))
+            )
         for line in bad:
             print_fn(f"BAD {line}")
         n_bad += len(bad)

@@ -1,6 +1,8 @@
 """BatVision V1 / V2 and synthetic datasets: one base class, thin subclasses for the layouts.
 
-A dataset indexes the rows of its split CSV(s) and loads, per sample, the binaural waveform
+Each layout is an `EchoDepthDataset` subclass registered with `@DATASETS.register("name")`; it
+says where the rows and files are (`index`, `read_audio`) and which training settings it takes
+(`layout_settings`). A dataset indexes the rows of its split CSV(s) and loads, per sample, the binaural waveform
 (2, N) and the depth map. Depth: millimetres -> metres; NaN, +-inf and values <= 0 become 0
 (invalid); clipped to max_depth; resized to the image size with nearest-neighbour sampling.
 Bilinear resizing would blend a near and a far surface into a depth that exists nowhere, and
@@ -22,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError, DataError
+from ..registry import Registry
 from .features import AudioFeatures, FeatureConfig, cut_length
 
-
-class DataError(ValueError):
-    """A bad sample or CSV; the message names the CSV, the line and the file."""
+DATASETS = Registry("dataset")
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,10 @@ def read_csv(csv_path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict]]:
 
 
 class EchoDepthDataset(Dataset):
-    """Base class. Items are dicts: features (C, H, W), depth (1, H, W; 0 = invalid), valid (1, H, W) bool.
+    """Base class. Items are dicts: features (C, H, W), depth_m (1, H, W; metres, 0 = invalid),
+    valid (1, H, W) bool, index. `prepare_batch` adds the normalised depth.
 
-    Depth is in metres, or divided by max_depth when normalize_depth. on_error="raise" stops at
+    on_error="raise" stops at
     the first bad sample with a one-line DataError; "skip" leaves bad rows out and lists them in
     `self.skipped`, and (with check_samples) loads every sample up front to find the bad ones.
     """
@@ -75,19 +78,38 @@ class EchoDepthDataset(Dataset):
     name = "base"
     default_max_depth_m = 10.0
     sample_rate_hz = 44100
+    layout_option_names: tuple[str, ...] = ()  # keyword options of the layout (e.g. location_blacklist)
 
-    def __init__(self, root, split: str = "train", features: FeatureConfig | None = None, max_depth_m: float | None = None, normalize_depth: bool = True, on_error: str = "raise", check_samples: bool = True, **layout_options):
+    @classmethod
+    def layout_settings(cls, cfg) -> dict:
+        """Returns the layout options this dataset takes from a TrainConfig (none by default)."""
+        return {}
+
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        features: FeatureConfig | None = None,
+        max_depth_m: float | None = None,
+        on_error: str = "raise",
+        check_samples: bool = True,
+        **layout_options,
+    ):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"dataset root {self.root} is not a folder")
         if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+            raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        unknown = sorted(set(layout_options) - set(self.layout_option_names))
+        if unknown:
+            raise ConfigError(
+                f"dataset {self.name!r} takes no option(s) {unknown}; allowed: {list(self.layout_option_names)}"
+            )
         self.split = split
         self.features = features or FeatureConfig()
         if self.features.sample_rate_hz != self.sample_rate_hz:  # the data's rate decides
             self.features = dataclasses.replace(self.features, sample_rate_hz=self.sample_rate_hz)
         self.max_depth_m = float(max_depth_m or self.default_max_depth_m)
-        self.normalize_depth = normalize_depth
         self.on_error = on_error
         self.layout_options = layout_options
         self.skipped: list[str] = []
@@ -101,7 +123,7 @@ class EchoDepthDataset(Dataset):
                 self.refs.append(ref)
         if not self.refs:
             raise DataError(f"split {split!r} of {self.root} has no samples ({self.describe_sources()})")
-        self._extractor = AudioFeatures(self.features, self.max_depth_m)
+        self.feature_extractor = AudioFeatures(self.features, self.max_depth_m)
         if on_error == "skip" and check_samples:
             self.drop_bad_samples()
 
@@ -145,7 +167,9 @@ class EchoDepthDataset(Dataset):
             raise DataError(f"{ref.where()}: {name}: audio contains NaN or infinite values")
         need = self.min_audio_samples()
         if audio.shape[1] < need:
-            raise DataError(f"{ref.where()}: {name}: truncated audio, {audio.shape[1]} samples, expected at least {need}")
+            raise DataError(
+                f"{ref.where()}: {name}: truncated audio, {audio.shape[1]} samples, expected at least {need}"
+            )
         return audio
 
     def load_depth_m(self, ref: SampleRef) -> np.ndarray:
@@ -159,7 +183,10 @@ class EchoDepthDataset(Dataset):
         if depth.ndim == 3 and depth.shape[-1] == 1:
             depth = depth[..., 0]
         if depth.ndim != 2 or min(depth.shape) < 2 or not np.issubdtype(depth.dtype, np.number):
-            raise DataError(f"{ref.where()}: depth file {ref.depth} has shape {depth.shape} and dtype {depth.dtype}, expected a 2-D numeric (H, W) map")
+            raise DataError(
+                f"{ref.where()}: depth file {ref.depth} has shape {depth.shape} and dtype {depth.dtype}, "
+                "expected a 2-D numeric (H, W) map"
+            )
         depth_m = depth.astype(np.float32) / 1000.0
         depth_m[~np.isfinite(depth_m) | (depth_m < 0)] = 0.0
         if not (depth_m > 0).any():
@@ -169,13 +196,10 @@ class EchoDepthDataset(Dataset):
     def load_raw(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray]:
         return self.load_audio(ref), self.load_depth_m(ref)
 
-    def depth_tensor(self, depth_m: np.ndarray, normalize: bool | None = None) -> torch.Tensor:
-        """Returns the (1, H, W) depth resized (nearest) to the image size, normalised if asked
-        (by default when the dataset's normalize_depth is set)."""
+    def depth_tensor(self, depth_m: np.ndarray) -> torch.Tensor:
+        """Returns the (1, H, W) depth in metres resized (nearest) to the image size."""
         depth = torch.from_numpy(depth_m)[None, None]
-        depth = F.interpolate(depth, size=self.features.image_size, mode="nearest-exact")[0]
-        normalize = self.normalize_depth if normalize is None else normalize
-        return depth / self.max_depth_m if normalize else depth
+        return F.interpolate(depth, size=self.features.image_size, mode="nearest-exact")[0]
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -184,9 +208,48 @@ class EchoDepthDataset(Dataset):
         # the dataset authors' per-sample path: decode, STFT and resize inside __getitem__
         audio, depth_m = self.load_raw(self.refs[i])
         with torch.no_grad():
-            features = self._extractor(torch.from_numpy(audio)[None])[0]
+            features = self.feature_extractor(torch.from_numpy(audio)[None])[0]
         depth = self.depth_tensor(depth_m)
-        return {"features": features, "depth": depth, "valid": depth > 0, "index": i}
+        return {"features": features, "depth_m": depth, "valid": depth > 0, "index": i}
+
+    @property
+    def n_channels(self) -> int:
+        """Returns the number of feature channels of an item."""
+        return self.feature_extractor.n_channels
+
+    def sample_files(self, i: int) -> dict[str, str]:
+        """Returns the files of sample i: `audio` (one path, or left;right) and `depth`."""
+        ref = self.refs[i]
+        return {"audio": ";".join(str(p) for p in ref.audio), "depth": str(ref.depth)}
+
+    def load_batches(self, batch_size: int):
+        """Yields (indices, waveforms, depths) for consecutive samples, batch_size rows at a time:
+        (2, N) float32 arrays and (1, H, W) depth tensors in metres at the image size. A bad sample
+        raises its DataError (on_error="raise") or is left out and added to `skipped`; every
+        batch of rows is yielded, so a caller can count progress, even when all of it was bad."""
+        for start in range(0, len(self.refs), batch_size):
+            indices, waves, depths = [], [], []
+            for i in range(start, min(start + batch_size, len(self.refs))):
+                try:
+                    audio, depth_m = self.load_raw(self.refs[i])
+                except DataError as err:
+                    if self.on_error == "raise":
+                        raise
+                    self.skipped.append(str(err))
+                    continue
+                indices.append(i)
+                waves.append(audio)
+                depths.append(self.depth_tensor(depth_m))
+            yield indices, waves, depths
+
+    @torch.no_grad()
+    def extract_features(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """Returns the (B, C, H, W) features of (2, N) waveforms: one batched pass when their
+        lengths agree, else one by one."""
+        tensors = [torch.from_numpy(w) for w in waves]
+        if len({t.shape[1] for t in tensors}) == 1:
+            return self.feature_extractor(torch.stack(tensors))
+        return torch.cat([self.feature_extractor(t[None]) for t in tensors])
 
     def cache_identity(self) -> dict:
         """Returns everything that decides the cached arrays' content (for the cache key)."""
@@ -199,10 +262,11 @@ class EchoDepthDataset(Dataset):
             "dataset": self.name,
             "root": str(self.root.resolve()),
             "split": self.split,
-            "layout": {k: sorted(v) if isinstance(v, (list, tuple, set)) else v for k, v in self.layout_options.items()},
+            "layout": {
+                k: sorted(v) if isinstance(v, (list, tuple, set)) else v for k, v in self.layout_options.items()
+            },
             "features": self.features.to_dict(),
             "max_depth_m": self.max_depth_m,
-            "normalize_depth": self.normalize_depth,
             "on_error": self.on_error,
             "files": files,
         }
@@ -242,6 +306,7 @@ def read_ear_pair(left: Path, right: Path, where: str) -> np.ndarray:
     return np.stack(ears)
 
 
+@DATASETS.register("batvisionv1")
 class BatvisionV1(EchoDepthDataset):
     """BatVision V1: root/{split}.csv with `depth path`, `audio path left`, `audio path right`;
     one .npy waveform per ear (44.1 kHz), depth .npy in mm with NaN / inf for no measurement."""
@@ -271,6 +336,7 @@ class BatvisionV1(EchoDepthDataset):
         return read_ear_pair(*ref.audio, ref.where())
 
 
+@DATASETS.register("batvisionv2")
 class BatvisionV2(EchoDepthDataset):
     """BatVision V2: root/<location>/{split}.csv with `depth path`, `depth file name`,
     `audio path`, `audio file name` (file = root / path / name); stereo audio at 44.1 kHz.
@@ -279,10 +345,19 @@ class BatvisionV2(EchoDepthDataset):
     name = "batvisionv2"
     default_max_depth_m = 30.0
     columns = ("depth path", "depth file name", "audio path", "audio file name")
+    layout_option_names = ("location_blacklist",)
+
+    @classmethod
+    def layout_settings(cls, cfg) -> dict:
+        return {"location_blacklist": cfg.location_blacklist} if cfg.location_blacklist else {}
 
     def locations(self) -> list[Path]:
         blacklist = set(self.layout_options.get("location_blacklist") or ())
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and (p / f"{self.split}.csv").exists() and p.name not in blacklist)
+        return sorted(
+            p
+            for p in self.root.iterdir()
+            if p.is_dir() and (p / f"{self.split}.csv").exists() and p.name not in blacklist
+        )
 
     def describe_sources(self) -> str:
         return f"CSV files {self.root}/*/{self.split}.csv"
@@ -293,8 +368,12 @@ class BatvisionV2(EchoDepthDataset):
             for line, row in read_csv(csv_path, self.columns):
                 where = f"{csv_path}, line {line}"
                 try:
-                    audio = resolve_inside(self.root, str(Path(row["audio path"] or "") / (row["audio file name"] or "")), where)
-                    depth = resolve_inside(self.root, str(Path(row["depth path"] or "") / (row["depth file name"] or "")), where)
+                    audio = resolve_inside(
+                        self.root, str(Path(row["audio path"] or "") / (row["audio file name"] or "")), where
+                    )
+                    depth = resolve_inside(
+                        self.root, str(Path(row["depth path"] or "") / (row["depth file name"] or "")), where
+                    )
                     yield SampleRef(csv_path, line, (audio,), depth, location.name)
                 except DataError as err:
                     yield err
@@ -303,12 +382,20 @@ class BatvisionV2(EchoDepthDataset):
         return read_stereo(ref.audio[0], self.sample_rate_hz, ref.where())
 
 
+@DATASETS.register("synthetic")
 class SyntheticDataset(BatvisionV2):
     """The built-in synthetic data (V2 layout); max_depth and sample rate come from its metadata."""
 
     name = "synthetic"
 
-    def __init__(self, root, split: str = "train", features: FeatureConfig | None = None, max_depth_m: float | None = None, **kwargs):
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        features: FeatureConfig | None = None,
+        max_depth_m: float | None = None,
+        **kwargs,
+    ):
         from ..synth import METADATA_FILE
 
         meta_path = Path(root) / METADATA_FILE
@@ -320,11 +407,6 @@ class SyntheticDataset(BatvisionV2):
         super().__init__(root, split, features, max_depth_m, **kwargs)
 
 
-DATASETS = {"batvisionv1": BatvisionV1, "batvisionv2": BatvisionV2, "synthetic": SyntheticDataset}
-
-
 def build_dataset(name: str, root, split: str = "train", **kwargs) -> EchoDepthDataset:
-    """Returns the dataset `name` (batvisionv1, batvisionv2, synthetic) for one split."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
-    return DATASETS[name](root, split, **kwargs)
+    """Returns the dataset registered as `name` (batvisionv1, batvisionv2, synthetic, ...) for one split."""
+    return DATASETS.get(name)(root, split, **kwargs)

@@ -1,42 +1,23 @@
 """Networks built by name: `build_model("base_residual", base_channels=32)`.
 
-Every model maps a (B, 2, F, T) input to a tuple (base, residual, final) of (B, 1, H, W) maps
-with final == base + residual, so training, evaluation and plots treat all models alike.
+Every model maps a (B, C, F, T) input to a tuple (base, residual, final) of (B, 1, H, W)
+normalised depth maps with final == base + residual, so training, evaluation and plots treat
+all models alike. Importing this package registers the built-in models.
 """
 
-from __future__ import annotations
-
-from typing import Callable
-
-from torch import nn
-
-from .base_residual import BaseResidualConfig, BaseResidualNet
-from .unet_baseline import UNetBaseline, UNetBaselineConfig
-
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "base_residual": BaseResidualNet,
-    "unet_baseline": UNetBaseline,
-}
-
-
-def build_model(name: str, **settings) -> nn.Module:
-    """Returns a new model of the registered `name`, configured by keyword settings."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    return MODELS[name](**settings)
-
-
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Returns the parameter count per part (encoder, base_decoder, residual_decoder, total)."""
-    return model.parameter_counts()
-
+from . import base_residual, unet_baseline  # noqa: F401  (registers the built-in models)
+from .base_residual import BaseResidualNet, BaseResidualSettings
+from .registry import MODELS, DepthModel, build_model, build_model_for_training, parameter_counts
+from .unet_baseline import UNetBaseline, UNetBaselineSettings
 
 __all__ = [
     "MODELS",
-    "BaseResidualConfig",
     "BaseResidualNet",
+    "BaseResidualSettings",
+    "DepthModel",
     "UNetBaseline",
-    "UNetBaselineConfig",
+    "UNetBaselineSettings",
     "build_model",
+    "build_model_for_training",
     "parameter_counts",
 ]

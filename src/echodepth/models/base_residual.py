@@ -8,17 +8,17 @@ import torch
 from torch import nn
 
 from .blocks import DoubleConv, Up, depth_head, residual_head, resize_to
+from .registry import MODELS, DepthModel
 
 
 @dataclass
-class BaseResidualConfig:
+class BaseResidualSettings:
     in_channels: int = 2  # left and right ear
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     input_size: tuple[int, int] | None = None  # inputs are resized to this; None: image_size
     base_channels: int = 64  # 64 gives 29.8M parameters (bilinear)
     bilinear: bool = True  # bilinear upsampling, else transposed convolutions
-    max_depth: float = 1.0  # base lies in [0, max_depth]; 1.0 when depth is normalised
-    residual_scale: float = 0.5  # residual lies in (-residual_scale, residual_scale) * max_depth
+    residual_scale: float = 0.5  # residual lies in (-residual_scale, residual_scale) x max depth
 
 
 class Decoder(nn.Module):
@@ -43,17 +43,24 @@ class Decoder(nn.Module):
         return self.out(x)
 
 
-class BaseResidualNet(nn.Module):
-    """Returns (base, residual, final) depth maps, each (B, 1, H, W), with final = base + residual.
+@MODELS.register("base_residual")
+class BaseResidualNet(DepthModel):
+    """Returns (base, residual, final) normalised depth maps, each (B, 1, H, W), final = base + residual.
 
-    base = max_depth * sigmoid(.) lies in [0, max_depth]; residual = r * tanh(.) lies in (-r, r)
-    with r = residual_scale * max_depth. Inputs of any size (e.g. 2 x 257 x T spectrograms) are
-    resized bilinearly to `input_size` first, and the maps come out at `image_size`.
+    base = sigmoid(.) lies in [0, 1]; residual = r * tanh(.) lies in (-r, r) with
+    r = residual_scale. Inputs of any size (e.g. 2 x 257 x T spectrograms) are resized
+    bilinearly to `input_size` first, and the maps come out at `image_size`.
     """
 
-    def __init__(self, cfg: BaseResidualConfig | None = None, **settings):
+    Settings = BaseResidualSettings
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        return {"base_channels": cfg.base_channels, "bilinear": cfg.bilinear}
+
+    def __init__(self, **settings):
         super().__init__()
-        cfg = cfg or BaseResidualConfig(**settings)
+        cfg = BaseResidualSettings(**settings)
         cfg.image_size = tuple(cfg.image_size)
         cfg.input_size = tuple(cfg.input_size or cfg.image_size)
         self.cfg = cfg
@@ -78,9 +85,8 @@ class BaseResidualNet(nn.Module):
     def forward(self, audio: torch.Tensor):
         features = self.encode(audio)
         size = self.cfg.image_size
-        base = depth_head(resize_to(self.base_decoder(features), size), self.cfg.max_depth)
-        bound = self.cfg.residual_scale * self.cfg.max_depth
-        residual = residual_head(resize_to(self.residual_decoder(features), size), bound)
+        base = depth_head(resize_to(self.base_decoder(features), size))
+        residual = residual_head(resize_to(self.residual_decoder(features), size), self.cfg.residual_scale)
         return base, residual, base + residual
 
     def parameter_counts(self) -> dict[str, int]:

@@ -51,9 +51,9 @@ def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
-def depth_head(logits: torch.Tensor, max_depth: float) -> torch.Tensor:
-    """Non-negative depth bounded by max_depth: max_depth * sigmoid(logits)."""
-    return max_depth * torch.sigmoid(logits)
+def depth_head(logits: torch.Tensor) -> torch.Tensor:
+    """Normalised depth in [0, 1]: sigmoid(logits)."""
+    return torch.sigmoid(logits)
 
 
 def residual_head(logits: torch.Tensor, bound: float) -> torch.Tensor:

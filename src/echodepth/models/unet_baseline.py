@@ -8,34 +8,40 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .blocks import depth_head, resize_to
+from .registry import MODELS, DepthModel
 
 
 @dataclass
-class UNetBaselineConfig:
+class UNetBaselineSettings:
     in_channels: int = 2
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     input_size: tuple[int, int] | None = None  # square power of two; None: from image_size
     ngf: int = 64  # filters of the first layer, as in pix2pix
-    max_depth: float = 1.0
-    # accepted so that every model takes the same settings; the baseline has no residual
-    base_channels: int | None = None
-    bilinear: bool | None = None
-    residual_scale: float | None = None
 
 
-class UNetBaseline(nn.Module):
+@MODELS.register("unet_baseline")
+class UNetBaseline(DepthModel):
     """pix2pix U-Net: 4x4 stride-2 convs, LeakyReLU(0.2) down, ReLU up, BatchNorm, skips.
 
     It has `num_downs = log2(input side)` levels (8 for 256 x 256 = `unet_256`, 7 for `unet_128`),
     so its input is resized to a square power of two. pix2pix ends with Tanh for images in
-    [-1, 1]; depth is in [0, max_depth], so the last layer is max_depth * sigmoid instead.
+    [-1, 1]; normalised depth is in [0, 1], so the last layer is a sigmoid instead.
     Returns (base, residual, final) like every model: base = final = depth, residual = 0.
     """
 
-    def __init__(self, cfg: UNetBaselineConfig | None = None, **settings):
+    Settings = UNetBaselineSettings
+    # the dataset paper trains it with a plain L1 loss: no structural or sparsity term
+    compare_settings = {"lambda_base": 0.0, "lambda_sparse": 0.0}
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        return {"ngf": cfg.base_channels}
+
+    def __init__(self, **settings):
         super().__init__()
-        cfg = cfg or UNetBaselineConfig(**settings)
+        cfg = UNetBaselineSettings(**settings)
         cfg.image_size = tuple(cfg.image_size)
         if cfg.input_size is None:
             side = 2 ** round(math.log2(max(cfg.image_size)))
@@ -43,7 +49,7 @@ class UNetBaseline(nn.Module):
         cfg.input_size = tuple(cfg.input_size)
         h, w = cfg.input_size
         if h != w or h < 8 or 2 ** round(math.log2(h)) != h:
-            raise ValueError(f"unet_baseline input_size must be a square power of two >= 8, got {cfg.input_size}")
+            raise ConfigError(f"unet_baseline input_size must be a square power of two >= 8, got {cfg.input_size}")
         self.cfg = cfg
         n = int(math.log2(h))
         widths = [cfg.ngf * min(2**i, 8) for i in range(n)]  # 64, 128, 256, 512, 512, ...
@@ -78,7 +84,7 @@ class UNetBaseline(nn.Module):
         x = self.ups[0](skips[-1])
         for up, skip in zip(self.ups[1:], reversed(skips[:-1])):
             x = up(torch.cat([skip, x], dim=1))
-        depth = depth_head(resize_to(x, self.cfg.image_size), self.cfg.max_depth)
+        depth = depth_head(resize_to(x, self.cfg.image_size))
         return depth, torch.zeros_like(depth), depth
 
     def parameter_counts(self) -> dict[str, int]:

@@ -21,7 +21,9 @@ def camera_rays(pose: Pose, image_size: tuple[int, int], hfov_deg: float) -> np.
     return forward + xx.reshape(-1, 1) * right + yy.reshape(-1, 1) * up
 
 
-def render_depth(room: Room, pose: Pose, image_size=(128, 128), hfov_deg: float = 90.0, max_depth_m: float = 10.0) -> np.ndarray:
+def render_depth(
+    room: Room, pose: Pose, image_size=(128, 128), hfov_deg: float = 90.0, max_depth_m: float = 10.0
+) -> np.ndarray:
     """Returns the (H, W) planar z-depth in metres seen from the pose, clipped at max_depth_m."""
     t, _, _ = cast_rays(room, pose.position, camera_rays(pose, image_size, hfov_deg))
     return np.minimum(t, max_depth_m).reshape(image_size)

@@ -28,6 +28,7 @@ import pyroomacoustics as pra
 from scipy.signal import chirp as _scipy_chirp
 from scipy.signal.windows import tukey
 
+from ..errors import ConfigError
 from .geometry import cast_rays, fibonacci_sphere, segment_blocked
 from .scene import SPEED_OF_SOUND_M_S, Pose, Room, SynthConfig
 
@@ -155,7 +156,9 @@ def _specular(paths: Paths, room: Room, pose: Pose, cfg: SynthConfig) -> None:
 def _tail(paths: Paths, room: Room, pose: Pose, cfg: SynthConfig) -> None:
     absorption = np.clip(1.0 - room.specular[:6] ** 2 - room.diffuse[:6] ** 2, 0.02, 0.98)
     materials = {name: pra.Material(float(a)) for name, a in zip(_PRA_WALLS, absorption)}
-    shoebox = pra.ShoeBox(room.size, fs=cfg.sample_rate_hz, materials=materials, max_order=cfg.tail_max_order, air_absorption=False)
+    shoebox = pra.ShoeBox(
+        room.size, fs=cfg.sample_rate_hz, materials=materials, max_order=cfg.tail_max_order, air_absorption=False
+    )
     shoebox.add_source(np.asarray(pose.position, float))
     ears = pose.ears(cfg.ear_offset_m)
     shoebox.add_microphone_array(ears.T)
@@ -178,7 +181,7 @@ def impulse_response(room: Room, pose: Pose, cfg: SynthConfig, components=None) 
     paths = Paths()
     for name in components if components is not None else cfg.components:
         if name not in _RENDERERS:
-            raise ValueError(f"unknown echo component {name!r}; expected some of {COMPONENTS}")
+            raise ConfigError(f"unknown echo component {name!r}; expected some of {COMPONENTS}")
         _RENDERERS[name](paths, room, pose, cfg)
     return paths.response(cfg.n_audio_samples, cfg.sample_rate_hz)
 
@@ -199,7 +202,7 @@ def render_echo(room: Room, pose: Pose, cfg: SynthConfig, rng: np.random.Generat
     sweep = chirp_signal(cfg)
     n = cfg.n_audio_samples
     clean = np.stack([np.convolve(ir[e], sweep)[:n] for e in range(2)])
-    echo_power = float(np.mean(clean[:, direct_sound_end(cfg):] ** 2))
+    echo_power = float(np.mean(clean[:, direct_sound_end(cfg) :] ** 2))
     snr_db = rng.uniform(*cfg.snr_db)
     noise = rng.standard_normal(clean.shape) * np.sqrt(echo_power / 10 ** (snr_db / 10))
     audio = clean + noise

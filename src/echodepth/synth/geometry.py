@@ -66,7 +66,9 @@ def cast_rays(room: Room, origin: np.ndarray, directions: np.ndarray) -> tuple[n
     return t, normal, surface
 
 
-def segment_blocked(room: Room, start: np.ndarray, end: np.ndarray, skip_surface: np.ndarray | None = None) -> np.ndarray:
+def segment_blocked(
+    room: Room, start: np.ndarray, end: np.ndarray, skip_surface: np.ndarray | None = None
+) -> np.ndarray:
     """Returns (N,) bool: whether a box cuts the open segment start -> end (each (N, 3)).
 
     skip_surface: (N,) surface index whose box is ignored (the face a reflection lies on).

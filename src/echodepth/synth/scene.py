@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError
+
 SPEED_OF_SOUND_M_S = 343.0
 
 # name: (width x, depth y, height z) in metres; the pillar's height is the room's
@@ -62,18 +64,35 @@ class SynthConfig:
     components: tuple[str, ...] = ("direct", "scatter", "specular", "tail")
 
     def __post_init__(self):
-        for name in ("room_size_m", "room_height_m", "furniture_count", "furniture_scale", "diffuse_reflectivity", "specular_reflectivity", "device_height_m", "pitch_deg", "snr_db", "gain", "split_fractions", "image_size", "furniture", "components"):
+        for name in (
+            "room_size_m",
+            "room_height_m",
+            "furniture_count",
+            "furniture_scale",
+            "diffuse_reflectivity",
+            "specular_reflectivity",
+            "device_height_m",
+            "pitch_deg",
+            "snr_db",
+            "gain",
+            "split_fractions",
+            "image_size",
+            "furniture",
+            "components",
+        ):
             value = tuple(getattr(self, name))
             setattr(self, name, value)
             if name not in ("split_fractions", "furniture", "components", "image_size") and value[0] > value[1]:
-                raise ValueError(f"synth setting {name}: range {value} has min > max")
+                raise ConfigError(f"synth setting {name}: range {value} has min > max")
         unknown = set(self.furniture) - set(FURNITURE_TEMPLATES)
         if unknown:
-            raise ValueError(f"unknown furniture templates {sorted(unknown)}; expected some of {sorted(FURNITURE_TEMPLATES)}")
+            raise ConfigError(
+                f"unknown furniture templates {sorted(unknown)}; expected some of {sorted(FURNITURE_TEMPLATES)}"
+            )
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-6:
-            raise ValueError(f"split_fractions must be 3 numbers summing to 1, got {self.split_fractions}")
+            raise ConfigError(f"split_fractions must be 3 numbers summing to 1, got {self.split_fractions}")
         if self.n_rooms < 1 or self.samples_per_room < 1 or self.n_locations < 1:
-            raise ValueError("n_rooms, samples_per_room and n_locations must be >= 1")
+            raise ConfigError("n_rooms, samples_per_room and n_locations must be >= 1")
 
     @property
     def n_audio_samples(self) -> int:
@@ -153,7 +172,9 @@ def sample_room(cfg: SynthConfig, rng: np.random.Generator) -> Room:
         y0 = rng.uniform(0.0, size[1] - d)
         boxes.append(Box(np.array([x0, y0, 0.0]), np.array([x0 + w, y0 + d, h]), kind))
     n = 6 + len(boxes)
-    return Room(size, boxes, rng.uniform(*cfg.diffuse_reflectivity, size=n), rng.uniform(*cfg.specular_reflectivity, size=n))
+    return Room(
+        size, boxes, rng.uniform(*cfg.diffuse_reflectivity, size=n), rng.uniform(*cfg.specular_reflectivity, size=n)
+    )
 
 
 def _clear_of_boxes(xy: np.ndarray, room: Room, clearance: float) -> bool:
@@ -172,7 +193,11 @@ def sample_pose(cfg: SynthConfig, room: Room, rng: np.random.Generator, max_trie
         xy = np.array([rng.uniform(margin, room.size[0] - margin), rng.uniform(margin, room.size[1] - margin)])
         if _clear_of_boxes(xy, room, cfg.furniture_clearance_m):
             height = min(_uniform(rng, cfg.device_height_m), room.size[2] - 0.2)
-            return Pose(np.array([xy[0], xy[1], height]), yaw=float(rng.uniform(0, 2 * np.pi)), pitch=float(np.deg2rad(_uniform(rng, cfg.pitch_deg))))
+            return Pose(
+                np.array([xy[0], xy[1], height]),
+                yaw=float(rng.uniform(0, 2 * np.pi)),
+                pitch=float(np.deg2rad(_uniform(rng, cfg.pitch_deg))),
+            )
     return None
 
 
@@ -184,4 +209,4 @@ def sample_scene(cfg: SynthConfig, rng: np.random.Generator, max_rooms: int = 50
         poses = [sample_pose(cfg, room, rng) for _ in range(cfg.samples_per_room)]
         if all(p is not None for p in poses):
             return room, poses
-    raise RuntimeError("could not place the device in any sampled room: loosen the clearances or furniture_count")
+    raise ConfigError("could not place the device in any sampled room: loosen the clearances or furniture_count")

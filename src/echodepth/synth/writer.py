@@ -25,7 +25,8 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .. import __version__
+from ..errors import ConfigError
+from ..version import __version__
 from .depth import render_depth
 from .echo import render_echo
 from .scene import SynthConfig, sample_scene
@@ -83,7 +84,16 @@ def _write_room(job) -> int:
         buf = io.BytesIO()
         np.save(buf, np.round(depth * 1000).astype(np.uint16))
         _atomic_write(out_dir / location / "depth" / f"{stem}.npy", buf.getvalue())
-        rows.append({"depth path": f"{location}/depth", "depth file name": f"{stem}.npy", "audio path": f"{location}/audio", "audio file name": f"{stem}.wav", "room": room_index, "pose": p})
+        rows.append(
+            {
+                "depth path": f"{location}/depth",
+                "depth file name": f"{stem}.npy",
+                "audio path": f"{location}/audio",
+                "audio file name": f"{stem}.wav",
+                "room": room_index,
+                "pose": p,
+            }
+        )
     marker = {"room": room_index, "location": location, "split": split, "rows": rows}
     _atomic_write(out_dir / ".progress" / f"room{room_index:05d}.json", json.dumps(marker).encode())
     return len(rows)
@@ -104,7 +114,9 @@ def metadata(cfg: SynthConfig) -> dict:
     }
 
 
-def generate_dataset(out_dir, cfg: SynthConfig | None = None, workers: int | None = None, progress: bool = True) -> dict:
+def generate_dataset(
+    out_dir, cfg: SynthConfig | None = None, workers: int | None = None, progress: bool = True
+) -> dict:
     """Writes (or completes) the dataset of `cfg` in out_dir; returns the number of samples per split."""
     cfg = cfg or SynthConfig()
     out_dir = Path(out_dir)
@@ -114,9 +126,12 @@ def generate_dataset(out_dir, cfg: SynthConfig | None = None, workers: int | Non
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
         if old.get("settings") != meta["settings"]:
-            raise ValueError(f"{out_dir} already holds a synthetic dataset made with other settings (see {meta_path}); choose another folder")
+            raise ConfigError(
+                f"{out_dir} already holds a synthetic dataset made with other settings (see {meta_path}); "
+                "choose another folder"
+            )
     elif any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir} is not empty and holds no {METADATA_FILE}: refusing to write a dataset into it")
+        raise ConfigError(f"{out_dir} is not empty and holds no {METADATA_FILE}: refusing to write a dataset into it")
     _atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     splits = assign_splits(cfg)
     for loc in range(cfg.n_locations):
@@ -128,7 +143,13 @@ def generate_dataset(out_dir, cfg: SynthConfig | None = None, workers: int | Non
     todo = [r for r in range(cfg.n_rooms) if not (out_dir / ".progress" / f"room{r:05d}.json").exists()]
     jobs = [(str(out_dir), cfg.to_dict(), r, *splits[r]) for r in todo]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
-    bar = tqdm(total=cfg.n_rooms * cfg.samples_per_room, initial=(cfg.n_rooms - len(todo)) * cfg.samples_per_room, unit="sample", desc="synth", disable=not progress)
+    bar = tqdm(
+        total=cfg.n_rooms * cfg.samples_per_room,
+        initial=(cfg.n_rooms - len(todo)) * cfg.samples_per_room,
+        unit="sample",
+        desc="synth",
+        disable=not progress,
+    )
     with bar:
         if workers == 1:
             for job in jobs:
@@ -142,7 +163,9 @@ def generate_dataset(out_dir, cfg: SynthConfig | None = None, workers: int | Non
 
 
 def _write_csvs(out_dir: Path, cfg: SynthConfig) -> dict:
-    tables: dict[tuple[str, str], list[dict]] = {(location_name(l), s): [] for l in range(cfg.n_locations) for s in SPLITS}
+    tables: dict[tuple[str, str], list[dict]] = {
+        (location_name(l), s): [] for l in range(cfg.n_locations) for s in SPLITS
+    }
     for r in range(cfg.n_rooms):
         marker = json.loads((out_dir / ".progress" / f"room{r:05d}.json").read_text())
         tables[(marker["location"], marker["split"])].extend(marker["rows"])

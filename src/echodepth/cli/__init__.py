@@ -1,0 +1,146 @@
+"""The `echodepth` command line: sub-commands parse arguments and call the library.
+
+Errors about the user's input (`echodepth.errors.UserError`) are printed as one line; anything
+else is a bug and keeps its traceback. `--debug` or ECHODEPTH_DEBUG=1 shows every traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import UserError
+from ..version import __version__
+from . import commands
+from .flags import add_settings_flags
+
+TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
+--config naming one), trains a CPU-sized configuration on the built-in synthetic data, made once:
+about 3.5 minutes on 2 cores. With a dataset named, the design guide's defaults apply (batch 256,
+learning rate 0.002, 64 base channels, 256 x 256). Precedence: defaults < --config < flags."""
+SYNTH_HELP = """Write the built-in synthetic dataset in the BatVision V2 layout. Every generator
+setting is a flag; an interrupted run resumes."""
+CHECK_HELP = """Validate every sample of every split; print a summary and one line per bad sample.
+Exit status 1 when any sample is bad."""
+EVAL_HELP = """Evaluate a checkpoint on a split with the protocol's metrics; writes {split}_metrics.json
+and {split}_per_image.csv."""
+PREDICT_HELP = """Predict depth for BatVision recordings (stereo audio files, or V1 *_left.npy with
+*_right.npy beside it); writes <stem>_depth.npy (metres) and <stem>_decomposition.png."""
+COMPARE_HELP = """Train the baseline U-Net, base + residual and ablations on the same data with the
+same budget over several seeds (each run its own process, resumable), then write report.md with
+plots, structure metrics and a verdict per claim. --preset small runs on a CPU in about 18 minutes
+(2 cores); --preset full uses the guide's sizes (GPU)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (argparse prints the usage too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a sub-command's default must not hide `echodepth --debug COMMAND`
+    help_text = "show the traceback of every error (also ECHODEPTH_DEBUG=1)"
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..compare import PRESETS, all_variants
+    from ..config import TrainConfig
+    from ..data import DATASETS
+    from ..synth import SynthConfig
+
+    datasets = DATASETS.names()
+    parser = OneLineParser(
+        prog="echodepth", description="Depth maps from binaural echoes (base + residual decomposition)."
+    )
+    parser.add_argument("--version", action="version", version=f"echodepth {__version__}")
+    add_debug_flag(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "synth", help="write the built-in synthetic dataset (BatVision V2 layout)", description=SYNTH_HELP
+    )
+    p.add_argument("out_dir", help="output folder (created; resumed if it holds the same settings)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--report", type=int, nargs="?", const=300, default=0, metavar="N",
+        help="print the first-echo / nearest-depth correlation over N samples (default 300)",
+    )  # fmt: skip
+    add_settings_flags(p, SynthConfig)
+    add_debug_flag(p)
+    p.set_defaults(func=commands.cmd_synth)
+
+    p = sub.add_parser("check-data", help="validate every sample of a dataset", description=CHECK_HELP)
+    p.add_argument("--dataset", required=True, choices=datasets)
+    p.add_argument("--data_dir", required=True)
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    p.add_argument(
+        "--max_depth_m", type=float, default=None, help="default: 12 for V1, 30 for V2, the metadata's for synthetic"
+    )
+    p.add_argument("--location_blacklist", nargs="*", default=None, help="V2 locations to leave out")
+    add_debug_flag(p)
+    p.set_defaults(func=commands.cmd_check_data)
+
+    p = sub.add_parser("train", help="train a model", description=TRAIN_HELP)
+    p.add_argument("--config", default=None, help="YAML file of settings (flags override it)")
+    add_settings_flags(p, TrainConfig)
+    add_debug_flag(p)
+    p.set_defaults(func=commands.cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint (metrics JSON + per-image CSV)", description=EVAL_HELP)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--dataset", default=None, choices=datasets, help="default: the checkpoint's")
+    p.add_argument("--data_dir", default=None, help="default: the checkpoint's")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--out_dir", default=None, help="default: eval/ beside the run's checkpoints/")
+    p.add_argument("--device", default="auto")
+    add_debug_flag(p)
+    p.set_defaults(func=commands.cmd_eval)
+
+    p = sub.add_parser("predict", help="predict depth maps for recordings", description=PREDICT_HELP)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--out_dir", default="predictions")
+    p.add_argument("--device", default="auto")
+    add_debug_flag(p)
+    p.set_defaults(func=commands.cmd_predict)
+
+    p = sub.add_parser("compare", help="test the guide's claims against the baseline U-Net", description=COMPARE_HELP)
+    p.add_argument("--out", default="results/compare")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--variants", nargs="+", default=None, choices=list(all_variants()), help="default: all")
+    p.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    p.add_argument("--target_rmse", type=float, default=None, help="metres (default: the baseline's best)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--dataset", default=None, choices=datasets)
+    p.add_argument("--data_dir", default=None)
+    p.add_argument("--image_size", type=int, default=None)
+    p.add_argument("--base_channels", type=int, default=None)
+    p.add_argument("--batch_size", type=int, default=None)
+    add_debug_flag(p)
+    p.set_defaults(func=commands.cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    debug = getattr(args, "debug", False) or os.environ.get("ECHODEPTH_DEBUG", "") not in ("", "0")
+    try:
+        return args.func(args)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"echodepth {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"echodepth {args.command}: interrupted", file=sys.stderr)
+        return 130

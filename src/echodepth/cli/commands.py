@@ -1,0 +1,82 @@
+"""What each sub-command does with its parsed arguments: call the library and print the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .flags import given_settings
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ..synth import SynthConfig, generate_dataset
+    from ..synth.analysis import echo_depth_correlation
+
+    cfg = SynthConfig(**given_settings(args, SynthConfig))
+    counts = generate_dataset(args.out_dir, cfg, workers=args.workers, progress=not args.quiet)
+    print(
+        f"wrote {sum(counts.values())} samples to {args.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    if args.report:
+        print(json.dumps(echo_depth_correlation(args.out_dir, args.report), indent=2))
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from ..data import check_dataset
+
+    kwargs = {"location_blacklist": args.location_blacklist} if args.location_blacklist else {}
+    n_bad = check_dataset(args.dataset, args.data_dir, splits=args.splits, max_depth_m=args.max_depth_m, **kwargs)
+    return 1 if n_bad else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..config import TrainConfig, load_yaml, resolve_config
+    from ..evaluate import format_comparison
+    from ..run import train
+
+    cfg = resolve_config(load_yaml(args.config) if args.config else {}, given_settings(args, TrainConfig))
+    print(
+        f"experiment {cfg.experiment_name}: {cfg.model}, {cfg.loss} loss, dataset {cfg.dataset}, "
+        f"{cfg.epochs} epochs, outputs in {cfg.run_dir.path}"
+    )
+    result = train(cfg)
+    if "test" in result:
+        print(format_comparison(result["test"], result["baselines"]))
+    print(f"outputs: {result['out_dir']} (best checkpoint {result['best_checkpoint']})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..evaluate import evaluate
+
+    metrics = evaluate(
+        args.checkpoint,
+        split=args.split,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        out_dir=args.out_dir,
+        device=args.device,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ..predict import predict_files
+
+    for item in predict_files(args.checkpoint, args.audio, args.out_dir, device=args.device):
+        print(f"{item['audio']} -> {item['depth']}, {item['figure']}")
+    return 0
+
+
+COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ..compare import compare
+
+    overrides = {name: getattr(args, name) for name in COMPARE_OVERRIDES if getattr(args, name) is not None}
+    path = compare(args.out, args.preset, args.seeds, args.variants, args.jobs, args.target_rmse, overrides)
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,59 @@
+"""`echodepth compare`: the design guide's claims, tested against the baseline U-Net.
+
+Trains the baseline and base + residual (plus ablations) on the same data with the same budget
+over several seeds, each run in its own process (resumable: a finished run is kept, an
+interrupted one continues from its last checkpoint), then writes a Markdown report with plots:
+validation RMSE curves, epochs to a target RMSE, final protocol metrics, structure metrics,
+base / residual magnitudes over training, and a verdict on each claim.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..training import EchoDepthDataModule
+from .report import write_report
+from .results import collect, structure_metrics
+from .scheduler import execute
+from .variants import BASELINE, PRESETS, PROPOSED, Run, all_variants, plan_runs
+from .verdicts import verdicts
+
+
+def compare(
+    out_dir="results/compare",
+    preset: str = "small",
+    seeds: int = 3,
+    variants=None,
+    jobs: int = 2,
+    target_rmse: float | None = None,
+    overrides: dict | None = None,
+    progress=print,
+) -> Path:
+    """Trains every variant x seed (resuming what exists) and writes the report; returns its path."""
+    out_dir = Path(out_dir)
+    names = list(variants or all_variants())
+    runs = plan_runs(out_dir, preset, seeds, names, overrides or {})
+    # make the data and its caches once, before the runs start side by side
+    datamodule = EchoDepthDataModule(runs[0].cfg, progress=False)
+    datamodule.prepare_data()
+    datamodule.dataset("test")
+    execute(runs, jobs, progress)
+    results = collect(runs, datamodule)
+    settings = {**runs[0].cfg.to_dict(), "data_dir": str(datamodule.root)}
+    return write_report(out_dir, results, preset, seeds, target_rmse, settings)
+
+
+__all__ = [
+    "BASELINE",
+    "PRESETS",
+    "PROPOSED",
+    "Run",
+    "collect",
+    "compare",
+    "execute",
+    "plan_runs",
+    "structure_metrics",
+    "all_variants",
+    "verdicts",
+    "write_report",
+]

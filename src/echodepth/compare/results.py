@@ -1,0 +1,72 @@
+"""A comparison's results: per variant, per-seed curves, test metrics and structure metrics,
+and the small statistics the report and verdicts share."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import torch
+
+from ..inference import Predictor
+from ..metrics import analysis_kernel, finish_structure, structure_sums
+from .variants import Run
+
+
+@torch.no_grad()
+def structure_metrics(predictor: Predictor, datamodule, split: str = "test") -> dict[str, float]:
+    """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)."""
+    kernel = analysis_kernel(predictor.cfg.image_size)
+    total: dict[str, float] = {}
+    for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=64)):
+        for k, v in structure_sums(p.base_m, p.residual_m, p.final_m, b["depth_m"], kernel).items():
+            total[k] = total.get(k, 0.0) + v
+    return finish_structure(total)
+
+
+def collect(runs: list[Run], datamodule) -> dict:
+    """Returns, per variant, per-seed curves, test metrics and structure metrics."""
+    results: dict[str, dict] = {}
+    for run in runs:
+        rows = run.run_dir.read_metrics()
+        test = json.loads(run.run_dir.test_metrics.read_text())
+        entry = results.setdefault(
+            run.variant, {"curves": [], "base": [], "residual": [], "test": [], "structure": [], "baselines": test}
+        )
+        entry["curves"].append([r["val/rmse"] for r in rows])
+        entry["base"].append([r["val/mean_abs_base"] for r in rows])
+        entry["residual"].append([r["val/mean_abs_residual"] for r in rows])
+        entry["test"].append(test["model"])
+        predictor = Predictor.from_checkpoint(run.run_dir.best_checkpoint, device="cpu")
+        entry["structure"].append(structure_metrics(predictor, datamodule))
+    return results
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Returns the mean and sample standard deviation of the finite values (NaN, NaN if none)."""
+    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if len(arr) == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def fmt(mean: float, std: float | None = None, digits: int = 3) -> str:
+    """Returns "mean" or "mean ± std" with `digits` decimals, or "n/a" for a non-finite mean."""
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def mean_curve(curves: list[list[float]]) -> list[float]:
+    """Returns the mean over seeds of curves, cut to the shortest."""
+    n = min(len(c) for c in curves)
+    return list(np.asarray([c[:n] for c in curves]).mean(0))
+
+
+def epochs_to_target(curve: list[float], target: float) -> float:
+    """Returns the first (1-based) epoch whose validation RMSE is <= target, or NaN if none."""
+    for epoch, value in enumerate(curve, 1):
+        if value <= target:
+            return float(epoch)
+    return math.nan

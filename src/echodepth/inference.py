@@ -1,0 +1,129 @@
+"""The one inference path: a `Predictor` built from a self-describing checkpoint.
+
+    from echodepth import Predictor
+    predictor = Predictor.from_checkpoint("results/exp1/checkpoints/best.ckpt", device="auto")
+    prediction = predictor.predict(waveform, sample_rate_hz=44100)   # (2, N) or (B, 2, N)
+    prediction.final_m                                                # (B, 1, H, W) metres
+
+End-of-training test evaluation, `echodepth eval`, `predict` and `compare` all predict through it.
+Checkpoints load with `weights_only=True`: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data import AudioFeatures, FeatureConfig, cut_length, prepare_batch
+from .errors import CheckpointError, DataError, MissingFileError
+from .models import build_model_for_training
+from .units import depth_norm_to_m
+
+
+@dataclass
+class Prediction:
+    """Base, residual and final depth in metres, each (B, 1, H, W), final = base + residual."""
+
+    base_m: torch.Tensor
+    residual_m: torch.Tensor
+    final_m: torch.Tensor
+
+
+def resolve_device(name: str = "auto") -> str:
+    """Returns the torch device for a name: "auto" is CUDA where available, else the CPU."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def read_checkpoint(path, device: str = "cpu") -> dict:
+    """Returns the checkpoint's contents, loaded with weights_only=True; one-line errors for a
+    missing, unreadable or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is unreadable or not a plain weights file ({first})") from None
+    if not isinstance(ckpt, dict) or "echodepth" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} was not written by echodepth train (no 'echodepth' settings inside)")
+    return ckpt
+
+
+class Predictor:
+    """A trained network with the feature settings and depth range it was trained with."""
+
+    def __init__(
+        self, network: torch.nn.Module, cfg: TrainConfig, meta: dict, device: str = "cpu", batch_size: int = 64
+    ):
+        self.checkpoint_path: Path | None = None  # set by from_checkpoint
+        self.device = resolve_device(device)
+        self.network = network.to(self.device).eval()
+        self.cfg = cfg
+        self.meta = meta
+        self.batch_size = batch_size
+        self.max_depth_m = float(meta["max_depth_m"])
+        self.features = FeatureConfig(**meta["features"])
+        self.extractor = AudioFeatures(self.features, self.max_depth_m).to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str = "auto", batch_size: int = 64) -> "Predictor":
+        """Returns the predictor of a checkpoint written by `echodepth train`."""
+        device = resolve_device(device)
+        ckpt = read_checkpoint(path, device)
+        meta = ckpt["echodepth"]
+        cfg = TrainConfig.from_dict(meta["config"])
+        network = build_model_for_training(cfg, int(meta["input_shape"][0]))
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        network.load_state_dict(state)
+        predictor = cls(network, cfg, meta, device, batch_size)
+        predictor.checkpoint_path = Path(path)
+        return predictor
+
+    @property
+    def min_samples(self) -> int:
+        """Returns the shortest recording the features accept (the cut's length)."""
+        return cut_length(self.max_depth_m, self.features.sample_rate_hz) if self.features.cut else 1
+
+    @torch.no_grad()
+    def predict_features(self, features: torch.Tensor) -> Prediction:
+        """Returns the prediction for a batch of feature images (B, C, H, W), batch_size at a time."""
+        parts = []
+        for chunk in torch.split(features, self.batch_size):
+            outputs = self.network(chunk.to(self.device).float())
+            parts.append([depth_norm_to_m(t.float(), self.max_depth_m) for t in outputs])
+        return Prediction(*(torch.cat(maps) for maps in zip(*parts)))
+
+    def check_waveform(self, wave: torch.Tensor, sample_rate_hz: int, name: str = "waveform") -> None:
+        """Raises a DataError naming `name` when a (B, 2, N) waveform cannot be predicted from."""
+        if sample_rate_hz != self.features.sample_rate_hz:
+            raise DataError(
+                f"{name}: sampled at {sample_rate_hz} Hz, the model expects {self.features.sample_rate_hz} Hz"
+            )
+        if wave.ndim != 3 or wave.shape[1] != 2:
+            raise DataError(f"{name}: shape {tuple(wave.shape)}, expected (2, N) or (B, 2, N): left and right ear")
+        if wave.shape[-1] < self.min_samples:
+            raise DataError(f"{name}: {wave.shape[-1]} samples, the model needs at least {self.min_samples}")
+        if not torch.isfinite(wave).all():
+            raise DataError(f"{name}: contains NaN or infinite samples")
+
+    @torch.no_grad()
+    def predict(self, waveform, sample_rate_hz: int, name: str = "waveform") -> Prediction:
+        """Returns the prediction for one (2, N) recording or a batch (B, 2, N) (numpy or torch)."""
+        wave = torch.as_tensor(np.asarray(waveform) if not torch.is_tensor(waveform) else waveform).float()
+        if wave.ndim == 2:
+            wave = wave[None]
+        self.check_waveform(wave, sample_rate_hz, name)
+        return self.predict_features(self.extractor(wave.to(self.device)))
+
+    def predict_loader(self, loader):
+        """Yields (prepared batch, prediction) over a data loader of the training data format."""
+        for batch in loader:
+            b = prepare_batch(
+                {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}, self.max_depth_m
+            )
+            yield b, self.predict_features(b["features"])

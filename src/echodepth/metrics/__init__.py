@@ -1,0 +1,23 @@
+"""Metrics: the evaluation protocol's depth metrics and the structure metrics."""
+
+from .protocol import METRIC_KEYS, MIN_DEPTH_M, aggregate, depth_metrics, per_image_metrics
+from .structure import (
+    analysis_kernel,
+    depth_edges,
+    finish_structure,
+    high_frequency_share,
+    structure_sums,
+)
+
+__all__ = [
+    "METRIC_KEYS",
+    "MIN_DEPTH_M",
+    "aggregate",
+    "analysis_kernel",
+    "depth_edges",
+    "depth_metrics",
+    "finish_structure",
+    "high_frequency_share",
+    "per_image_metrics",
+    "structure_sums",
+]

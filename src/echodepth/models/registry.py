@@ -1,0 +1,53 @@
+"""The model registry and the interface every registered model follows.
+
+A model is an `nn.Module` registered with `@MODELS.register("name")` that
+- has a `Settings` dataclass (its keyword settings; `in_channels` and `image_size` among them),
+- maps features (B, C, F, T) to `(base, residual, final)`, each (B, 1, H, W) in normalised depth
+  (depth / max depth, see `echodepth.units`), with final == base + residual,
+- says how it takes the training settings in `training_settings(cfg)` (a classmethod),
+- may give `compare_settings`: training settings `echodepth compare` uses when it runs the model
+  as a variant (e.g. the baseline's plain L1 loss),
+- has `parameter_counts()` (encoder, base_decoder, residual_decoder, total).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..registry import Registry
+
+MODELS = Registry("model")
+
+
+class DepthModel(nn.Module):
+    """Base class of registered models: the defaults of the interface above."""
+
+    Settings: type
+    compare_settings: dict = {}
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        """Returns this model's settings taken from a TrainConfig (beyond in_channels and image_size)."""
+        return {}
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Returns the parameter count of each part and the total (all in `total` by default)."""
+        total = sum(p.numel() for p in self.parameters())
+        return {"encoder": 0, "base_decoder": total, "residual_decoder": 0, "total": total}
+
+
+def build_model(name: str, **settings) -> nn.Module:
+    """Returns a new model of the registered `name`; an unknown setting is an error naming it."""
+    return MODELS.build(name, **settings)
+
+
+def build_model_for_training(cfg, in_channels: int) -> nn.Module:
+    """Returns the network a TrainConfig describes, predicting normalised depth at its image size."""
+    cls = MODELS.get(cfg.model)
+    side = cfg.image_size
+    return build_model(cfg.model, in_channels=in_channels, image_size=(side, side), **cls.training_settings(cfg))
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Returns the parameter count per part (encoder, base_decoder, residual_decoder, total)."""
+    return model.parameter_counts()

@@ -1,0 +1,134 @@
+"""The `train()` entry: puts the data module, the Lightning module and the trainer together, then
+evaluates the best checkpoint on the test split next to the mean-depth predictors.
+
+Outputs in results/{experiment_name}/ (see `echodepth.rundir.RunDir`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from .config import TrainConfig, save_yaml
+from .errors import ConfigError, MissingFileError, NonFiniteLossError
+from .evaluate import evaluate_split, mean_depth_baselines
+from .inference import Predictor
+from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule
+
+
+def resolve_resume(cfg: TrainConfig) -> str | None:
+    """Returns the checkpoint to resume from (--resume PATH, or "last" for this run's last one)."""
+    if not cfg.resume:
+        return None
+    path = cfg.run_dir.last_checkpoint if cfg.resume == "last" else Path(cfg.resume)
+    if not path.is_file():
+        raise MissingFileError(f"--resume: checkpoint {path} not found")
+    return str(path)
+
+
+def make_loggers(cfg: TrainConfig) -> list:
+    run_dir = cfg.run_dir
+    loggers = [TensorBoardLogger(save_dir=str(run_dir.path), name=run_dir.tensorboard.name, version="")]
+    if cfg.use_wandb:
+        try:
+            import wandb  # noqa: F401
+            from lightning.pytorch.loggers import WandbLogger
+        except ImportError:
+            raise ConfigError("--use_wandb needs the wandb package: pip install 'echodepth[wandb]'") from None
+        loggers.append(
+            WandbLogger(
+                project=cfg.wandb_project, name=cfg.experiment_name, save_dir=str(run_dir.path), config=cfg.to_dict()
+            )
+        )
+    return loggers
+
+
+def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, steps_per_epoch: int, progress: bool):
+    n_devices = cfg.devices * cfg.num_nodes
+    return L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy="ddp" if n_devices > 1 else "auto",
+        precision=cfg.precision,
+        logger=loggers,
+        callbacks=[checkpoints, LearningRateMonitor(logging_interval="epoch")],
+        plugins=[AtomicCheckpointIO()],
+        num_sanity_val_steps=0,
+        # every 10 steps, or every step when an epoch is shorter than that
+        log_every_n_steps=max(1, min(10, steps_per_epoch)),
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        default_root_dir=str(cfg.run_dir.path),
+    )
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Trains one configuration; returns the paths of its outputs and its metrics.
+
+    Ends by evaluating the best checkpoint on the test split, next to the two mean-depth
+    predictors, when the dataset has a test split.
+    """
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+    ckpt_path = resolve_resume(cfg)
+    datamodule = EchoDepthDataModule(cfg, progress=progress)
+    datamodule.prepare_data()
+    if not cfg.data_dir:  # record where the data is, so that the checkpoint finds it again
+        cfg.data_dir = str(datamodule.root.resolve())
+    if cfg.max_depth_m is None:
+        cfg.max_depth_m = datamodule.max_depth_m
+    run_dir = cfg.run_dir
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    save_yaml(cfg, run_dir.config)
+    module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict())
+    checkpoints = ModelCheckpoint(
+        dirpath=run_dir.checkpoints,
+        filename=run_dir.best_checkpoint.stem,
+        monitor="val/rmse",
+        mode="min",
+        save_last=True,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    loggers = make_loggers(cfg)
+    steps_per_epoch = len(datamodule.dataset("train")) // (cfg.batch_size * cfg.devices * cfg.num_nodes)
+    trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch, progress)
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except NonFiniteLossError as err:
+        last = run_dir.last_checkpoint
+        kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
+        raise NonFiniteLossError(f"{err}; {kept}") from None
+    result = {
+        "out_dir": str(run_dir.path),
+        "best_checkpoint": checkpoints.best_model_path,
+        "last_checkpoint": str(run_dir.last_checkpoint),
+        "fit_seconds": time.perf_counter() - start,
+    }
+    if cfg.use_wandb and trainer.global_rank == 0:
+        loggers[-1].experiment.finish()  # flush the run now, not at interpreter exit
+    if trainer.global_rank != 0:
+        return result
+    split = "test"
+    try:
+        datamodule.dataset(split)
+    except (ValueError, OSError) as err:  # a dataset without a test split still trains
+        print(f"no test evaluation: {err}")
+        return result
+    predictor = Predictor.from_checkpoint(checkpoints.best_model_path, device="auto")
+    test = evaluate_split(predictor, datamodule, split, progress=progress)
+    baselines = mean_depth_baselines(datamodule, split)
+    result.update({"test": test, "baselines": baselines})
+    run_dir.test_metrics.write_text(json.dumps({"split": split, "model": test, **baselines}, indent=2))
+    return result

@@ -1,0 +1,110 @@
+"""The run folder `results/{experiment_name}/` as one object: every file a run writes or reads.
+
+config.yaml                       the resolved settings
+metrics.csv                       one row per epoch
+epoch_{N:04d}_decomposition.png   base / residual / final / ground truth, validation samples
+checkpoints/last.ckpt, best.ckpt  self-describing, loadable with weights_only=True
+test_metrics.json                 the best checkpoint on the test split, with the mean-depth predictors
+eval/{split}_metrics.json, eval/{split}_per_image.csv    written by `echodepth eval`
+tensorboard/, wandb/              loggers
+train.log, compare_run.yaml       written when `echodepth compare` runs it
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The folder of one training run and the paths of its files."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint) -> "RunDir":
+        """Returns the run folder a checkpoint lies in (its checkpoints/ folder's parent)."""
+        return cls(Path(checkpoint).resolve().parent.parent)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def test_metrics(self) -> Path:
+        return self.path / "test_metrics.json"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def train_log(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def compare_config(self) -> Path:
+        return self.path / "compare_run.yaml"
+
+    def figure(self, epoch: int) -> Path:
+        """Returns the decomposition figure of a (1-based) epoch."""
+        return self.path / f"epoch_{epoch:04d}_decomposition.png"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run ended with its test evaluation."""
+        return self.test_metrics.exists()
+
+    def append_metrics(self, record: dict) -> None:
+        """Appends a row to metrics.csv, dropping rows of this epoch or later (left by a killed
+        run that is being resumed) and widening the header when new columns appear."""
+        rows = []
+        if self.metrics.exists():
+            with open(self.metrics, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < record["epoch"]]
+        rows.append(record)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        tmp = self.metrics.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.metrics)
+
+    def read_metrics(self) -> list[dict]:
+        """Returns metrics.csv as a list of dicts of floats (NaN for empty cells)."""
+        with open(self.metrics, newline="") as f:
+            return [
+                {k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in csv.DictReader(f)
+            ]

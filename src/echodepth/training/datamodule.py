@@ -1,0 +1,125 @@
+"""The Lightning data module: datasets and loaders of one configuration, built once.
+
+With dataset synthetic and no data_dir, the built-in synthetic data is generated once into the
+cache folder. Training, evaluation and comparison all read data through this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from ..config import TrainConfig
+from ..data import DATASETS, FeatureConfig, build_cache, collate_batch
+from ..errors import ConfigError
+
+
+def synth_config_for(cfg: TrainConfig):
+    """Returns the settings of the built-in synthetic data used when no data_dir is given."""
+    from ..synth import SynthConfig
+
+    side = cfg.synth_image_size
+    return SynthConfig(seed=0, n_rooms=cfg.synth_rooms, image_size=(side, side))
+
+
+def default_synthetic_dir(cfg: TrainConfig) -> Path:
+    settings = json.dumps(synth_config_for(cfg).to_dict(), sort_keys=True)
+    return Path(cfg.cache_dir) / f"synthetic-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+
+
+class EchoDepthDataModule(L.LightningDataModule):
+    """Datasets and loaders of one configuration; builds the synthetic data and caches once (rank 0)."""
+
+    def __init__(self, cfg: TrainConfig, progress: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.progress = progress
+        self._raw: dict[str, object] = {}
+        self._ready: dict[str, object] = {}
+
+    @property
+    def root(self) -> Path:
+        if self.cfg.data_dir:
+            return Path(self.cfg.data_dir)
+        if self.cfg.dataset != "synthetic":
+            raise ConfigError(
+                f"--data_dir is required for dataset {self.cfg.dataset} "
+                "(the BatVision data is not downloaded by echodepth)"
+            )
+        return default_synthetic_dir(self.cfg)
+
+    def feature_config(self) -> FeatureConfig:
+        side = self.cfg.image_size
+        return FeatureConfig(audio_format=self.cfg.audio_format, log=self.cfg.log_compression, image_size=(side, side))
+
+    def prepare_data(self) -> None:
+        if not self.cfg.data_dir and self.cfg.dataset == "synthetic":
+            from ..synth import generate_dataset, is_complete
+
+            synth_cfg = synth_config_for(self.cfg)
+            if not is_complete(self.root, synth_cfg):
+                print(f"building the built-in synthetic dataset in {self.root} (once)")
+                generate_dataset(self.root, synth_cfg, progress=self.progress)
+        if not self.root.is_dir():
+            raise ConfigError(f"--data_dir {self.root} is not a folder")
+        if self.cfg.cache:
+            for split in ("train", "val"):
+                self.dataset(split)
+
+    def raw_dataset(self, split: str):
+        """Returns the split read sample by sample from the files (no cache)."""
+        if split not in self._raw:
+            layout = DATASETS.get(self.cfg.dataset).layout_settings(self.cfg)
+            self._raw[split] = DATASETS.get(self.cfg.dataset)(
+                self.root, split, features=self.feature_config(), max_depth_m=self.cfg.max_depth_m, **layout
+            )
+        return self._raw[split]
+
+    def dataset(self, split: str):
+        """Returns the split as used for training: cached when cfg.cache, else per-sample."""
+        if split not in self._ready:
+            raw = self.raw_dataset(split)
+            self._ready[split] = build_cache(raw, self.cfg.cache_dir, progress=self.progress) if self.cfg.cache else raw
+        return self._ready[split]
+
+    @property
+    def max_depth_m(self) -> float:
+        return self.raw_dataset("train").max_depth_m
+
+    @property
+    def features(self) -> FeatureConfig:
+        """Returns the feature settings in force (the data's sample rate included)."""
+        return self.raw_dataset("train").features
+
+    @property
+    def n_channels(self) -> int:
+        return self.raw_dataset("train").n_channels
+
+    def loader(self, split: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+        ds = self.dataset(split)
+        # the cache serves whole batches from memory-mapped arrays faster than worker processes
+        # can pass them back, so it runs in the main process
+        workers = 0 if self.cfg.cache else self.cfg.num_workers
+        bs = min(batch_size or self.cfg.batch_size, len(ds))
+        return DataLoader(
+            ds,
+            batch_size=bs,
+            shuffle=shuffle,
+            drop_last=shuffle and len(ds) > bs,
+            num_workers=workers,
+            collate_fn=collate_batch,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self):
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self.loader("val")
+
+    def test_dataloader(self):
+        return self.loader("test")

@@ -1,0 +1,145 @@
+"""The Lightning module: one network and its loss; training in normalised depth, validation in metres."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from ..config import TrainConfig
+from ..data import FeatureConfig, prepare_batch
+from ..errors import NonFiniteLossError
+from ..losses import build_loss_for_training
+from ..metrics import METRIC_KEYS, aggregate, per_image_metrics
+from ..models import build_model_for_training
+from ..units import depth_norm_to_m
+from ..version import __version__
+from .outputs import write_epoch_outputs
+
+
+def checkpoint_metadata(cfg: TrainConfig, max_depth_m: float, features: FeatureConfig, in_channels: int) -> dict:
+    """Returns what makes a checkpoint self-describing (stored as ckpt["echodepth"])."""
+    side = cfg.image_size
+    return {
+        "version": __version__,
+        "config": cfg.to_dict(),
+        "max_depth_m": max_depth_m,
+        "features": features.to_dict(),  # the sample rate of the training data included
+        "input_shape": [in_channels, side, side],
+        "output_shape": [1, side, side],
+    }
+
+
+class DepthModule(L.LightningModule):
+    """Wraps a network and its loss: training in normalised depth, validation metrics in metres."""
+
+    def __init__(self, config: dict, max_depth_m: float, features: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = TrainConfig.from_dict(config)
+        self.max_depth_m = float(max_depth_m)
+        self.features = FeatureConfig(**features)
+        self.model = build_model_for_training(self.cfg, self.features.n_channels)
+        self.criterion = build_loss_for_training(self.cfg)
+        self._val_parts: list[dict] = []
+        self._train_sums: dict[str, torch.Tensor] = {}
+        self._figure_samples = None
+        self.epoch_record: dict = {}
+
+    def forward(self, features):
+        return self.model(features)
+
+    def on_train_epoch_start(self):
+        self.criterion.set_epoch(self.current_epoch)
+        self._train_sums = {}
+
+    def training_step(self, batch, batch_idx):
+        b = prepare_batch(batch, self.max_depth_m)
+        base, residual, final = self.model(b["features"])
+        parts = self.criterion(base.float(), residual.float(), final.float(), b["depth_norm"])
+        loss = parts["loss"]
+        if not torch.isfinite(loss):
+            values = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.current_epoch + 1}, step {self.global_step} ({values}); "
+                "try a lower --learning_rate or --precision 32-true"
+            )
+        n = len(b["depth_norm"])
+        # per step, under the guide's exact names; metrics.csv holds the epoch means
+        self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, on_step=True, on_epoch=False, batch_size=n)
+        for k, v in parts.items():
+            self._train_sums[k] = self._train_sums.get(k, 0.0) + v.detach().float() * n
+        self._train_sums["n"] = self._train_sums.get("n", 0.0) + torch.tensor(float(n), device=loss.device)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        b = prepare_batch(batch, self.max_depth_m)
+        base, residual, final = (depth_norm_to_m(t.float(), self.max_depth_m) for t in self.model(b["features"]))
+        gt = b["depth_m"]
+        per = per_image_metrics(final, gt)
+        valid = b["valid"].float()
+
+        def valid_sum(t):
+            return (t * valid).sum().double().reshape(1)
+
+        self._val_parts.append(
+            {
+                **{k: per[k] for k in (*METRIC_KEYS, "n_valid")},
+                "abs_base": valid_sum(base.abs()),
+                "abs_residual": valid_sum(residual.abs()),
+                "abs_final": valid_sum(final.abs()),
+                "valid": valid.sum().double().reshape(1),
+            }
+        )
+        if self._figure_samples is None:
+            k = min(self.cfg.n_figure_samples, len(gt))
+            self._figure_samples = [t[:k, 0].detach().cpu().numpy() for t in (base, residual, final, gt)]
+
+    def on_validation_epoch_end(self):
+        parts = {k: torch.cat([p[k] for p in self._val_parts]) for k in self._val_parts[0]}
+        self._val_parts = []
+        if self.trainer.world_size > 1:
+            parts = {k: self.all_gather(v).reshape(-1) for k, v in parts.items()}
+        metrics = aggregate({k: parts[k] for k in (*METRIC_KEYS, "n_valid")})
+        valid = parts["valid"].sum().clamp(min=1)
+        magnitudes = {f"mean_abs_{k}": float(parts[f"abs_{k}"].sum() / valid) for k in ("base", "residual", "final")}
+        if self.trainer.sanity_checking:
+            self._figure_samples = None
+            return
+        self.log_dict({f"val/{k}": float(metrics[k]) for k in METRIC_KEYS})
+        self.log_dict({f"val/{k}": v for k, v in magnitudes.items()})
+        self.epoch_record = {
+            **{f"val/{k}": metrics[k] for k in METRIC_KEYS},
+            **{f"val/{k}": v for k, v in magnitudes.items()},
+            "val/n_images": metrics["n_images"],
+        }
+
+    def on_train_epoch_end(self):
+        sums = {
+            k: (v if torch.is_tensor(v) else torch.tensor(v, device=self.device)) for k, v in self._train_sums.items()
+        }
+        if self.trainer.world_size > 1:
+            sums = {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in sums.items()}
+        n = float(sums.pop("n", torch.tensor(1.0)))
+        record = {"epoch": self.current_epoch + 1}
+        record.update({f"train/{k}": float(v) / max(n, 1.0) for k, v in sums.items()})
+        record.update({f"train/{k}": v for k, v in self.criterion.weights().items()})
+        record["lr"] = self.optimizers().param_groups[0]["lr"]
+        record.update(self.epoch_record)
+        self.log_dict({f"train/{k}": v for k, v in self.criterion.weights().items()})
+        if self.trainer.is_global_zero:
+            write_epoch_outputs(self, record, self._figure_samples)
+        self._figure_samples = None
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay
+        )
+        if self.cfg.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.cfg.epochs)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return optimizer
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["echodepth"] = checkpoint_metadata(
+            self.cfg, self.max_depth_m, self.features, self.features.n_channels
+        )

@@ -1,0 +1,45 @@
+"""What a run writes at the end of each epoch, and how it writes checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..viz import decomposition_figure
+
+
+def write_epoch_outputs(module, record: dict, figure_samples) -> None:
+    """Appends the epoch's row to metrics.csv and saves its decomposition figure (rank 0 only),
+    also sending the figure to the loggers that take images."""
+    run_dir = module.cfg.run_dir
+    run_dir.append_metrics(record)
+    if figure_samples is None:
+        return
+    epoch = record["epoch"]
+    title = f"{module.cfg.experiment_name}, epoch {epoch}, val RMSE {record.get('val/rmse', float('nan')):.3f} m"
+    path = decomposition_figure(*figure_samples, run_dir.figure(epoch), module.max_depth_m, title=title)
+    for logger in module.loggers:
+        if hasattr(logger, "log_image"):  # Weights & Biases
+            logger.log_image(key="val/decomposition", images=[str(path)], step=module.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            import matplotlib.image as mpimg
+
+            image = mpimg.imread(path)[..., :3]
+            logger.experiment.add_image("val/decomposition", image, module.current_epoch, dataformats="HWC")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file and renames it: a run killed while saving keeps
+    its previous checkpoint intact. Loads with weights_only=True (no pickled code runs)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
