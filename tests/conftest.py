@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from echodepth.synth import SynthConfig, generate_dataset
+
 SR = 44100
 
 
@@ -78,3 +80,18 @@ def v2_root(tmp_path):
 @pytest.fixture
 def v1_root(tmp_path):
     return make_v1(tmp_path / "v1")
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    """A tiny synthetic dataset (8 rooms x 4 poses, 16 x 16 depth), made once per test session."""
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(
+        root,
+        SynthConfig(
+            n_rooms=8, samples_per_room=4, n_locations=1, image_size=(16, 16), scatter_rays=512, tail_max_order=4
+        ),
+        workers=2,
+        progress=False,
+    )
+    return root

@@ -7,25 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from echodepth.training import module as training_module
 from echodepth.cli import main
 from echodepth.config import CPU_PRESET, TrainConfig, resolve_config
-from echodepth.synth import SynthConfig, generate_dataset
+from echodepth.training import module as training_module
 from echodepth.viz import make_decomposition_figure
-
-
-@pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    generate_dataset(
-        root,
-        SynthConfig(
-            n_rooms=8, samples_per_room=4, n_locations=1, image_size=(16, 16), scatter_rays=512, tail_max_order=4
-        ),
-        workers=2,
-        progress=False,
-    )
-    return root
 
 
 def train_args(synth_dir, tmp_path, *extra):

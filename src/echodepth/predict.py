@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.datasets import read_ear_pair, read_stereo
+from .data.files import read_ear_pair, read_stereo
 from .errors import DataError, MissingFileError
 from .inference import Predictor
 from .viz import decomposition_figure

@@ -6,8 +6,9 @@ Importing this package registers the built-in dataset layouts and audio features
 from ..errors import DataError
 from .cache import CachedDataset, build_cache, collate_batch, prepare_batch
 from .check import check_dataset
-from .datasets import DATASETS, BatvisionV1, BatvisionV2, EchoDepthDataset, SyntheticDataset, build_dataset
+from .datasets import DATASETS, EchoDepthDataset, build_dataset
 from .features import FEATURES, AudioFeature, AudioFeatures, FeatureConfig, cut_length, mel_filterbank
+from .layouts import BatvisionV1, BatvisionV2, SyntheticDataset
 
 __all__ = [
     "DATASETS",

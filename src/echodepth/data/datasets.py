@@ -1,9 +1,9 @@
-"""BatVision V1 / V2 and synthetic datasets: one base class, thin subclasses for the layouts.
+"""The dataset base class and the dataset registry; the layouts themselves are in `layouts.py`.
 
 Each layout is an `EchoDepthDataset` subclass registered with `@DATASETS.register("name")`; it
 says where the rows and files are (`index`, `read_audio`) and which training settings it takes
-(`layout_settings`). A dataset indexes the rows of its split CSV(s) and loads, per sample, the binaural waveform
-(2, N) and the depth map. Depth: millimetres -> metres; NaN, +-inf and values <= 0 become 0
+(`layout_settings`). A dataset indexes the rows of its split CSV(s) and loads, per sample, the
+binaural waveform (2, N) and the depth map. Depth: millimetres -> metres; NaN, +-inf and values <= 0 become 0
 (invalid); clipped to max_depth; resized to the image size with nearest-neighbour sampling.
 Bilinear resizing would blend a near and a far surface into a depth that exists nowhere, and
 blend invalid zeros into valid pixels; nearest sampling keeps every output pixel a measured
@@ -12,14 +12,10 @@ depth (or invalid), at the cost of some aliasing when shrinking a lot.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -27,43 +23,9 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .features import AudioFeatures, FeatureConfig, cut_length
+from .files import SampleRef
 
 DATASETS = Registry("dataset")
-
-
-@dataclass(frozen=True)
-class SampleRef:
-    csv_path: Path
-    line: int  # line in the CSV file (the header is line 1)
-    audio: tuple[Path, ...]  # one stereo file (V2) or left and right waveforms (V1)
-    depth: Path
-    location: str = ""
-
-    def where(self) -> str:
-        return f"{self.csv_path}, line {self.line}"
-
-
-def resolve_inside(root: Path, relative: str, where: str) -> Path:
-    """Returns root / relative, refusing a path that leaves the dataset root."""
-    if not relative or not relative.strip():
-        raise DataError(f"{where}: empty path")
-    path = (root / relative.strip()).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise DataError(f"{where}: path {relative!r} escapes the dataset root {root}")
-    return path
-
-
-def read_csv(csv_path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict]]:
-    """Returns (line number, row) pairs; a missing file or column is a DataError."""
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: split CSV not found")
-    with open(csv_path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        missing = [c for c in needed if c not in columns]
-        if missing:
-            raise DataError(f"{csv_path}: missing column(s) {missing}; found {columns}")
-        return [(i + 2, row) for i, row in enumerate(reader)]
 
 
 class EchoDepthDataset(Dataset):
@@ -270,141 +232,6 @@ class EchoDepthDataset(Dataset):
             "on_error": self.on_error,
             "files": files,
         }
-
-
-def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
-    """Returns the (2, N) float32 waveform of a stereo audio file; `where` prefixes errors."""
-    if not path.is_file():
-        raise DataError(f"{where}: audio file {path} not found")
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile's errors have no common public base class
-        raise DataError(f"{where}: audio file {path} is unreadable ({str(err).strip()})") from None
-    if data.shape[1] != 2:
-        raise DataError(f"{where}: audio file {path} has {data.shape[1]} channel(s), expected 2 (left, right)")
-    if rate != expected_rate:
-        raise DataError(f"{where}: audio file {path} is sampled at {rate} Hz, expected {expected_rate} Hz")
-    return np.ascontiguousarray(data.T)
-
-
-def read_ear_pair(left: Path, right: Path, where: str) -> np.ndarray:
-    """Returns the (2, N) float32 waveform from V1's two per-ear .npy files; `where` prefixes errors."""
-    ears = []
-    for path in (left, right):
-        if not path.is_file():
-            raise DataError(f"{where}: audio file {path} not found")
-        try:
-            wave = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise DataError(f"{where}: audio file {path} is unreadable ({err})") from None
-        wave = np.squeeze(wave)
-        if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.number):
-            raise DataError(f"{where}: audio file {path} has shape {wave.shape}, expected a 1-D waveform (one ear)")
-        ears.append(wave.astype(np.float32))
-    if len(ears[0]) != len(ears[1]):
-        raise DataError(f"{where}: left and right waveforms differ in length ({len(ears[0])} vs {len(ears[1])})")
-    return np.stack(ears)
-
-
-@DATASETS.register("batvisionv1")
-class BatvisionV1(EchoDepthDataset):
-    """BatVision V1: root/{split}.csv with `depth path`, `audio path left`, `audio path right`;
-    one .npy waveform per ear (44.1 kHz), depth .npy in mm with NaN / inf for no measurement."""
-
-    name = "batvisionv1"
-    default_max_depth_m = 12.0
-    columns = ("depth path", "audio path left", "audio path right")
-
-    def csv_path(self) -> Path:
-        return self.root / f"{self.split}.csv"
-
-    def describe_sources(self) -> str:
-        return f"CSV {self.csv_path()}"
-
-    def index(self):
-        csv_path = self.csv_path()
-        for line, row in read_csv(csv_path, self.columns):
-            where = f"{csv_path}, line {line}"
-            try:
-                left = resolve_inside(self.root, row["audio path left"], where)
-                right = resolve_inside(self.root, row["audio path right"], where)
-                yield SampleRef(csv_path, line, (left, right), resolve_inside(self.root, row["depth path"], where))
-            except DataError as err:
-                yield err
-
-    def read_audio(self, ref: SampleRef) -> np.ndarray:
-        return read_ear_pair(*ref.audio, ref.where())
-
-
-@DATASETS.register("batvisionv2")
-class BatvisionV2(EchoDepthDataset):
-    """BatVision V2: root/<location>/{split}.csv with `depth path`, `depth file name`,
-    `audio path`, `audio file name` (file = root / path / name); stereo audio at 44.1 kHz.
-    A split is the concatenation over locations, less those in `location_blacklist`."""
-
-    name = "batvisionv2"
-    default_max_depth_m = 30.0
-    columns = ("depth path", "depth file name", "audio path", "audio file name")
-    layout_option_names = ("location_blacklist",)
-
-    @classmethod
-    def layout_settings(cls, cfg) -> dict:
-        return {"location_blacklist": cfg.location_blacklist} if cfg.location_blacklist else {}
-
-    def locations(self) -> list[Path]:
-        blacklist = set(self.layout_options.get("location_blacklist") or ())
-        return sorted(
-            p
-            for p in self.root.iterdir()
-            if p.is_dir() and (p / f"{self.split}.csv").exists() and p.name not in blacklist
-        )
-
-    def describe_sources(self) -> str:
-        return f"CSV files {self.root}/*/{self.split}.csv"
-
-    def index(self):
-        for location in self.locations():
-            csv_path = location / f"{self.split}.csv"
-            for line, row in read_csv(csv_path, self.columns):
-                where = f"{csv_path}, line {line}"
-                try:
-                    audio = resolve_inside(
-                        self.root, str(Path(row["audio path"] or "") / (row["audio file name"] or "")), where
-                    )
-                    depth = resolve_inside(
-                        self.root, str(Path(row["depth path"] or "") / (row["depth file name"] or "")), where
-                    )
-                    yield SampleRef(csv_path, line, (audio,), depth, location.name)
-                except DataError as err:
-                    yield err
-
-    def read_audio(self, ref: SampleRef) -> np.ndarray:
-        return read_stereo(ref.audio[0], self.sample_rate_hz, ref.where())
-
-
-@DATASETS.register("synthetic")
-class SyntheticDataset(BatvisionV2):
-    """The built-in synthetic data (V2 layout); max_depth and sample rate come from its metadata."""
-
-    name = "synthetic"
-
-    def __init__(
-        self,
-        root,
-        split: str = "train",
-        features: FeatureConfig | None = None,
-        max_depth_m: float | None = None,
-        **kwargs,
-    ):
-        from ..synth import METADATA_FILE
-
-        meta_path = Path(root) / METADATA_FILE
-        if not meta_path.is_file():
-            raise DataError(f"{meta_path} not found: {root} is not a synthetic dataset written by `echodepth synth`")
-        self.metadata = json.loads(meta_path.read_text())
-        self.default_max_depth_m = float(self.metadata["max_depth_m"])
-        self.sample_rate_hz = int(self.metadata["sample_rate_hz"])
-        super().__init__(root, split, features, max_depth_m, **kwargs)
 
 
 def build_dataset(name: str, root, split: str = "train", **kwargs) -> EchoDepthDataset:

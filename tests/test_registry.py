@@ -1,0 +1,130 @@
+"""Adding a model, a loss or an audio feature is one class plus its registration: a throwaway of
+each, registered here, trains through the normal `train` entry point."""
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from echodepth.config import TrainConfig
+from echodepth.data import FEATURES, AudioFeature
+from echodepth.errors import ConfigError
+from echodepth.inference import Predictor
+from echodepth.losses import LOSSES, DepthLoss, masked_l1, valid_mask
+from echodepth.models import MODELS, DepthModel
+from echodepth.run import train
+
+
+@dataclass
+class TinySettings:
+    in_channels: int = 2
+    image_size: tuple[int, int] = (16, 16)
+    width: int = 4
+
+
+class TinyNet(DepthModel):
+    """One conv and a sigmoid: the smallest network that follows the interface."""
+
+    Settings = TinySettings
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        return {"width": cfg.base_channels}
+
+    def __init__(self, **settings):
+        super().__init__()
+        self.cfg = TinySettings(**settings)
+        self.conv = nn.Conv2d(self.cfg.in_channels, 1, 3, padding=1)
+
+    def forward(self, features):
+        depth = torch.sigmoid(F.interpolate(self.conv(features), size=tuple(self.cfg.image_size)))
+        return depth, torch.zeros_like(depth), depth
+
+
+class PlainL1(DepthLoss):
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = scale
+
+    @classmethod
+    def training_settings(cls, cfg) -> dict:
+        return {"scale": cfg.lambda_recon}
+
+    def forward(self, base, residual, final, gt):
+        recon = masked_l1(final, gt, valid_mask(gt))
+        return {"loss": self.scale * recon, "loss_recon": recon}
+
+
+class EarSum(AudioFeature):
+    """Three channels: the two ears' framed waveforms and their sum."""
+
+    n_channels = 3
+    compressible = False
+
+    def forward(self, wave):
+        frames = F.pad(wave, (32, 32)).unfold(-1, 64, 16).transpose(-1, -2)  # (B, 2, 64, T)
+        return torch.cat([frames, frames.sum(1, keepdim=True)], dim=1)
+
+
+@pytest.fixture
+def throwaways():
+    MODELS.register("tiny_test_net")(TinyNet)
+    LOSSES.register("plain_l1_test")(PlainL1)
+    FEATURES.register("ear_sum_test")(EarSum)
+    yield
+    MODELS.unregister("tiny_test_net")
+    LOSSES.unregister("plain_l1_test")
+    FEATURES.unregister("ear_sum_test")
+
+
+def test_throwaway_model_loss_and_feature_train_through_train(throwaways, synth_dir, tmp_path):
+    cfg = TrainConfig(
+        dataset="synthetic",
+        data_dir=str(synth_dir),
+        model="tiny_test_net",
+        loss="plain_l1_test",
+        audio_format="ear_sum_test",
+        lambda_recon=2.0,
+        image_size=16,
+        base_channels=4,
+        batch_size=8,
+        epochs=1,
+        num_workers=0,
+        results_dir=str(tmp_path / "results"),
+        cache_dir=str(tmp_path / "cache"),
+        experiment_name="throwaway",
+    )
+    result = train(cfg, progress=False)
+    rows = cfg.run_dir.read_metrics()
+    assert len(rows) == 1 and rows[0]["train/loss"] == pytest.approx(2.0 * rows[0]["train/loss_recon"], rel=1e-5)
+    assert torch.isfinite(torch.tensor(result["test"]["rmse"]))
+    predictor = Predictor.from_checkpoint(result["best_checkpoint"], device="cpu")
+    assert isinstance(predictor.network, TinyNet) and predictor.network.conv.in_channels == 3
+    assert predictor.meta["input_shape"] == [3, 16, 16]
+
+
+def test_unknown_names_and_settings_are_errors_naming_the_allowed_ones(throwaways):
+    with pytest.raises(
+        ConfigError, match=r"model 'nope' is not one of \['base_residual', 'unet_baseline', 'tiny_test_net'"
+    ):
+        TrainConfig(model="nope")
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['lamda_base'\]; allowed: \['dataset', "):
+        TrainConfig.from_dict({"lamda_base": 1.0})
+    with pytest.raises(ConfigError, match=r"'tiny_test_net' takes no setting\(s\) \['ngf'\]; allowed: \['in_channels'"):
+        MODELS.build("tiny_test_net", ngf=3)
+    with pytest.raises(ValueError, match="already registered"):
+        MODELS.register("base_residual")(TinyNet)
+
+
+def test_registered_names_drive_the_command_line(throwaways):
+    from echodepth.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    variants = next(a for a in commands["compare"]._actions if a.dest == "variants")
+    assert "tiny_test_net" in variants.choices and "plain_l1_test" in variants.choices
+    train_flags = {a.dest: a for a in commands["train"]._actions}
+    assert train_flags["max_depth_m"].type is float and train_flags["location_blacklist"].nargs == "*"
+    dataset = next(a for a in commands["check-data"]._actions if a.dest == "dataset")
+    assert dataset.choices == ["batvisionv1", "batvisionv2", "synthetic"]
