@@ -9,17 +9,15 @@ from echodepth.losses import LOSSES
 from echodepth.models import MODELS
 
 
+def tiny_compare(out, cache_dir, progress):
+    variants = ["unet_baseline", "base_residual"]
+    overrides = {"cache_dir": str(cache_dir)}
+    return compare(out, preset="tiny", seeds=2, variants=variants, jobs=2, overrides=overrides, progress=progress)
+
+
 def test_tiny_compare_writes_every_section_with_finite_numbers(tmp_path):
     out = tmp_path / "cmp"
-    report = compare(
-        out,
-        preset="tiny",
-        seeds=2,
-        variants=["unet_baseline", "base_residual"],
-        jobs=2,
-        overrides={"cache_dir": str(tmp_path / "cache")},
-        progress=lambda *_: None,
-    )
+    report = tiny_compare(out, tmp_path / "cache", lambda *_: None)
     text = report.read_text()
     for section in (
         "## Verdict on the design guide's claims",
@@ -52,15 +50,7 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tmp_path):
     assert len(results["base_residual"]["curves"]) == 2 and len(results["base_residual"]["curves"][0]) == 2
     # a second call finds every run finished and only rewrites the report
     messages = []
-    compare(
-        out,
-        preset="tiny",
-        seeds=2,
-        variants=["unet_baseline", "base_residual"],
-        jobs=2,
-        overrides={"cache_dir": str(tmp_path / "cache")},
-        progress=messages.append,
-    )
+    tiny_compare(out, tmp_path / "cache", messages.append)
     assert messages[0].startswith("4 of 4 runs already finished")
 
 

@@ -152,17 +152,8 @@ class AdaptiveBaseResidualLoss(BaseResidualLoss):
     def training_settings(cls, cfg) -> dict:
         return {**super().training_settings(cfg), "warmup_epochs": cfg.warmup_epochs}
 
-    def __init__(
-        self,
-        lambda_recon: float = 1.0,
-        lambda_base: float = 0.5,
-        lambda_sparse: float = 0.1,
-        lowpass_kernel: int = 8,
-        warmup_epochs: int = 20,
-        base_boost: float = 4.0,
-        recon_start: float = 0.1,
-    ):
-        super().__init__(lambda_recon, lambda_base, lambda_sparse, lowpass_kernel)
+    def __init__(self, warmup_epochs: int = 20, base_boost: float = 4.0, recon_start: float = 0.1, **kwargs):
+        super().__init__(**kwargs)  # BaseResidualLoss's weights and lowpass_kernel
         self.warmup_epochs = max(int(warmup_epochs), 0)
         self.base_boost = base_boost
         self.recon_start = recon_start

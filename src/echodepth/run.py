@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from .config import TrainConfig, save_yaml
+from .diagnose import diagnose
 from .errors import ConfigError, MissingFileError, NonFiniteLossError
 from .evaluate import evaluate_split, mean_depth_baselines
 from .inference import Predictor
@@ -88,7 +89,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         cfg.max_depth_m = datamodule.max_depth_m
     run_dir = cfg.run_dir
     run_dir.path.mkdir(parents=True, exist_ok=True)
-    save_yaml(cfg, run_dir.config)
+    run_dir.stop_reason.unlink(missing_ok=True)
+    # resume is what this invocation does, not a setting of the run: a re-run from config.yaml starts afresh
+    save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None}), run_dir.config)
     module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict())
     checkpoints = ModelCheckpoint(
         dirpath=run_dir.checkpoints,
@@ -109,6 +112,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     except NonFiniteLossError as err:
         last = run_dir.last_checkpoint
         kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
+        if trainer.is_global_zero:
+            run_dir.stop_reason.write_text(json.dumps({"reason": "non-finite loss", "message": str(err)}))
         raise NonFiniteLossError(f"{err}; {kept}") from None
     result = {
         "out_dir": str(run_dir.path),
@@ -131,4 +136,5 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     baselines = mean_depth_baselines(datamodule, split)
     result.update({"test": test, "baselines": baselines})
     run_dir.test_metrics.write_text(json.dumps({"split": split, "model": test, **baselines}, indent=2))
+    result["diagnosis"] = diagnose(run_dir.path, "val", predictor=predictor, datamodule=datamodule, progress=progress)
     return result

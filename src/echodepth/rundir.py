@@ -5,6 +5,8 @@ metrics.csv                       one row per epoch
 epoch_{N:04d}_decomposition.png   base / residual / final / ground truth, validation samples
 checkpoints/last.ckpt, best.ckpt  self-describing, loadable with weights_only=True
 test_metrics.json                 the best checkpoint on the test split, with the mean-depth predictors
+diagnosis.json, diagnosis.md, diagnosis_samples.png   from `echodepth diagnose` (also run by train)
+stop_reason.json                  written when a run stops on a non-finite loss
 eval/{split}_metrics.json, eval/{split}_per_image.csv    written by `echodepth eval`
 tensorboard/, wandb/              loggers
 train.log, compare_run.yaml       written when `echodepth compare` runs it
@@ -15,67 +17,37 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class RunDir:
     """The folder of one training run and the paths of its files."""
 
-    path: Path
+    def __init__(self, path):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.config = self.path / "config.yaml"
+        self.metrics = self.path / "metrics.csv"
+        self.checkpoints = self.path / "checkpoints"
+        self.last_checkpoint = self.checkpoints / "last.ckpt"
+        self.best_checkpoint = self.checkpoints / "best.ckpt"
+        self.test_metrics = self.path / "test_metrics.json"
+        self.eval_dir = self.path / "eval"
+        self.tensorboard = self.path / "tensorboard"
+        self.train_log = self.path / "train.log"
+        self.compare_config = self.path / "compare_run.yaml"
+        self.stop_reason = self.path / "stop_reason.json"  # why the last attempt stopped early
+        self.diagnosis_json = self.path / "diagnosis.json"
+        self.diagnosis_md = self.path / "diagnosis.md"
+        self.diagnosis_figure = self.path / "diagnosis_samples.png"
 
-    def __post_init__(self):
-        object.__setattr__(self, "path", Path(self.path))
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
 
     @classmethod
     def of_checkpoint(cls, checkpoint) -> "RunDir":
         """Returns the run folder a checkpoint lies in (its checkpoints/ folder's parent)."""
         return cls(Path(checkpoint).resolve().parent.parent)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def config(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.ckpt"
-
-    @property
-    def best_checkpoint(self) -> Path:
-        return self.checkpoints / "best.ckpt"
-
-    @property
-    def test_metrics(self) -> Path:
-        return self.path / "test_metrics.json"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.path / "eval"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.path / "tensorboard"
-
-    @property
-    def train_log(self) -> Path:
-        return self.path / "train.log"
-
-    @property
-    def compare_config(self) -> Path:
-        return self.path / "compare_run.yaml"
 
     def figure(self, epoch: int) -> Path:
         """Returns the decomposition figure of a (1-based) epoch."""

@@ -27,6 +27,11 @@ EVAL_HELP = """Evaluate a checkpoint on a split with the protocol's metrics; wri
 and {split}_per_image.csv."""
 PREDICT_HELP = """Predict depth for BatVision recordings (stereo audio files, or V1 *_left.npy with
 *_right.npy beside it); writes <stem>_depth.npy (metres) and <stem>_decomposition.png."""
+DIAGNOSE_HELP = """Measure the design guide's "what to look for" on a run's best checkpoint (base smoothness,
+residual share and location, base against final, reconstruction against the mean-depth predictors,
+training stability) and print the guide's advice as flags, with a ready command line. Writes
+diagnosis.json, diagnosis.md and diagnosis_samples.png into the run folder. Exit status 1 when
+any check is unhealthy."""
 COMPARE_HELP = """Train the baseline U-Net, base + residual and ablations on the same data with the
 same budget over several seeds (each run its own process, resumable), then write report.md with
 plots, structure metrics and a verdict per claim. --preset small runs on a CPU in about 18 minutes
@@ -108,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     add_debug_flag(p)
     p.set_defaults(func=commands.cmd_predict)
+
+    p = sub.add_parser("diagnose", help="check a trained run against the guide's advice", description=DIAGNOSE_HELP)
+    p.add_argument("results_dir", help="a run folder, results/{experiment_name}")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    p.add_argument("--device", default="auto")
+    add_debug_flag(p)
+    p.set_defaults(func=commands.cmd_diagnose)
 
     p = sub.add_parser("compare", help="test the guide's claims against the baseline U-Net", description=COMPARE_HELP)
     p.add_argument("--out", default="results/compare")

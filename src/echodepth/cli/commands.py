@@ -43,6 +43,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg)
     if "test" in result:
         print(format_comparison(result["test"], result["baselines"]))
+    if "diagnosis" in result:
+        from ..diagnose import summary_lines
+
+        lines = summary_lines(result["diagnosis"]) or ["diagnosis: every check healthy"]
+        print("\n".join(lines), f"(details: echodepth diagnose {result['out_dir']})")
     print(f"outputs: {result['out_dir']} (best checkpoint {result['best_checkpoint']})")
     return 0
 
@@ -80,3 +85,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     path = compare(args.out, args.preset, args.seeds, args.variants, args.jobs, args.target_rmse, overrides)
     print(f"report: {path}")
     return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from ..diagnose import Check, diagnose, table
+
+    diagnosis = diagnose(args.results_dir, split=args.split, device=args.device)
+    if args.json:
+        print(json.dumps(diagnosis, indent=2, default=float))
+        return 0 if diagnosis["healthy"] else 1
+    print(f"diagnosis of {args.results_dir} ({args.split} split, best checkpoint)")
+    print(table([Check(**c) for c in diagnosis["checks"]]))
+    if diagnosis["command"]:
+        print(f"re-run with the advice:\n  {diagnosis['command']}")
+    print(f"wrote diagnosis.json, diagnosis.md and diagnosis_samples.png in {args.results_dir}")
+    return 0 if diagnosis["healthy"] else 1

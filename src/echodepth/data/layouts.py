@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import DataError
 from .datasets import DATASETS, EchoDepthDataset
-from .features import FeatureConfig
 from .files import SampleRef, read_csv, read_ear_pair, read_stereo, resolve_inside
 
 
@@ -99,14 +98,7 @@ class SyntheticDataset(BatvisionV2):
 
     name = "synthetic"
 
-    def __init__(
-        self,
-        root,
-        split: str = "train",
-        features: FeatureConfig | None = None,
-        max_depth_m: float | None = None,
-        **kwargs,
-    ):
+    def __init__(self, root, split: str = "train", **kwargs):
         from ..synth import METADATA_FILE
 
         meta_path = Path(root) / METADATA_FILE
@@ -115,4 +107,4 @@ class SyntheticDataset(BatvisionV2):
         self.metadata = json.loads(meta_path.read_text())
         self.default_max_depth_m = float(self.metadata["max_depth_m"])
         self.sample_rate_hz = int(self.metadata["sample_rate_hz"])
-        super().__init__(root, split, features, max_depth_m, **kwargs)
+        super().__init__(root, split, **kwargs)

@@ -30,15 +30,29 @@ def depth_edges(gt: torch.Tensor, valid: torch.Tensor, jump: float = 0.1) -> tor
     return F.max_pool2d(edge.float(), 3, stride=1, padding=1) > 0
 
 
-def high_frequency_share(maps: torch.Tensor, cutoff_cycles_per_px: float) -> torch.Tensor:
-    """Returns, per map, the share of its spectral energy (mean removed) above the cutoff."""
-    spectrum = torch.fft.rfft2(maps - maps.mean(dim=(-2, -1), keepdim=True)).abs() ** 2
+def high_frequency_energy(maps: torch.Tensor, cutoff_cycles_per_px: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns, per map, (spectral energy above the cutoff, total spectral energy), mean removed,
+    both per pixel (m^2 for maps in metres).
+
+    The map is mirrored into a (2H, 2W) one first, so that the FFT's periodic wrap-around joins
+    equal values: a smooth ramp (a floor, a wall seen at an angle) then has no false edge at the
+    image border."""
+    maps = maps - maps.mean(dim=(-2, -1), keepdim=True)
+    maps = torch.cat([maps, maps.flip(-1)], dim=-1)
+    maps = torch.cat([maps, maps.flip(-2)], dim=-2)
+    spectrum = torch.fft.rfft2(maps).abs() ** 2
     h, w = maps.shape[-2:]
     fy = torch.fft.fftfreq(h, device=maps.device).abs()[:, None]
     fx = torch.fft.rfftfreq(w, device=maps.device)[None, :]
     high = ((fy**2 + fx**2).sqrt() > cutoff_cycles_per_px).to(spectrum.dtype)
-    total = spectrum.sum(dim=(-2, -1)).clamp(min=1e-12)
-    return (spectrum * high).sum(dim=(-2, -1)) / total
+    scale = 1.0 / (h * w) ** 2
+    return (spectrum * high).sum(dim=(-2, -1)) * scale, spectrum.sum(dim=(-2, -1)) * scale
+
+
+def high_frequency_share(maps: torch.Tensor, cutoff_cycles_per_px: float) -> torch.Tensor:
+    """Returns, per map, the share of its spectral energy (mean removed) above the cutoff."""
+    high, total = high_frequency_energy(maps, cutoff_cycles_per_px)
+    return high / total.clamp(min=1e-12)
 
 
 def structure_sums(base, residual, final, gt, kernel: int) -> dict[str, float]:
@@ -59,6 +73,7 @@ def structure_sums(base, residual, final, gt, kernel: int) -> dict[str, float]:
 
     smooth_inner = smooth[..., :-1, :-1]
     cutoff = 1.0 / kernel  # a K-box filter's first zero, cycles per pixel
+    gt_filled = torch.where(valid, gt, gt_low)  # holes take the local average, not a 0 step
     return {
         "lowpass_err": float(((pred_low - gt_low).abs() * mask).sum()),
         "highpass_err": float((((final - pred_low) - (gt - gt_low)).abs() * mask).sum()),
@@ -71,7 +86,9 @@ def structure_sums(base, residual, final, gt, kernel: int) -> dict[str, float]:
         "smooth_inner": float(smooth_inner.sum()),
         "base_hf_share": float(high_frequency_share(base[:, 0], cutoff).sum()),
         "final_hf_share": float(high_frequency_share(final[:, 0], cutoff).sum()),
-        "gt_hf_share": float(high_frequency_share(torch.where(valid, gt, gt_low)[:, 0], cutoff).sum()),
+        "gt_hf_share": float(high_frequency_share(gt_filled[:, 0], cutoff).sum()),
+        "base_hf_energy": float(high_frequency_energy(base[:, 0], cutoff)[0].sum()),
+        "gt_hf_energy": float(high_frequency_energy(gt_filled[:, 0], cutoff)[0].sum()),
         "images": float(len(gt)),
         "abs_residual": float((residual.abs() * mask).sum()),
         "abs_final": float((final.abs() * mask).sum()),
@@ -98,6 +115,8 @@ def finish_structure(s: dict[str, float]) -> dict[str, float]:
         "base_hf_share": div("base_hf_share", "images"),  # base energy above the low-pass cutoff
         "final_hf_share": div("final_hf_share", "images"),
         "gt_hf_share": div("gt_hf_share", "images"),
+        # the base's energy above the cutoff against the ground truth's: below 1, the base is smoother
+        "base_hf_to_gt": div("base_hf_energy", "gt_hf_energy"),
         "residual_share": div("abs_residual", "abs_final"),  # mean |residual| / mean |final|
         "residual_edge_to_smooth": res_edge / res_smooth if res_smooth and res_smooth > 0 else math.nan,
     }

@@ -6,7 +6,8 @@ A model is an `nn.Module` registered with `@MODELS.register("name")` that
   (depth / max depth, see `echodepth.units`), with final == base + residual,
 - says how it takes the training settings in `training_settings(cfg)` (a classmethod),
 - may give `compare_settings`: training settings `echodepth compare` uses when it runs the model
-  as a variant (e.g. the baseline's plain L1 loss),
+  as a variant (e.g. the baseline's plain L1 loss), and `decomposes = False` when its residual
+  is always 0 (`diagnose` then skips the decomposition checks),
 - has `parameter_counts()` (encoder, base_decoder, residual_decoder, total).
 """
 
@@ -24,6 +25,7 @@ class DepthModel(nn.Module):
 
     Settings: type
     compare_settings: dict = {}
+    decomposes = True  # whether it predicts a residual (the baseline's is always 0)
 
     @classmethod
     def training_settings(cls, cfg) -> dict:

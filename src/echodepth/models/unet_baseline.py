@@ -34,6 +34,7 @@ class UNetBaseline(DepthModel):
     Settings = UNetBaselineSettings
     # the dataset paper trains it with a plain L1 loss: no structural or sparsity term
     compare_settings = {"lambda_base": 0.0, "lambda_sparse": 0.0}
+    decomposes = False
 
     @classmethod
     def training_settings(cls, cfg) -> dict:

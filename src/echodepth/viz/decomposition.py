@@ -20,9 +20,9 @@ def _depth_cmap():
     return plt.get_cmap(DEPTH_CMAP).with_extremes(bad=INVALID_COLOUR)
 
 
-def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, title: str = "") -> Path:
+def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, title: str = "", row_labels=None) -> Path:
     """Saves `make_decomposition_figure(...)` as a PNG at path; returns the path."""
-    fig = make_decomposition_figure(base, residual, final, gt, max_depth_m, title)
+    fig = make_decomposition_figure(base, residual, final, gt, max_depth_m, title, row_labels)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -30,7 +30,7 @@ def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, ti
     return path
 
 
-def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, title: str = ""):
+def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, title: str = "", row_labels=None):
     """Returns the 4-column figure (base, residual, final, ground truth), one row per sample;
     3 columns when gt is None (a prediction without ground truth).
 
@@ -61,7 +61,7 @@ def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, tit
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(name)
-        axes[i, 0].set_ylabel(f"sample {i}")
+        axes[i, 0].set_ylabel(row_labels[i] if row_labels else f"sample {i}")
     depth_columns = [0, 2] if gt is None else [0, 2, 3]
     fig.colorbar(depth_images[0], ax=axes[:, depth_columns].ravel().tolist(), label="depth (m)", shrink=0.8)
     fig.colorbar(residual_images[0], ax=axes[:, 1].ravel().tolist(), label="residual (m)", shrink=0.8, location="left")

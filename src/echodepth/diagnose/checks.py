@@ -1,0 +1,163 @@
+"""The design guide's "what to look for" and troubleshooting table as named checks.
+
+Each check has one statistic, one threshold and, when unhealthy, the guide's advice as concrete
+flags. Thresholds are the guide's words made numbers (the constants below); the README's
+"Is my model healthy?" section lists them with their advice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+BASE_HF_RATIO_MAX = 0.5  # the base keeps at most half the ground truth's fine detail
+RESIDUAL_SHARE_MAX = 0.25  # "residual: small values"
+BASE_EXPLAINS_MAX = 0.99  # above this the residual carries under 1% of the final's variation
+RESIDUAL_EDGE_RATIO_MIN = 1.0  # "residual: mostly near objects"
+RMSE_RATIO_MAX = 0.9  # at least 10% below the better predictor that ignores the audio
+VAL_RISE_MAX = 0.2  # the last validation RMSE at most 20% above the best
+
+
+@dataclass
+class Check:
+    name: str
+    statistic: str
+    value: float
+    threshold: str
+    healthy: bool
+    symptom: str = ""
+    advice: str = ""
+    flags: dict = field(default_factory=dict)  # training flags to change: name -> new value
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def raised(weight: float, at_least: float) -> float:
+    """Returns a loss weight doubled, and at least `at_least` (the guide's suggested value)."""
+    return round(max(2 * weight, at_least), 3)
+
+
+def next_kernel(kernel: int, image_size: int) -> int:
+    """Returns the guide's next low-pass kernel: 12 or 16, else double, at most the image side."""
+    for k in (12, 16):
+        if k > kernel:
+            return min(k, image_size)
+    return min(2 * kernel, image_size)
+
+
+def base_smoothness(split: dict, cfg) -> Check:
+    ratio = split["structure"]["base_hf_to_gt"]
+    flags = {
+        "lambda_base": round(max(2 * cfg.lambda_base, 1.0), 3),
+        "lowpass_kernel": next_kernel(cfg.lowpass_kernel, cfg.image_size),
+    }
+    return Check(
+        "base_smoothness",
+        f"base energy above 1/{split['analysis_kernel']} cycles/px / the ground truth's",
+        ratio,
+        f"<= {BASE_HF_RATIO_MAX}",
+        not ratio > BASE_HF_RATIO_MAX,
+        "Base is too noisy or has sharp edges: it holds fine detail that belongs to the residual",
+        "raise lambda_base and lowpass_kernel (the guide: 12 or 16) so the base learns only the room layout",
+        flags,
+    )
+
+
+def residual_small(split: dict, cfg) -> Check:
+    share = split["structure"]["residual_share"]
+    flags = {
+        "lambda_sparse": round(max(2 * cfg.lambda_sparse, 0.1), 3),
+        "lambda_base": round(max(2 * cfg.lambda_base, 1.0), 3),
+    }
+    return Check(
+        "residual_small",
+        "mean abs(residual) / mean abs(final)",
+        share,
+        f"<= {RESIDUAL_SHARE_MAX}",
+        not share > RESIDUAL_SHARE_MAX,
+        "Residual dominates or is very large: the base is not learning the structure",
+        "raise lambda_sparse, and lambda_base (the guide: 1.0 or 1.5)",
+        flags,
+    )
+
+
+def base_not_final(split: dict, cfg) -> Check:
+    explained = split["base_explains_final"]
+    target = 0.05 if cfg.lambda_sparse > 0.05 else 0.01
+    return Check(
+        "base_not_final",
+        "share of the final's variation the base explains, 1 - sum(residual^2) / sum((final - mean)^2)",
+        explained,
+        f"<= {BASE_EXPLAINS_MAX}",
+        not explained > BASE_EXPLAINS_MAX,
+        "Base looks identical to final: the residual is suppressed too much",
+        "lower lambda_sparse (the guide: 0.05 or 0.01)",
+        {"lambda_sparse": target},
+    )
+
+
+def residual_near_objects(split: dict, cfg) -> Check:
+    ratio = split["structure"]["residual_edge_to_smooth"]
+    return Check(
+        "residual_near_objects",
+        "mean abs(residual) within a pixel of a >10% depth jump / in smooth regions",
+        ratio,
+        f">= {RESIDUAL_EDGE_RATIO_MIN}",
+        not ratio < RESIDUAL_EDGE_RATIO_MIN,
+        "Residual lies in flat regions rather than near objects: the base leaves room structure to it",
+        "raise lambda_base so the base carries the walls and floor",
+        {"lambda_base": raised(cfg.lambda_base, 1.0)},
+    )
+
+
+def reconstruction(split: dict, cfg) -> Check:
+    rmse = split["metrics"]["rmse"]
+    better = min(m["rmse"] for m in split["mean_depth_predictors"].values())
+    ratio = rmse / better if better > 0 else math.nan
+    return Check(
+        "reconstruction",
+        f"RMSE ({rmse:.3f} m) / the better mean-depth predictor's ({better:.3f} m)",
+        ratio,
+        f"<= {RMSE_RATIO_MAX}",
+        not ratio > RMSE_RATIO_MAX,
+        "Poor reconstruction: the final depth does not match the ground truth much better than ignoring the audio",
+        "raise lambda_recon (and train longer)",
+        {"lambda_recon": round(2 * cfg.lambda_recon, 3), "epochs": 2 * cfg.epochs},
+    )
+
+
+def training_stability(history: dict, cfg) -> Check:
+    problems = []
+    if history["stop_reason"]:
+        problems.append(f"stopped: {history['stop_reason'].get('reason', 'unknown')}")
+    if history["non_finite_epochs"]:
+        problems.append(f"non-finite loss in epochs {history['non_finite_epochs']}")
+    if history["loss_spikes"]:
+        problems.append(f"loss spikes in epochs {history['loss_spikes']}")
+    rise = history["val_rise_from_best"]
+    if rise > VAL_RISE_MAX:
+        problems.append(f"last validation RMSE {100 * rise:.0f}% above the best")
+    flags = {"use_adaptive_loss": True} if cfg.loss != "adaptive" else {"learning_rate": cfg.learning_rate / 2}
+    return Check(
+        "training_stability",
+        "NaN stops, loss spikes (> 1.5x the lowest before), validation RMSE rise from its best",
+        float(len(problems)),
+        f"no NaN stop, no spike, rise <= {VAL_RISE_MAX}",
+        not problems,
+        "Training unstable: " + "; ".join(problems) if problems else "",
+        "use the adaptive loss (it balances the weights)" if cfg.loss != "adaptive" else "halve the learning rate",
+        flags,
+    )
+
+
+SPLIT_CHECKS = (base_smoothness, residual_small, base_not_final, residual_near_objects, reconstruction)
+DECOMPOSING_MODEL_CHECKS = ("base_smoothness", "residual_small", "base_not_final", "residual_near_objects")
+
+
+def run_checks(split: dict, history: dict, cfg, decomposes: bool) -> list[Check]:
+    """Returns every check; a model without a residual (the baseline) gets only the ones that apply."""
+    checks = [check(split, cfg) for check in SPLIT_CHECKS]
+    if not decomposes:
+        checks = [c for c in checks if c.name not in DECOMPOSING_MODEL_CHECKS]
+    return checks + [training_stability(history, cfg)]

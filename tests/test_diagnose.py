@@ -1,0 +1,207 @@
+"""`echodepth diagnose`: each of the guide's problem patterns is flagged with its advice.
+
+Stub networks with a chosen decomposition (independent of the input) are trained one epoch
+through `train()`, so the whole path runs: checkpoint, Predictor, measurement, checks, files."""
+
+import json
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from echodepth.cli import main
+from echodepth.config import TrainConfig
+from echodepth.diagnose import diagnose
+from echodepth.diagnose.checks import next_kernel
+from echodepth.models import MODELS, DepthModel
+from echodepth.run import train
+
+
+@dataclass
+class StubSettings:
+    in_channels: int = 2
+    image_size: tuple[int, int] = (16, 16)
+
+
+class Stub(DepthModel):
+    """Predicts a fixed base and residual (normalised depth); one weight so the optimiser has work."""
+
+    Settings = StubSettings
+
+    def __init__(self, **settings):
+        super().__init__()
+        self.cfg = StubSettings(**settings)
+        self.weight = nn.Parameter(torch.zeros(()))
+        h, w = self.cfg.image_size
+        generator = torch.Generator().manual_seed(0)
+        ramp = torch.linspace(0.2, 0.5, w).expand(h, w)  # a smooth wall
+        noise = torch.rand(h, w, generator=generator) - 0.5
+        base, residual = self.maps(ramp, noise)
+        self.register_buffer("base", base[None, None].clone())
+        self.register_buffer("residual", residual[None, None].clone())
+
+    def maps(self, ramp, noise):
+        raise NotImplementedError
+
+    def forward(self, features):
+        b = len(features)
+        base = self.base.expand(b, -1, -1, -1) + 0 * self.weight
+        residual = self.residual.expand(b, -1, -1, -1) + 0 * self.weight
+        return base, residual, base + residual
+
+
+class NoResidual(Stub):  # the base is the final: the residual is suppressed
+    def maps(self, ramp, noise):
+        return ramp, torch.zeros_like(ramp)
+
+
+class HugeResidual(Stub):  # a flat base and a residual as large as the final
+    def maps(self, ramp, noise):
+        return torch.full_like(ramp, 0.1), ramp + 0.3 * noise
+
+
+class NoisyBase(Stub):  # fine-grained noise in the base
+    def maps(self, ramp, noise):
+        return ramp + 0.4 * noise, 0.02 * noise
+
+
+STUBS = {"stub_no_residual": NoResidual, "stub_huge_residual": HugeResidual, "stub_noisy_base": NoisyBase}
+
+
+@pytest.fixture(scope="module")
+def stub_runs(synth_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("diag")
+    for name, cls in STUBS.items():
+        MODELS.register(name)(cls)
+    runs = {}
+    for name in STUBS:
+        cfg = TrainConfig(
+            dataset="synthetic",
+            data_dir=str(synth_dir),
+            model=name,
+            image_size=16,
+            batch_size=8,
+            epochs=1,
+            lambda_sparse=0.1,
+            num_workers=0,
+            results_dir=str(tmp / "results"),
+            cache_dir=str(tmp / "cache"),
+            experiment_name=name,
+        )
+        runs[name] = (cfg, train(cfg, progress=False))
+    yield runs
+    for name in STUBS:
+        MODELS.unregister(name)
+
+
+def checks_of(diagnosis: dict) -> dict:
+    return {c["name"]: c for c in diagnosis["checks"]}
+
+
+def test_suppressed_residual_is_flagged_with_lower_lambda_sparse(stub_runs):
+    cfg, result = stub_runs["stub_no_residual"]
+    checks = checks_of(result["diagnosis"])  # train() ran the diagnosis on the val split
+    assert checks["base_not_final"]["value"] == pytest.approx(1.0) and not checks["base_not_final"]["healthy"]
+    assert checks["base_not_final"]["flags"] == {"lambda_sparse": 0.05}
+    assert checks["residual_small"]["healthy"] and checks["base_smoothness"]["healthy"]
+    assert "--lambda_sparse 0.05" in result["diagnosis"]["command"]
+
+
+def test_large_residual_is_flagged_with_higher_sparsity_and_base_weights(stub_runs):
+    cfg, result = stub_runs["stub_huge_residual"]
+    checks = checks_of(result["diagnosis"])
+    assert checks["residual_small"]["value"] > 0.5 and not checks["residual_small"]["healthy"]
+    assert checks["residual_small"]["flags"] == {"lambda_sparse": 0.2, "lambda_base": 1.0}
+    assert checks["base_not_final"]["healthy"]
+
+
+def test_noisy_base_is_flagged_with_lambda_base_and_a_larger_lowpass(stub_runs):
+    cfg, result = stub_runs["stub_noisy_base"]
+    checks = checks_of(result["diagnosis"])
+    assert checks["base_smoothness"]["value"] > 0.5 and not checks["base_smoothness"]["healthy"]
+    assert checks["base_smoothness"]["flags"] == {"lambda_base": 1.0, "lowpass_kernel": 12}
+    # the stub ignores the audio, so it is no better than the mean-depth predictors
+    assert not checks["reconstruction"]["healthy"] and checks["reconstruction"]["flags"]["lambda_recon"] == 2.0
+
+
+def test_diagnose_command_writes_files_and_exit_status(stub_runs, capsys):
+    cfg, _ = stub_runs["stub_noisy_base"]
+    run = cfg.run_dir
+    assert main(["diagnose", str(run.path), "--split", "test"]) == 1
+    out = capsys.readouterr().out
+    assert "base_smoothness" in out and "UNHEALTHY" in out and "--lowpass_kernel 12" in out
+    assert f"echodepth train --config {run.config}" in out
+    saved = json.loads(run.diagnosis_json.read_text())
+    assert saved["split"] == "test" and not saved["healthy"]
+    md = run.diagnosis_md.read_text()
+    assert "| base_smoothness |" in md and "![samples](diagnosis_samples.png)" in md
+    assert run.diagnosis_figure.stat().st_size > 10_000
+    assert main(["diagnose", str(run.path), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["run"] == "stub_noisy_base"
+
+
+def test_training_instability_from_the_history(stub_runs):
+    cfg, _ = stub_runs["stub_no_residual"]
+    run = cfg.run_dir
+    rows = run.read_metrics()
+    for epoch, loss, rmse in ((2, 5.0, 0.5), (3, 0.2, 0.9)):  # a loss spike, then a validation rise
+        run.append_metrics({**rows[0], "epoch": epoch, "train/loss": loss, "val/rmse": rmse})
+    checks = checks_of(diagnose(run.path, progress=False))
+    stability = checks["training_stability"]
+    assert not stability["healthy"] and stability["flags"] == {"use_adaptive_loss": True}
+    assert "loss spikes in epochs [2]" in stability["symptom"] and "validation RMSE" in stability["symptom"]
+
+
+def test_a_nan_stop_is_flagged(stub_runs):
+    cfg, _ = stub_runs["stub_huge_residual"]
+    cfg.run_dir.stop_reason.write_text(json.dumps({"reason": "non-finite loss", "message": "..."}))
+    stability = checks_of(diagnose(cfg.run_dir.path, progress=False))["training_stability"]
+    assert not stability["healthy"] and "stopped: non-finite loss" in stability["symptom"]
+
+
+def test_baseline_gets_no_decomposition_checks(synth_dir, tmp_path):
+    cfg = TrainConfig(
+        dataset="synthetic",
+        data_dir=str(synth_dir),
+        model="unet_baseline",
+        image_size=16,
+        base_channels=4,
+        batch_size=8,
+        epochs=1,
+        num_workers=0,
+        results_dir=str(tmp_path / "results"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    names = [c["name"] for c in train(cfg, progress=False)["diagnosis"]["checks"]]
+    assert names == ["reconstruction", "training_stability"]
+
+
+def test_next_lowpass_kernel_follows_the_guide():
+    assert [next_kernel(k, 256) for k in (4, 8, 12, 16, 64)] == [12, 12, 16, 32, 128]
+    assert next_kernel(8, 10) == 10 and math.isfinite(next_kernel(1, 32))
+
+
+def test_missing_run_folder_is_one_line(tmp_path, capsys):
+    assert main(["diagnose", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no checkpoints/best.ckpt" in err[0]
+
+
+@pytest.mark.slow
+def test_real_runs_made_unhealthy_on_purpose(tmp_path):
+    """Real training on the CPU preset's data, 8 epochs (about 1 minute a run on 2 cores): a huge
+    lambda_sparse leaves the base identical to the final, and diagnose says to lower it; without
+    the sparsity term the residual carries more of the final."""
+    from echodepth.config import CPU_PRESET
+
+    common = {**CPU_PRESET, "dataset": "synthetic", "epochs": 8, "results_dir": str(tmp_path)}
+    runs = {}
+    for name, extra in {"huge_sparse": {"lambda_sparse": 100.0}, "no_sparse": {"lambda_sparse": 0.0}}.items():
+        runs[name] = train(TrainConfig.from_dict({**common, "experiment_name": name, **extra}), progress=False)
+    huge = checks_of(runs["huge_sparse"]["diagnosis"])
+    assert not huge["base_not_final"]["healthy"] and huge["base_not_final"]["flags"] == {"lambda_sparse": 0.05}
+    none = checks_of(runs["no_sparse"]["diagnosis"])
+    assert none["residual_small"]["value"] > 3 * huge["residual_small"]["value"]
+    assert none["base_not_final"]["value"] < huge["base_not_final"]["value"]
