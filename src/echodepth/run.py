@@ -20,7 +20,8 @@ from .diagnose import diagnose
 from .errors import ConfigError, MissingFileError, NonFiniteLossError
 from .evaluate import evaluate_split, mean_depth_baselines
 from .inference import Predictor
-from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule
+from .storage import remove_stale_partials
+from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint
 
 
 def resolve_resume(cfg: TrainConfig) -> str | None:
@@ -60,7 +61,12 @@ def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, 
         strategy="ddp" if n_devices > 1 else "auto",
         precision=cfg.precision,
         logger=loggers,
-        callbacks=[checkpoints, LearningRateMonitor(logging_interval="epoch")],
+        # best first, then last: last.ckpt then holds the best-checkpoint state of its epoch
+        callbacks=[
+            checkpoints,
+            LastCheckpoint(cfg.run_dir.last_checkpoint),
+            LearningRateMonitor(logging_interval="epoch"),
+        ],
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,
         # every 10 steps, or every step when an epoch is shorter than that
@@ -89,6 +95,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         cfg.max_depth_m = datamodule.max_depth_m
     run_dir = cfg.run_dir
     run_dir.path.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(run_dir.path)  # left by a run killed while writing
     run_dir.stop_reason.unlink(missing_ok=True)
     # resume is what this invocation does, not a setting of the run: a re-run from config.yaml starts afresh
     save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None}), run_dir.config)
@@ -98,7 +105,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         filename=run_dir.best_checkpoint.stem,
         monitor="val/rmse",
         mode="min",
-        save_last=True,
+        save_last=False,
         save_top_k=1,
         auto_insert_metric_name=False,
         enable_version_counter=False,

@@ -15,9 +15,11 @@ train.log, compare_run.yaml       written when `echodepth compare` runs it
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 from pathlib import Path
+
+from .storage import atomic_write_bytes
 
 
 class RunDir:
@@ -67,12 +69,11 @@ class RunDir:
                 rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < record["epoch"]]
         rows.append(record)
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = self.metrics.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.metrics)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.metrics, text.getvalue().encode())
 
     def read_metrics(self) -> list[dict]:
         """Returns metrics.csv as a list of dicts of floats (NaN for empty cells)."""

@@ -3,16 +3,22 @@
 The `train()` entry that puts them together (and evaluates at the end) is `echodepth.run.train`.
 """
 
+from .checkpoints import AtomicCheckpointIO, LastCheckpoint, random_states, restore_random_states
 from .datamodule import EchoDepthDataModule, default_synthetic_dir, synth_config_for
 from .module import DepthModule, checkpoint_metadata
-from .outputs import AtomicCheckpointIO, write_epoch_outputs
+from .outputs import write_epoch_outputs
+from .sampler import EpochShuffleSampler
 
 __all__ = [
     "AtomicCheckpointIO",
+    "EpochShuffleSampler",
+    "LastCheckpoint",
     "DepthModule",
     "EchoDepthDataModule",
     "checkpoint_metadata",
     "default_synthetic_dir",
+    "random_states",
+    "restore_random_states",
     "synth_config_for",
     "write_epoch_outputs",
 ]

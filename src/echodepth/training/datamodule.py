@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig
 from ..data import DATASETS, FeatureConfig, build_cache, collate_batch
 from ..errors import ConfigError
+from .sampler import EpochShuffleSampler
 
 
 def synth_config_for(cfg: TrainConfig):
@@ -108,7 +109,7 @@ class EchoDepthDataModule(L.LightningDataModule):
         return DataLoader(
             ds,
             batch_size=bs,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(len(ds), self.cfg.seed) if shuffle else None,
             drop_last=shuffle and len(ds) > bs,
             num_workers=workers,
             collate_fn=collate_batch,

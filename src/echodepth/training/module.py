@@ -13,6 +13,7 @@ from ..metrics import METRIC_KEYS, aggregate, per_image_metrics
 from ..models import build_model_for_training
 from ..units import depth_norm_to_m
 from ..version import __version__
+from .checkpoints import random_states, restore_random_states
 from .outputs import write_epoch_outputs
 
 
@@ -43,7 +44,7 @@ class DepthModule(L.LightningModule):
         self._val_parts: list[dict] = []
         self._train_sums: dict[str, torch.Tensor] = {}
         self._figure_samples = None
-        self.epoch_record: dict = {}
+        self._epoch_lr = float("nan")
 
     def forward(self, features):
         return self.model(features)
@@ -51,6 +52,7 @@ class DepthModule(L.LightningModule):
     def on_train_epoch_start(self):
         self.criterion.set_epoch(self.current_epoch)
         self._train_sums = {}
+        self._epoch_lr = self.optimizers().param_groups[0]["lr"]  # the rate in force this epoch
 
     def training_step(self, batch, batch_idx):
         b = prepare_batch(batch, self.max_depth_m)
@@ -107,28 +109,28 @@ class DepthModule(L.LightningModule):
             return
         self.log_dict({f"val/{k}": float(metrics[k]) for k in METRIC_KEYS})
         self.log_dict({f"val/{k}": v for k, v in magnitudes.items()})
-        self.epoch_record = {
-            **{f"val/{k}": metrics[k] for k in METRIC_KEYS},
-            **{f"val/{k}": v for k, v in magnitudes.items()},
-            "val/n_images": metrics["n_images"],
-        }
+        self.log_dict({f"train/{k}": v for k, v in self.criterion.weights().items()})
+        record = {"epoch": self.current_epoch + 1, **self.training_means()}
+        record.update({f"train/{k}": v for k, v in self.criterion.weights().items()})
+        record["lr"] = self._epoch_lr
+        record.update({f"val/{k}": metrics[k] for k in METRIC_KEYS})
+        record.update({f"val/{k}": v for k, v in magnitudes.items()})
+        record["val/n_images"] = metrics["n_images"]
+        # written here, before this epoch's checkpoints: a run resumed from last.ckpt always
+        # finds its epoch's row
+        if self.trainer.is_global_zero:
+            write_epoch_outputs(self, record, self._figure_samples)
+        self._figure_samples = None
 
-    def on_train_epoch_end(self):
+    def training_means(self) -> dict:
+        """Returns this epoch's mean training loss parts over every sample (all ranks)."""
         sums = {
-            k: (v if torch.is_tensor(v) else torch.tensor(v, device=self.device)) for k, v in self._train_sums.items()
+            k: v if torch.is_tensor(v) else torch.tensor(v, device=self.device) for k, v in self._train_sums.items()
         }
         if self.trainer.world_size > 1:
             sums = {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in sums.items()}
         n = float(sums.pop("n", torch.tensor(1.0)))
-        record = {"epoch": self.current_epoch + 1}
-        record.update({f"train/{k}": float(v) / max(n, 1.0) for k, v in sums.items()})
-        record.update({f"train/{k}": v for k, v in self.criterion.weights().items()})
-        record["lr"] = self.optimizers().param_groups[0]["lr"]
-        record.update(self.epoch_record)
-        self.log_dict({f"train/{k}": v for k, v in self.criterion.weights().items()})
-        if self.trainer.is_global_zero:
-            write_epoch_outputs(self, record, self._figure_samples)
-        self._figure_samples = None
+        return {f"train/{k}": float(v) / max(n, 1.0) for k, v in sums.items()}
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(
@@ -143,3 +145,8 @@ class DepthModule(L.LightningModule):
         checkpoint["echodepth"] = checkpoint_metadata(
             self.cfg, self.max_depth_m, self.features, self.features.n_channels
         )
+        checkpoint["random_states"] = random_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "random_states" in checkpoint:
+            restore_random_states(checkpoint["random_states"])

@@ -1,12 +1,8 @@
-"""What a run writes at the end of each epoch, and how it writes checkpoints."""
+"""What a run writes at the end of each epoch: its row of metrics.csv and its decomposition figure."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..viz import decomposition_figure
 
@@ -29,17 +25,3 @@ def write_epoch_outputs(module, record: dict, figure_samples) -> None:
 
             image = mpimg.imread(path)[..., :3]
             logger.experiment.add_image("val/decomposition", image, module.current_epoch, dataformats="HWC")
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to a temporary file and renames it: a run killed while saving keeps
-    its previous checkpoint intact. Loads with weights_only=True (no pickled code runs)."""
-
-    def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
-
-    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
