@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/echodepth train
+	$(VENV)/bin/echodepth train --overwrite
 
 test: setup lint
 	$(PY) -m pytest -q

@@ -62,6 +62,7 @@ class TrainConfig:
     precision: str = "32-true"  # or bf16-mixed, 16-mixed
     seed: int = 0
     resume: str | None = None  # a checkpoint, or "last" for this experiment's last one
+    overwrite: bool = False  # start afresh in a results folder that holds a run, removing its outputs
     results_dir: str = "results"
     n_figure_samples: int = 4  # validation samples in the decomposition figures
     synth_rooms: int = 200  # the built-in data's size when data_dir is None

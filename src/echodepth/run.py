@@ -7,6 +7,8 @@ Outputs in results/{experiment_name}/ (see `echodepth.rundir.RunDir`).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -17,11 +19,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from .config import TrainConfig, save_yaml
 from .diagnose import diagnose
-from .errors import ConfigError, MissingFileError, NonFiniteLossError
+from .errors import ConfigError, MissingFileError, NonFiniteLossError, UserError
 from .evaluate import evaluate_split, mean_depth_baselines
 from .inference import Predictor
-from .storage import remove_stale_partials
+from .storage import FileLock, remove_stale_partials
 from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint
+
+
+class RunInUseError(UserError):
+    """Another process trains into the same results folder."""
 
 
 def resolve_resume(cfg: TrainConfig) -> str | None:
@@ -77,12 +83,55 @@ def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, 
     )
 
 
+def is_launching_process() -> bool:
+    """Whether this is the process a user started (not a DDP worker Lightning launched)."""
+    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
+def hold_run_folder(run_dir) -> FileLock | None:
+    """Takes the run folder's lock, or raises a one-line error naming the process holding it."""
+    if not is_launching_process():
+        return None
+    lock = FileLock(run_dir.lock)
+    if not lock.acquire(blocking=False):
+        raise RunInUseError(
+            f"results folder {run_dir.path} is in use by process {lock.holder()} (another echodepth train); "
+            "wait for it to end, or choose another --experiment_name"
+        )
+    return lock
+
+
+def clear_previous_run(run_dir, overwrite: bool) -> None:
+    """Refuses to start afresh over a previous run's checkpoints (they would be lost), unless
+    overwrite: then removes that run's outputs."""
+    if not (run_dir.last_checkpoint.exists() or run_dir.test_metrics.exists()):
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"results folder {run_dir.path} holds a previous run; continue it with --resume last, "
+            "start afresh with --overwrite (its outputs are removed), or choose another --experiment_name"
+        )
+    for child in run_dir.path.iterdir():
+        if child.name != run_dir.lock.name:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """Trains one configuration; returns the paths of its outputs and its metrics.
 
     Ends by evaluating the best checkpoint on the test split, next to the two mean-depth
-    predictors, when the dataset has a test split.
+    predictors, when the dataset has a test split, and with the diagnosis of the run. The run
+    folder is held (a lock) while this runs: a second run into it is refused.
     """
+    lock = hold_run_folder(cfg.run_dir)
+    try:
+        return _train(cfg, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: TrainConfig, progress: bool) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
@@ -95,10 +144,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         cfg.max_depth_m = datamodule.max_depth_m
     run_dir = cfg.run_dir
     run_dir.path.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume:
+        clear_previous_run(run_dir, cfg.overwrite)
     remove_stale_partials(run_dir.path)  # left by a run killed while writing
     run_dir.stop_reason.unlink(missing_ok=True)
-    # resume is what this invocation does, not a setting of the run: a re-run from config.yaml starts afresh
-    save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None}), run_dir.config)
+    # resume and overwrite are what this invocation does, not settings of the run
+    save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None, "overwrite": False}), run_dir.config)
     module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict())
     checkpoints = ModelCheckpoint(
         dirpath=run_dir.checkpoints,

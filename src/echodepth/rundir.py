@@ -38,6 +38,7 @@ class RunDir:
         self.tensorboard = self.path / "tensorboard"
         self.train_log = self.path / "train.log"
         self.compare_config = self.path / "compare_run.yaml"
+        self.lock = self.path / ".lock"  # held by the process training into this folder
         self.stop_reason = self.path / "stop_reason.json"  # why the last attempt stopped early
         self.diagnosis_json = self.path / "diagnosis.json"
         self.diagnosis_md = self.path / "diagnosis.md"

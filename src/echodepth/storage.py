@@ -100,3 +100,49 @@ def remove_stale_partials(folder) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+class FileLock:
+    """An exclusive lock on a file (fcntl.flock), released when its holder exits, however it
+    exits; the holder's process id is written into the file for others to name."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._file = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Takes the lock; without blocking, returns False when another process holds it."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+        return True
+
+    def holder(self) -> str:
+        """Returns the process id written by the lock's holder (or "unknown")."""
+        try:
+            return self.path.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -12,7 +12,7 @@ import sys
 
 from ..errors import UserError
 from ..version import __version__
-from . import commands
+from . import cache_command, commands
 from .flags import add_settings_flags
 
 TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
@@ -32,6 +32,11 @@ residual share and location, base against final, reconstruction against the mean
 training stability) and print the guide's advice as flags, with a ready command line. Writes
 diagnosis.json, diagnosis.md and diagnosis_samples.png into the run folder. Exit status 1 when
 any check is unhealthy."""
+CACHE_HELP = """list: every cache folder with its size and status (ok, damaged, or stale: its dataset's
+files or settings changed since it was built). verify: the same with every array's checksum;
+--sources also recomputes each sample from its files (a file changed in place with the same size
+and time is otherwise not seen); exit status 1 if any is damaged or stale. clear: removes them
+(--stale: only damaged or stale ones) and prints the space freed."""
 COMPARE_HELP = """Train the baseline U-Net, base + residual and ablations on the same data with the
 same budget over several seeds (each run its own process, resumable), then write report.md with
 plots, structure metrics and a verdict per claim. --preset small runs on a CPU in about 18 minutes
@@ -121,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     add_debug_flag(p)
     p.set_defaults(func=commands.cmd_diagnose)
+
+    p = sub.add_parser("cache", help="list, verify or clear the feature cache", description=CACHE_HELP)
+    p.add_argument("action", choices=["list", "verify", "clear"])
+    p.add_argument("--cache_dir", default=".echodepth_cache")
+    p.add_argument("--sources", action="store_true", help="verify: also recompute every sample from its files")
+    p.add_argument("--stale", action="store_true", help="clear: only damaged or stale folders")
+    add_debug_flag(p)
+    p.set_defaults(func=cache_command.cmd_cache)
 
     p = sub.add_parser("compare", help="test the guide's claims against the baseline U-Net", description=COMPARE_HELP)
     p.add_argument("--out", default="results/compare")

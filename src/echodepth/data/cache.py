@@ -4,12 +4,13 @@ A cache lives in CACHE_ROOT/<key>/ where key hashes everything that decides its 
 the dataset's files (path, size, modification time), split, feature settings, image size and
 max_depth (`EchoDepthDataset.cache_identity()`). A changed setting or file gives a new key, so a
 new cache. A cache is built in a temporary folder and renamed into place only when complete; an
-interrupted build is never used (its folder is removed next time).
+interrupted build is never used (its folder is removed once its process is gone). One process
+builds a given cache while the others wait on its lock, then share it. meta.json records each
+array's size and checksum: a damaged cache is named in one line when opened, and rebuilt.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,14 +22,13 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..storage import FileLock, disk_full_as_error, ensure_space
 from ..units import depth_m_to_norm
-from .datasets import EchoDepthDataset
+from .cache_files import CacheError, array_records, cache_key, check_folder, remove_dead_partials
+from .datasets import DATASETS, EchoDepthDataset
+from .features import FeatureConfig
 
 DEFAULT_CACHE_ROOT = Path(os.environ.get("ECHODEPTH_CACHE", ".echodepth_cache"))
-
-
-def cache_key(identity: dict) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
 class CachedDataset(Dataset):
@@ -41,9 +41,9 @@ class CachedDataset(Dataset):
     present), rows in file order, which is what makes this path fast; use `collate_batch`.
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, checksums: bool = True):
         self.folder = Path(folder)
-        self.meta = json.loads((self.folder / "meta.json").read_text())
+        self.meta = check_folder(self.folder, checksums)  # CacheError when damaged
         self.features = np.load(self.folder / "features.npy", mmap_mode="r")
         self.depth_mm = np.load(self.folder / "depth_mm.npy", mmap_mode="r")
         self.skipped: list[str] = self.meta.get("skipped", [])
@@ -99,8 +99,9 @@ def build_cache(
     feature_dtype: str = "float16",
     progress: bool = True,
     batch_size: int = 64,
+    log=print,
 ) -> CachedDataset:
-    """Returns the cached form of `dataset`, building it first if no complete cache exists.
+    """Returns the cached form of `dataset`, building it first if no complete, intact cache exists.
 
     A dataset with on_error="skip" and check_samples=False is checked here, in the cache's
     single pass over the files (its bad samples are left out and listed in `skipped`); with
@@ -113,31 +114,40 @@ def build_cache(
     identity["feature_dtype"] = feature_dtype
     key = cache_key(identity)
     folder = cache_root / f"{dataset.name}-{dataset.split}-{key}"
-    if (folder / "meta.json").exists():
-        return CachedDataset(folder)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    for stale in cache_root.glob(f"{folder.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = cache_root / f"{folder.name}.partial-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        kept = _write_arrays(dataset, tmp, feature_dtype, progress, batch_size)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    meta = {
-        "key": key,
-        "identity": {k: v for k, v in identity.items() if k != "files"},
-        "n_samples": len(kept),
-        "skipped": list(dataset.skipped),
-        "samples": [dataset.sample_files(i) for i in kept],
-    }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    try:
+    with FileLock(cache_root / f"{folder.name}.lock"):  # other processes wait, then share it
+        if folder.exists():
+            try:
+                return CachedDataset(folder)
+            except CacheError as err:
+                log(f"{err}; rebuilding it")
+                shutil.rmtree(folder)
+        remove_dead_partials(cache_root, folder.name)
+        tmp = cache_root / f"{folder.name}.partial-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            kept = _write_arrays(dataset, tmp, feature_dtype, progress, batch_size)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        meta = {
+            "key": key,
+            "identity": {k: v for k, v in identity.items() if k != "files"},
+            "n_samples": len(kept),
+            "skipped": list(dataset.skipped),
+            "samples": [dataset.sample_files(i) for i in kept],
+            "arrays": array_records(tmp),
+        }
+        with disk_full_as_error(tmp / "meta.json", cleanup=[tmp]):
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         os.replace(tmp, folder)
-    except OSError:  # another process finished the same cache first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return CachedDataset(folder)
+    return CachedDataset(folder, checksums=False)  # just written
+
+
+def _reserve(path: Path) -> None:
+    """Allocates a memory-mapped file's blocks now: writing into a sparse map on a full disk
+    would kill the process with SIGBUS instead of raising an error."""
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
 
 
 def _write_arrays(
@@ -147,8 +157,13 @@ def _write_arrays(
     n = len(dataset)
     h, w = dataset.features.image_size
     shape = (n, dataset.n_channels, h, w)
-    features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=feature_dtype, shape=shape)
-    depth = np.lib.format.open_memmap(folder / "depth_mm.npy", mode="w+", dtype=np.uint16, shape=(n, 1, h, w))
+    needed = n * h * w * (dataset.n_channels * np.dtype(feature_dtype).itemsize + 2)
+    ensure_space(folder, needed, f"the feature cache of {n} samples")
+    with disk_full_as_error(folder, needed):
+        features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=feature_dtype, shape=shape)
+        depth = np.lib.format.open_memmap(folder / "depth_mm.npy", mode="w+", dtype=np.uint16, shape=(n, 1, h, w))
+        _reserve(folder / "features.npy")
+        _reserve(folder / "depth_mm.npy")
     kept: list[int] = []
     bar = tqdm(total=n, unit="sample", desc=f"cache {dataset.split}", disable=not progress)
     with bar:
@@ -168,9 +183,47 @@ def _write_arrays(
             f"split {dataset.split!r} of {dataset.root}: every sample is bad ({len(dataset.skipped)} skipped)"
         )
     if len(kept) < n:  # some samples were skipped: shrink the arrays to the kept rows
+        _shrink(folder, len(kept))
+    return kept
+
+
+def _shrink(folder: Path, n: int) -> None:
+    with disk_full_as_error(folder):
         for name in ("features.npy", "depth_mm.npy"):
-            arr = np.load(folder / name, mmap_mode="r")[: len(kept)]
+            arr = np.load(folder / name, mmap_mode="r")[:n]
             np.save(folder / f"{name}.tmp.npy", np.ascontiguousarray(arr))
             del arr
             os.replace(folder / f"{name}.tmp.npy", folder / name)
-    return kept
+
+
+def verify_sources(folder: Path, batch_size: int = 64) -> list[str]:
+    """Returns the rows of a cache whose source files no longer give the cached values (a file
+    changed in place with the same size and time escapes the cache key); [] when all agree."""
+    cached = CachedDataset(folder)
+    identity = cached.meta["identity"]
+    dataset = DATASETS.get(identity["dataset"])(
+        identity["root"],
+        identity["split"],
+        features=FeatureConfig(**identity["features"]),
+        max_depth_m=identity["max_depth_m"],
+        on_error="skip",
+        check_samples=False,
+        **identity["layout"],
+    )
+    row_of = {tuple(cached.sample_files(i).values()): i for i in range(len(cached))}
+    mismatches = []
+    for indices, waves, depths in dataset.load_batches(batch_size):
+        if not indices:
+            continue
+        features = dataset.extract_features(waves).numpy().astype(cached.features.dtype)
+        for k, i in enumerate(indices):
+            files = dataset.sample_files(i)
+            row = row_of.get(tuple(files.values()))
+            depth_mm = np.round(depths[k].numpy() * 1000.0).astype(np.uint16)
+            if row is None:
+                mismatches.append(f"{files['audio']}: not in the cache")
+            elif not np.array_equal(depth_mm, cached.depth_mm[row]):
+                mismatches.append(f"{files['depth']}: depth differs from the cached one")
+            elif not np.allclose(features[k].astype(np.float32), cached.features[row].astype(np.float32), 1e-3, 1e-3):
+                mismatches.append(f"{files['audio']}: features differ from the cached ones")
+    return mismatches

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig
 from ..data import DATASETS, FeatureConfig, build_cache, collate_batch
 from ..errors import ConfigError
+from ..storage import FileLock
 from .sampler import EpochShuffleSampler
 
 
@@ -62,9 +63,10 @@ class EchoDepthDataModule(L.LightningDataModule):
             from ..synth import generate_dataset, is_complete
 
             synth_cfg = synth_config_for(self.cfg)
-            if not is_complete(self.root, synth_cfg):
-                print(f"building the built-in synthetic dataset in {self.root} (once)")
-                generate_dataset(self.root, synth_cfg, progress=self.progress)
+            with FileLock(self.root.with_name(self.root.name + ".lock")):  # one builder, the others wait
+                if not is_complete(self.root, synth_cfg):
+                    print(f"building the built-in synthetic dataset in {self.root} (once)")
+                    generate_dataset(self.root, synth_cfg, progress=self.progress)
         if not self.root.is_dir():
             raise ConfigError(f"--data_dir {self.root} is not a folder")
         if self.cfg.cache:

@@ -1,0 +1,117 @@
+"""The feature cache's folders on disk: integrity (sizes and checksums in meta.json), and
+listing, verifying and clearing them (`echodepth cache list|verify|clear`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+from ..errors import UserError
+from ..storage import process_alive
+
+ARRAYS = ("features.npy", "depth_mm.npy")
+CHUNK_BYTES = 64 * 1024**2
+
+
+class CacheError(UserError):
+    """A cache folder that is damaged or incomplete; the message names it and what is wrong."""
+
+
+def cache_key(identity: dict) -> str:
+    """Returns the cache folder's key: a hash of everything that decides its content."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def crc32_of(path: Path) -> int:
+    """Returns the CRC-32 of a file, read in chunks (about 1 GB/s)."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def array_records(folder: Path) -> dict:
+    """Returns each array file's size and checksum, as stored in meta.json."""
+    return {name: {"bytes": (folder / name).stat().st_size, "crc32": crc32_of(folder / name)} for name in ARRAYS}
+
+
+def check_folder(folder: Path, checksums: bool = True) -> dict:
+    """Returns the cache's meta.json after checking that every array is there with the size (and
+    checksum) it was written with; raises CacheError naming the folder and the fault otherwise."""
+    meta_path = folder / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        records = meta["arrays"]
+    except (OSError, ValueError, KeyError):
+        raise CacheError(f"cache {folder}: meta.json is missing or unreadable") from None
+    for name in ARRAYS:
+        path = folder / name
+        if not path.is_file():
+            raise CacheError(f"cache {folder}: {name} is missing")
+        size = path.stat().st_size
+        if size != records[name]["bytes"]:
+            raise CacheError(f"cache {folder}: {name} has {size} bytes, {records[name]['bytes']} were written")
+        if checksums and crc32_of(path) != records[name]["crc32"]:
+            raise CacheError(f"cache {folder}: {name} does not match its checksum (damaged)")
+    return meta
+
+
+def remove_dead_partials(cache_root: Path, name: str) -> None:
+    """Removes `name.partial-<pid>` folders whose building process is no longer alive."""
+    for partial in cache_root.glob(f"{name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def cache_folders(cache_root) -> list[Path]:
+    """Returns the feature-cache folders (and built-in synthetic data folders) under cache_root."""
+    root = Path(cache_root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and ".partial-" not in p.name)
+
+
+def describe(folder: Path, checksums: bool) -> dict:
+    """Returns one cache folder's kind, size and status (ok, damaged: why, or stale: why)."""
+    info = {"folder": str(folder), "bytes": folder_bytes(folder)}
+    if (folder / "echodepth_synth.json").exists():
+        return {**info, "kind": "synthetic data", "status": "ok"}
+    try:
+        meta = check_folder(folder, checksums)
+    except CacheError as err:
+        return {**info, "kind": "features", "status": f"damaged: {str(err).split(': ', 1)[-1]}"}
+    return {**info, "kind": "features", "status": stale_reason(meta) or "ok", "samples": meta["n_samples"]}
+
+
+def stale_reason(meta: dict) -> str | None:
+    """Returns why a cache no longer matches its sources (settings or files changed), or None."""
+    from .datasets import DATASETS
+    from .features import FeatureConfig
+
+    identity = meta["identity"]
+    root = Path(identity["root"])
+    if not root.is_dir():
+        return f"stale: dataset root {root} is gone"
+    try:
+        dataset = DATASETS.get(identity["dataset"])(
+            root,
+            identity["split"],
+            features=FeatureConfig(**identity["features"]),
+            max_depth_m=identity["max_depth_m"],
+            on_error=identity["on_error"],
+            check_samples=False,
+            **identity["layout"],
+        )
+        current = {**dataset.cache_identity(), "feature_dtype": identity["feature_dtype"]}
+    except UserError as err:
+        return f"stale: {err}"
+    return None if cache_key(current) == meta["key"] else "stale: source files changed since it was built"
