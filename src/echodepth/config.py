@@ -7,6 +7,7 @@ The choices of model, loss, dataset and audio format are the registries' names.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from .models import MODELS
 from .rundir import RunDir
 
 LR_SCHEDULES = ("none", "cosine")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 
 
@@ -91,8 +93,16 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_depth_m is not None and not self.max_depth_m > 0:
             raise ConfigError(f"max_depth_m must be > 0 metres, got {self.max_depth_m}")
-        if not self.experiment_name or "/" in self.experiment_name:
-            raise ConfigError(f"experiment_name {self.experiment_name!r} must be a non-empty folder name")
+        smallest = MODELS.get(self.model).min_image_size
+        if self.image_size < smallest:
+            raise ConfigError(f"image_size {self.image_size} is too small for model {self.model}: at least {smallest}")
+        if self.lowpass_kernel > self.image_size:
+            raise ConfigError(f"lowpass_kernel {self.lowpass_kernel} must be at most image_size ({self.image_size})")
+        if not PLAIN_NAME.fullmatch(self.experiment_name):
+            raise ConfigError(
+                f"experiment_name {self.experiment_name!r} must be a plain folder name: "
+                "letters, digits, '.', '_', '-', not starting with '.' or '-'"
+            )
 
     @property
     def run_dir(self) -> RunDir:

@@ -43,6 +43,7 @@ def evaluate_split(
                 {"index": i, **dataset.sample_files(i), **{k: float(per[k][j]) for k in (*METRIC_KEYS, "n_valid")}}
             )
     metrics = aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
+    metrics["skipped_samples"] = list(dataset.skipped)  # bad samples left out (one line each)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,9 +57,7 @@ def evaluate_split(
     return metrics
 
 
-def datamodule_for(
-    predictor: Predictor, dataset: str | None = None, data_dir: str | None = None, progress: bool = True
-):
+def datamodule_for(predictor: Predictor, dataset=None, data_dir=None, progress: bool = True, on_error: str = "raise"):
     """Returns the data module of a predictor's training settings, on another dataset or folder if
     given; depth is clipped and scaled with the checkpoint's max depth, as in training."""
     values = predictor.cfg.to_dict()
@@ -67,7 +66,7 @@ def datamodule_for(
     if data_dir:
         values["data_dir"] = data_dir
     values["max_depth_m"] = predictor.max_depth_m
-    datamodule = EchoDepthDataModule(TrainConfig.from_dict(values), progress=progress)
+    datamodule = EchoDepthDataModule(TrainConfig.from_dict(values), progress=progress, on_error=on_error)
     if not datamodule.root.is_dir():
         raise ConfigError(f"--data_dir {datamodule.root} is not a folder")
     return datamodule
@@ -78,7 +77,7 @@ def evaluate(
 ) -> dict:
     """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split."""
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE)
-    datamodule = datamodule_for(predictor, dataset, data_dir, progress)
+    datamodule = datamodule_for(predictor, dataset, data_dir, progress, on_error="skip")
     out_dir = Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir
     return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress)
 
@@ -111,6 +110,9 @@ def format_comparison(test: dict, baselines: dict) -> str:
     for name, m in rows:
         lines.append(f"{name:<34}" + "".join(f"{m[k]:>10.4f}" for k in keys))
     best_baseline = min(m["rmse"] for _, m in rows[1:])
+    if not best_baseline > 0:
+        lines.append("the per-pixel mean depth is exact on this split: is the test split the training split?")
+        return "\n".join(lines)
     gain = 1 - test["rmse"] / best_baseline
     if gain > 0:
         lines.append(f"RMSE {100 * gain:.1f}% lower than the better mean-depth predictor")

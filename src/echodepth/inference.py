@@ -107,7 +107,11 @@ class Predictor:
         if wave.ndim != 3 or wave.shape[1] != 2:
             raise DataError(f"{name}: shape {tuple(wave.shape)}, expected (2, N) or (B, 2, N): left and right ear")
         if wave.shape[-1] < self.min_samples:
-            raise DataError(f"{name}: {wave.shape[-1]} samples, the model needs at least {self.min_samples}")
+            seconds = self.min_samples / self.features.sample_rate_hz
+            raise DataError(
+                f"{name}: {wave.shape[-1]} samples, the model needs at least {self.min_samples} "
+                f"({seconds * 1000:.0f} ms: the echo of {self.max_depth_m:g} m)"
+            )
         if not torch.isfinite(wave).all():
             raise DataError(f"{name}: contains NaN or infinite samples")
 

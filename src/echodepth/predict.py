@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.files import read_ear_pair, read_stereo
-from .errors import DataError, MissingFileError
+from .errors import DataError, MissingFileError, UserError
 from .inference import Predictor
 from .viz import decomposition_figure
 
@@ -33,9 +33,13 @@ def recording_stem(path: Path) -> str:
     return path.name.removesuffix(LEFT) if path.name.endswith(LEFT) else path.stem
 
 
-def predict_files(checkpoint, audio_paths, out_dir, device: str = "auto") -> list[dict]:
+def predict_files(checkpoint, audio_paths, out_dir, device: str = "auto", on_error=None) -> list[dict]:
     """Writes, per recording, `<stem>_depth.npy` (final depth, metres) and
-    `<stem>_decomposition.png` (base, residual, final); returns what it wrote."""
+    `<stem>_decomposition.png` (base, residual, final); returns what it wrote.
+
+    A recording that cannot be predicted from (missing, unreadable, NaN, too short, wrong rate or
+    channels) raises its one-line error, or, with `on_error` (a function of the message), is
+    reported there and the others are still predicted."""
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
     rate = predictor.features.sample_rate_hz
     out_dir = Path(out_dir)
@@ -46,9 +50,15 @@ def predict_files(checkpoint, audio_paths, out_dir, device: str = "auto") -> lis
     for path in paths:
         if path.name.endswith(RIGHT) and path.name[: -len(RIGHT)] in lefts:
             continue  # read together with its left ear
-        if not path.is_file():
-            raise MissingFileError(f"audio file {path} not found")
-        prediction = predictor.predict(read_recording(path, rate), rate, name=str(path))
+        try:
+            if not path.is_file():
+                raise MissingFileError(f"audio file {path} not found")
+            prediction = predictor.predict(read_recording(path, rate), rate, name=str(path))
+        except UserError as err:
+            if on_error is None:
+                raise
+            on_error(str(err))
+            continue
         stem = recording_stem(path)
         depth_path = out_dir / f"{stem}_depth.npy"
         np.save(depth_path, prediction.final_m[0, 0].cpu().numpy())

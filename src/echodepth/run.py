@@ -21,7 +21,7 @@ from .config import TrainConfig, save_yaml
 from .diagnose import diagnose
 from .errors import ConfigError, MissingFileError, NonFiniteLossError, UserError
 from .evaluate import evaluate_split, mean_depth_baselines
-from .inference import Predictor
+from .inference import Predictor, read_checkpoint
 from .storage import FileLock, remove_stale_partials
 from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint
 
@@ -37,6 +37,7 @@ def resolve_resume(cfg: TrainConfig) -> str | None:
     path = cfg.run_dir.last_checkpoint if cfg.resume == "last" else Path(cfg.resume)
     if not path.is_file():
         raise MissingFileError(f"--resume: checkpoint {path} not found")
+    read_checkpoint(path)  # a foreign or damaged file: one line now, before any data is prepared
     return str(path)
 
 
@@ -148,9 +149,6 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
         clear_previous_run(run_dir, cfg.overwrite)
     remove_stale_partials(run_dir.path)  # left by a run killed while writing
     run_dir.stop_reason.unlink(missing_ok=True)
-    # resume and overwrite are what this invocation does, not settings of the run
-    save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None, "overwrite": False}), run_dir.config)
-    module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict())
     checkpoints = ModelCheckpoint(
         dirpath=run_dir.checkpoints,
         filename=run_dir.best_checkpoint.stem,
@@ -158,12 +156,19 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
         mode="min",
         save_last=False,
         save_top_k=1,
+        save_on_train_epoch_end=True,  # after the epoch's validation, before last.ckpt
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
     loggers = make_loggers(cfg)
     steps_per_epoch = len(datamodule.dataset("train")) // (cfg.batch_size * cfg.devices * cfg.num_nodes)
     trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch, progress)
+    if trainer.precision != cfg.precision:  # e.g. 16-mixed on a CPU runs as bf16-mixed
+        print(f"precision {cfg.precision} is not available here; training in {trainer.precision}")
+        cfg.precision = trainer.precision
+    # resume and overwrite are what this invocation does, not settings of the run
+    save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None, "overwrite": False}), run_dir.config)
+    module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict())
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

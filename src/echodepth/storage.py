@@ -60,9 +60,10 @@ def disk_full_as_error(path, needed_bytes: int | None = None, cleanup=()):
         ) from None
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
+def atomic_write_bytes(path, data: bytes, durable: bool = False) -> None:
     """Writes data to path through a temporary file and a rename; on a full disk, raises
-    DiskFullError and leaves no partial file (the previous file at path, if any, stays)."""
+    DiskFullError and leaves no partial file (the previous file at path, if any, stays).
+    `durable` also flushes it to the device before the rename (checkpoints: safe from a power cut)."""
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     with disk_full_as_error(path, len(data), cleanup=[tmp]):
@@ -70,7 +71,8 @@ def atomic_write_bytes(path, data: bytes) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
 
 

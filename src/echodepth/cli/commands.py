@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .flags import given_settings
 
@@ -63,16 +64,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         device=args.device,
     )
+    skipped = metrics.pop("skipped_samples")
     print(json.dumps(metrics, indent=2))
-    return 0
+    for message in skipped:
+        print(f"echodepth eval: error: {message}", file=sys.stderr)
+    print(f"evaluated {metrics['n_images']} image(s) of the {args.split} split; {len(skipped)} sample(s) failed")
+    return 1 if skipped else 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..predict import predict_files
 
-    for item in predict_files(args.checkpoint, args.audio, args.out_dir, device=args.device):
+    failed = []
+
+    def report(message: str) -> None:
+        failed.append(message)
+        print(f"echodepth predict: error: {message}", file=sys.stderr)
+
+    written = predict_files(args.checkpoint, args.audio, args.out_dir, device=args.device, on_error=report)
+    for item in written:
         print(f"{item['audio']} -> {item['depth']}, {item['figure']}")
-    return 0
+    print(f"predicted {len(written)} of {len(written) + len(failed)} recording(s); {len(failed)} failed")
+    return 1 if failed else 0
 
 
 COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size")

@@ -53,6 +53,7 @@ class BaseResidualNet(DepthModel):
     """
 
     Settings = BaseResidualSettings
+    min_image_size = 16  # four 2x poolings leave one pixel
 
     @classmethod
     def training_settings(cls, cfg) -> dict:

@@ -26,6 +26,7 @@ class DepthModel(nn.Module):
     Settings: type
     compare_settings: dict = {}
     decomposes = True  # whether it predicts a residual (the baseline's is always 0)
+    min_image_size = 1  # the smallest depth map side it can produce
 
     @classmethod
     def training_settings(cls, cfg) -> dict:

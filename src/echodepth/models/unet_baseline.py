@@ -35,6 +35,7 @@ class UNetBaseline(DepthModel):
     # the dataset paper trains it with a plain L1 loss: no structural or sparsity term
     compare_settings = {"lambda_base": 0.0, "lambda_sparse": 0.0}
     decomposes = False
+    min_image_size = 6  # its input is the nearest power of two, at least 8
 
     @classmethod
     def training_settings(cls, cfg) -> dict:

@@ -26,6 +26,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..storage import atomic_write_bytes, remove_stale_partials
 from ..version import __version__
 from .depth import render_depth
 from .echo import render_echo
@@ -65,12 +66,6 @@ def render_room(cfg: SynthConfig, room_index: int):
         yield p, audio, depth
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write_room(job) -> int:
     out_dir, cfg_dict, room_index, location, split = job
     cfg = SynthConfig(**cfg_dict)
@@ -80,10 +75,10 @@ def _write_room(job) -> int:
         stem = f"room{room_index:05d}_pose{p:02d}"
         buf = io.BytesIO()
         sf.write(buf, audio, cfg.sample_rate_hz, format="WAV", subtype="PCM_16")
-        _atomic_write(out_dir / location / "audio" / f"{stem}.wav", buf.getvalue())
+        atomic_write_bytes(out_dir / location / "audio" / f"{stem}.wav", buf.getvalue())
         buf = io.BytesIO()
         np.save(buf, np.round(depth * 1000).astype(np.uint16))
-        _atomic_write(out_dir / location / "depth" / f"{stem}.npy", buf.getvalue())
+        atomic_write_bytes(out_dir / location / "depth" / f"{stem}.npy", buf.getvalue())
         rows.append(
             {
                 "depth path": f"{location}/depth",
@@ -95,7 +90,7 @@ def _write_room(job) -> int:
             }
         )
     marker = {"room": room_index, "location": location, "split": split, "rows": rows}
-    _atomic_write(out_dir / ".progress" / f"room{room_index:05d}.json", json.dumps(marker).encode())
+    atomic_write_bytes(out_dir / ".progress" / f"room{room_index:05d}.json", json.dumps(marker).encode())
     return len(rows)
 
 
@@ -132,14 +127,13 @@ def generate_dataset(
             )
     elif any(out_dir.iterdir()):
         raise ConfigError(f"{out_dir} is not empty and holds no {METADATA_FILE}: refusing to write a dataset into it")
-    _atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     splits = assign_splits(cfg)
     for loc in range(cfg.n_locations):
         for sub in ("audio", "depth"):
             (out_dir / location_name(loc) / sub).mkdir(parents=True, exist_ok=True)
     (out_dir / ".progress").mkdir(exist_ok=True)
-    for stale in out_dir.glob("*/*/*.tmp"):  # left by an interrupted run
-        stale.unlink()
+    remove_stale_partials(out_dir)  # left by an interrupted run
     todo = [r for r in range(cfg.n_rooms) if not (out_dir / ".progress" / f"room{r:05d}.json").exists()]
     jobs = [(str(out_dir), cfg.to_dict(), r, *splits[r]) for r in todo]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
@@ -175,7 +169,7 @@ def _write_csvs(out_dir: Path, cfg: SynthConfig) -> dict:
         writer = csv.DictWriter(buf, fieldnames=V2_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        _atomic_write(out_dir / location / f"{split}.csv", buf.getvalue().encode())
+        atomic_write_bytes(out_dir / location / f"{split}.csv", buf.getvalue().encode())
         counts[split] += len(rows)
     return counts
 

@@ -29,7 +29,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue(), durable=True)
 
     def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
         try:
@@ -40,15 +40,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(Checkpoint):
-    """Saves `path` at the end of every epoch's validation (after the best-checkpoint callback,
-    which Lightning orders before it when it is listed first)."""
+    """Saves `path` at the end of every training epoch, after the best-checkpoint callback
+    (Lightning keeps checkpoint callbacks last, in the order given): last.ckpt then holds the
+    best-checkpoint state that includes its own epoch."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking:
-            trainer.save_checkpoint(self.path)
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        trainer.save_checkpoint(self.path)
 
 
 def random_states() -> dict:

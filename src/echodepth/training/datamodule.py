@@ -36,10 +36,11 @@ def default_synthetic_dir(cfg: TrainConfig) -> Path:
 class EchoDepthDataModule(L.LightningDataModule):
     """Datasets and loaders of one configuration; builds the synthetic data and caches once (rank 0)."""
 
-    def __init__(self, cfg: TrainConfig, progress: bool = True):
+    def __init__(self, cfg: TrainConfig, progress: bool = True, on_error: str = "raise"):
         super().__init__()
         self.cfg = cfg
         self.progress = progress
+        self.on_error = on_error  # "skip": bad samples are left out and listed in `skipped`
         self._raw: dict[str, object] = {}
         self._ready: dict[str, object] = {}
 
@@ -78,7 +79,13 @@ class EchoDepthDataModule(L.LightningDataModule):
         if split not in self._raw:
             layout = DATASETS.get(self.cfg.dataset).layout_settings(self.cfg)
             self._raw[split] = DATASETS.get(self.cfg.dataset)(
-                self.root, split, features=self.feature_config(), max_depth_m=self.cfg.max_depth_m, **layout
+                self.root,
+                split,
+                features=self.feature_config(),
+                max_depth_m=self.cfg.max_depth_m,
+                on_error=self.on_error,
+                check_samples=not self.cfg.cache,  # the cache build checks each sample in its one pass
+                **layout,
             )
         return self._raw[split]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decomposition import plt
+from .decomposition import plt, save_figure
 
 
 def plot_curves(
@@ -29,8 +29,7 @@ def plot_curves(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_magnitudes(results: dict, path: Path, highlight=()) -> None:
@@ -45,5 +44,4 @@ def plot_magnitudes(results: dict, path: Path, highlight=()) -> None:
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+from ..storage import atomic_write_bytes  # noqa: E402
 
 DEPTH_CMAP = "viridis"
 RESIDUAL_CMAP = "RdBu_r"
@@ -23,11 +26,16 @@ def _depth_cmap():
 def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, title: str = "", row_labels=None) -> Path:
     """Saves `make_decomposition_figure(...)` as a PNG at path; returns the path."""
     fig = make_decomposition_figure(base, residual, final, gt, max_depth_m, title, row_labels)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    return save_figure(fig, path, dpi=80)
+
+
+def save_figure(fig, path, dpi: int) -> Path:
+    """Saves a figure as a PNG, whole or not at all (a full disk is a one-line error), and closes it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
     plt.close(fig)
-    return path
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
 
 
 def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, title: str = "", row_labels=None):
