@@ -95,3 +95,21 @@ def synth_dir(tmp_path_factory):
         progress=False,
     )
     return root
+
+
+def tiny_config(synth_dir, root, **settings):
+    """Returns the settings of a one-epoch run on the tiny synthetic data, outputs under root."""
+    from echodepth.config import TrainConfig
+
+    values = {
+        "dataset": "synthetic",
+        "data_dir": str(synth_dir),
+        "image_size": 16,
+        "base_channels": 4,
+        "batch_size": 8,
+        "epochs": 1,
+        "num_workers": 0,
+        "results_dir": str(root / "results"),
+        "cache_dir": str(root / "cache"),
+    }
+    return TrainConfig(**{**values, **settings})

@@ -18,6 +18,8 @@ from echodepth.diagnose.checks import next_kernel
 from echodepth.models import MODELS, DepthModel
 from echodepth.run import train
 
+from .conftest import tiny_config
+
 
 @dataclass
 class StubSettings:
@@ -77,19 +79,7 @@ def stub_runs(synth_dir, tmp_path_factory):
         MODELS.register(name)(cls)
     runs = {}
     for name in STUBS:
-        cfg = TrainConfig(
-            dataset="synthetic",
-            data_dir=str(synth_dir),
-            model=name,
-            image_size=16,
-            batch_size=8,
-            epochs=1,
-            lambda_sparse=0.1,
-            num_workers=0,
-            results_dir=str(tmp / "results"),
-            cache_dir=str(tmp / "cache"),
-            experiment_name=name,
-        )
+        cfg = tiny_config(synth_dir, tmp, model=name, lambda_sparse=0.1, experiment_name=name)
         runs[name] = (cfg, train(cfg, progress=False))
     yield runs
     for name in STUBS:
@@ -162,18 +152,7 @@ def test_a_nan_stop_is_flagged(stub_runs):
 
 
 def test_baseline_gets_no_decomposition_checks(synth_dir, tmp_path):
-    cfg = TrainConfig(
-        dataset="synthetic",
-        data_dir=str(synth_dir),
-        model="unet_baseline",
-        image_size=16,
-        base_channels=4,
-        batch_size=8,
-        epochs=1,
-        num_workers=0,
-        results_dir=str(tmp_path / "results"),
-        cache_dir=str(tmp_path / "cache"),
-    )
+    cfg = tiny_config(synth_dir, tmp_path, model="unet_baseline")
     names = [c["name"] for c in train(cfg, progress=False)["diagnosis"]["checks"]]
     assert names == ["reconstruction", "training_stability"]
 

@@ -16,6 +16,8 @@ from echodepth.losses import LOSSES, DepthLoss, masked_l1, valid_mask
 from echodepth.models import MODELS, DepthModel
 from echodepth.run import train
 
+from .conftest import tiny_config
+
 
 @dataclass
 class TinySettings:
@@ -80,22 +82,8 @@ def throwaways():
 
 
 def test_throwaway_model_loss_and_feature_train_through_train(throwaways, synth_dir, tmp_path):
-    cfg = TrainConfig(
-        dataset="synthetic",
-        data_dir=str(synth_dir),
-        model="tiny_test_net",
-        loss="plain_l1_test",
-        audio_format="ear_sum_test",
-        lambda_recon=2.0,
-        image_size=16,
-        base_channels=4,
-        batch_size=8,
-        epochs=1,
-        num_workers=0,
-        results_dir=str(tmp_path / "results"),
-        cache_dir=str(tmp_path / "cache"),
-        experiment_name="throwaway",
-    )
+    settings = {"model": "tiny_test_net", "loss": "plain_l1_test", "audio_format": "ear_sum_test", "lambda_recon": 2.0}
+    cfg = tiny_config(synth_dir, tmp_path, experiment_name="throwaway", **settings)
     result = train(cfg, progress=False)
     rows = cfg.run_dir.read_metrics()
     assert len(rows) == 1 and rows[0]["train/loss"] == pytest.approx(2.0 * rows[0]["train/loss_recon"], rel=1e-5)
