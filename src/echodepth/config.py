@@ -22,7 +22,8 @@ from .rundir import RunDir
 
 LR_SCHEDULES = ("none", "cosine")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -61,7 +62,12 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
-    precision: str = "32-true"  # or bf16-mixed, 16-mixed
+    precision: str = "auto"  # auto: bf16-mixed on a GPU that has it, else 16-mixed on CUDA, 32-true on CPU
+    micro_batch_size: str = "auto"  # N, or auto: the largest divisor of batch_size that fits the device
+    channels_last: bool = True  # channels-last memory format (on CUDA only)
+    cudnn_benchmark: bool = True  # cuDNN autotuning (on CUDA only)
+    compile: str = "none"  # torch.compile mode: none, default, reduce-overhead, max-autotune
+    checkpoint_every: int = 1  # last.ckpt every N epochs (and after the last); best.ckpt on improvement
     seed: int = 0
     resume: str | None = None  # a checkpoint, or "last" for this experiment's last one
     overwrite: bool = False  # start afresh in a results folder that holds a run, removing its outputs
@@ -83,12 +89,17 @@ class TrainConfig:
             "audio_format": FEATURES.names(),
             "lr_schedule": LR_SCHEDULES,
             "precision": PRECISIONS,
+            "compile": COMPILE_MODES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {list(allowed)}")
         positive = ("batch_size", "learning_rate", "lowpass_kernel", "base_channels", "epochs", "image_size")
-        for name in (*positive, "devices", "num_nodes"):
+        if self.micro_batch_size != "auto" and not (self.micro_batch_size.isdigit() and int(self.micro_batch_size) > 0):
+            raise ConfigError(
+                f"micro_batch_size must be a positive whole number or auto, got {self.micro_batch_size!r}"
+            )
+        for name in (*positive, "devices", "num_nodes", "checkpoint_every"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_depth_m is not None and not self.max_depth_m > 0:

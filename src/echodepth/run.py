@@ -58,6 +58,17 @@ def make_loggers(cfg: TrainConfig) -> list:
     return loggers
 
 
+def resolve_precision(cfg: TrainConfig) -> str:
+    """Returns the precision to train in: --precision, or for auto bf16-mixed on a GPU that has
+    bf16, 16-mixed on another CUDA GPU, 32-true on a CPU."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    on_gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    if not on_gpu:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
 def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, steps_per_epoch: int, progress: bool):
     n_devices = cfg.devices * cfg.num_nodes
     return L.Trainer(
@@ -66,12 +77,13 @@ def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, 
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy="ddp" if n_devices > 1 else "auto",
-        precision=cfg.precision,
+        precision=resolve_precision(cfg),
+        benchmark=cfg.cudnn_benchmark if torch.cuda.is_available() else None,
         logger=loggers,
         # best first, then last: last.ckpt then holds the best-checkpoint state of its epoch
         callbacks=[
             checkpoints,
-            LastCheckpoint(cfg.run_dir.last_checkpoint),
+            LastCheckpoint(cfg.run_dir.last_checkpoint, every_n_epochs=cfg.checkpoint_every),
             LearningRateMonitor(logging_interval="epoch"),
         ],
         plugins=[AtomicCheckpointIO()],

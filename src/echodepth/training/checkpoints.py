@@ -44,11 +44,14 @@ class LastCheckpoint(Checkpoint):
     (Lightning keeps checkpoint callbacks last, in the order given): last.ckpt then holds the
     best-checkpoint state that includes its own epoch."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, every_n_epochs: int = 1):
         self.path = Path(path)
+        self.every_n_epochs = every_n_epochs
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        trainer.save_checkpoint(self.path)
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs == 0 or epoch >= trainer.max_epochs:
+            trainer.save_checkpoint(self.path)
 
 
 def random_states() -> dict:

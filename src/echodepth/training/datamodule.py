@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
@@ -123,6 +124,8 @@ class EchoDepthDataModule(L.LightningDataModule):
             num_workers=workers,
             collate_fn=collate_batch,
             persistent_workers=workers > 0,
+            # page-locked batches copy to a GPU asynchronously, overlapping the previous step
+            pin_memory=torch.cuda.is_available() and self.cfg.accelerator != "cpu",
         )
 
     def train_dataloader(self):

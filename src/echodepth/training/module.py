@@ -14,6 +14,7 @@ from ..models import build_model_for_training
 from ..units import depth_norm_to_m
 from ..version import __version__
 from .checkpoints import random_states, restore_random_states
+from .microbatch import accumulate_gradients, choose_micro_batch
 from .outputs import write_epoch_outputs
 
 
@@ -45,9 +46,46 @@ class DepthModule(L.LightningModule):
         self._train_sums: dict[str, torch.Tensor] = {}
         self._figure_samples = None
         self._epoch_lr = float("nan")
+        self.automatic_optimization = False  # micro-batches: several backward passes per step
+        self.micro_batch_size = None  # chosen in on_fit_start
+        self._network = self.model  # what training calls: the model, or its torch.compile wrapper
 
     def forward(self, features):
         return self.model(features)
+
+    @property
+    def channels_last(self) -> bool:
+        return self.cfg.channels_last and self.device.type == "cuda"
+
+    def to_input(self, features: torch.Tensor) -> torch.Tensor:
+        return features.contiguous(memory_format=torch.channels_last) if self.channels_last else features
+
+    def on_fit_start(self):
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.cfg.compile != "none":
+            self._network = torch.compile(self.model, mode=None if self.cfg.compile == "default" else self.cfg.compile)
+        self.micro_batch_size = self.resolve_micro_batch()
+
+    def resolve_micro_batch(self) -> int:
+        """Returns the micro-batch: the configured one, or the largest that fits (see microbatch.py)."""
+        batch = self.cfg.batch_size
+        if self.cfg.micro_batch_size != "auto":
+            return min(int(self.cfg.micro_batch_size), batch)
+        side = self.cfg.image_size
+        probe = torch.rand(2, self.features.n_channels, side, side, device=self.device)
+        depth = torch.rand(2, 1, side, side, device=self.device)
+
+        def step(x):  # one forward and backward, as training runs it
+            with self.trainer.precision_plugin.forward_context():
+                base, residual, final = self._network(self.to_input(x))
+                self.criterion(base.float(), residual.float(), final.float(), depth[: len(x)])["loss"].backward()
+            self.model.zero_grad(set_to_none=True)
+
+        choice = choose_micro_batch(batch, self.model, probe, step if self.device.type == "cuda" else None)
+        if choice["micro_batch_size"] < batch and self.trainer.is_global_zero:
+            print(f"batch {batch} runs as micro-batches of {choice['micro_batch_size']} ({choice})")
+        return choice["micro_batch_size"]
 
     def on_train_epoch_start(self):
         self.criterion.set_epoch(self.current_epoch)
@@ -56,10 +94,21 @@ class DepthModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         b = prepare_batch(batch, self.max_depth_m)
-        base, residual, final = self.model(b["features"])
-        parts = self.criterion(base.float(), residual.float(), final.float(), b["depth_norm"])
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        micro = self.micro_batch_size or len(b["features"])
+        parts = accumulate_gradients(
+            self._network,
+            self.criterion,
+            b["features"],
+            b["depth_norm"],
+            b["valid"],
+            micro,
+            self.manual_backward,
+            self.to_input,
+        )
         loss = parts["loss"]
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # before the step: the weights stay those of the last good step
             values = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
             raise NonFiniteLossError(
                 f"non-finite loss at epoch {self.current_epoch + 1}, step {self.global_step} ({values}); "
@@ -71,11 +120,20 @@ class DepthModule(L.LightningModule):
         for k, v in parts.items():
             self._train_sums[k] = self._train_sums.get(k, 0.0) + v.detach().float() * n
         self._train_sums["n"] = self._train_sums.get("n", 0.0) + torch.tensor(float(n), device=loss.device)
+        optimizer.step()
         return loss
+
+    def on_train_epoch_end(self):
+        # manual optimisation: the epoch's scheduler step is ours; it runs before the checkpoint
+        # callbacks, so last.ckpt holds the rate of the next epoch
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
 
     def validation_step(self, batch, batch_idx):
         b = prepare_batch(batch, self.max_depth_m)
-        base, residual, final = (depth_norm_to_m(t.float(), self.max_depth_m) for t in self.model(b["features"]))
+        outputs = self._network(self.to_input(b["features"]))
+        base, residual, final = (depth_norm_to_m(t.float(), self.max_depth_m) for t in outputs)
         gt = b["depth_m"]
         per = per_image_metrics(final, gt)
         valid = b["valid"].float()
