@@ -175,9 +175,9 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
     loggers = make_loggers(cfg)
     steps_per_epoch = len(datamodule.dataset("train")) // (cfg.batch_size * cfg.devices * cfg.num_nodes)
     trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch, progress)
-    if trainer.precision != cfg.precision:  # e.g. 16-mixed on a CPU runs as bf16-mixed
+    if trainer.precision != resolve_precision(cfg):  # e.g. 16-mixed on a CPU runs as bf16-mixed
         print(f"precision {cfg.precision} is not available here; training in {trainer.precision}")
-        cfg.precision = trainer.precision
+    cfg.precision = trainer.precision  # config.yaml records what was used
     # resume and overwrite are what this invocation does, not settings of the run
     save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None, "overwrite": False}), run_dir.config)
     module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict())

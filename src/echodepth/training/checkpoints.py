@@ -51,7 +51,7 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
         if epoch % self.every_n_epochs == 0 or epoch >= trainer.max_epochs:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
 
 
 def random_states() -> dict:
