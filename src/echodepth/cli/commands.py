@@ -48,7 +48,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..diagnose import summary_lines
 
         lines = summary_lines(result["diagnosis"]) or ["diagnosis: every check healthy"]
-        print("\n".join(lines), f"(details: echodepth diagnose {result['out_dir']})")
+        print("\n".join(lines))
+        print(f"details: echodepth diagnose {result['out_dir']}")
     print(f"outputs: {result['out_dir']} (best checkpoint {result['best_checkpoint']})")
     return 0
 
