@@ -17,6 +17,7 @@ from echodepth.data import (
     cut_length,
     mel_filterbank,
     prepare_batch,
+    with_features,
 )
 
 from .conftest import SR, write_csv
@@ -257,3 +258,13 @@ def test_cache_rows_name_their_files_when_samples_are_skipped(v2_root, tmp_path)
     assert len(files) == 5 and not any(f.endswith("A/audio/train_1.wav") for f in files)
     assert files[1].endswith("A/audio/train_2.wav")  # the row after the skipped one names its own file
     assert len(lazy.skipped) == 1 and "truncated audio" in lazy.skipped[0]
+
+
+def test_waveform_items_give_the_per_sample_features_in_one_batch(v2_root):
+    per_sample = build_dataset("batvisionv2", v2_root, "train", features=FEAT)
+    raw = build_dataset("batvisionv2", v2_root, "train", features=FEAT, waveforms=True)
+    batch = collate_batch([raw[i] for i in range(len(raw))])
+    assert "features" not in batch and batch["waveform"].shape == (6, 2, 7782)  # cut: 2 x 30 m / 340 m/s
+    features = with_features(batch, raw.feature_extractor)["features"]
+    expected = torch.stack([per_sample[i]["features"] for i in range(len(per_sample))])
+    assert torch.allclose(features, expected, rtol=1e-4, atol=1e-5)

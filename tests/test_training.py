@@ -324,3 +324,11 @@ def test_predict_reads_v1_pairs_and_rejects_bad_audio(trained, tmp_path, capsys)
     assert len(err) == 1 and "mono.wav has 1 channel(s), expected 2" in err[0]
     assert main(["eval", "--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
     assert "nope.ckpt not found" in capsys.readouterr().err
+
+
+def test_uncached_training_makes_features_on_the_device_in_batches(synth_dir, tmp_path):
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--no-cache", "--experiment_name", "raw")) == 0
+    metrics = rows(tmp_path / "results" / "raw" / "metrics.csv")
+    assert np.isfinite(float(metrics[0]["val/rmse"])) and not (tmp_path / "cache").exists()
+    test = json.loads((tmp_path / "results" / "raw" / "test_metrics.json").read_text())
+    assert np.isfinite(test["model"]["rmse"])

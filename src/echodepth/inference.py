@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import AudioFeatures, FeatureConfig, cut_length, prepare_batch
+from .data import AudioFeatures, FeatureConfig, cut_length, prepare_batch, with_features
 from .errors import CheckpointError, DataError, MissingFileError
 from .models import build_model_for_training
 from .units import depth_norm_to_m
@@ -127,7 +127,6 @@ class Predictor:
     def predict_loader(self, loader):
         """Yields (prepared batch, prediction) over a data loader of the training data format."""
         for batch in loader:
-            b = prepare_batch(
-                {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}, self.max_depth_m
-            )
+            batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            b = prepare_batch(with_features(batch, self.extractor), self.max_depth_m)
             yield b, self.predict_features(b["features"])

@@ -4,7 +4,7 @@ Importing this package registers the built-in dataset layouts and audio features
 """
 
 from ..errors import DataError
-from .cache import CachedDataset, build_cache, collate_batch, prepare_batch
+from .cache import CachedDataset, build_cache, collate_batch, prepare_batch, with_features
 from .check import check_dataset
 from .datasets import DATASETS, EchoDepthDataset, build_dataset
 from .features import FEATURES, AudioFeature, AudioFeatures, FeatureConfig, cut_length, mel_filterbank
@@ -27,6 +27,7 @@ __all__ = [
     "check_dataset",
     "collate_batch",
     "prepare_batch",
+    "with_features",
     "cut_length",
     "mel_filterbank",
 ]

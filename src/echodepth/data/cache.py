@@ -82,15 +82,26 @@ def collate_batch(items):
 
 def prepare_batch(batch: dict, max_depth_m: float) -> dict:
     """Returns the batch with float32 `features`, `depth_m` (metres), `depth_norm` (depth / max
-    depth) and a bool `valid` mask, whichever path (cached or per-sample) made it."""
+    depth) and a bool `valid` mask, whichever path (cached or per-sample) made it. A batch of
+    waveforms (`with_features` turns it into features) passes its `waveform` through."""
     depth_m = batch["depth_mm"].float() / 1000.0 if "depth_mm" in batch else batch["depth_m"].float()
     return {
         **batch,
-        "features": batch["features"].float(),
+        **({"features": batch["features"].float()} if "features" in batch else {}),
         "depth_m": depth_m,
         "depth_norm": depth_m_to_norm(depth_m, max_depth_m),
         "valid": depth_m > 0,
     }
+
+
+def with_features(batch: dict, extractor) -> dict:
+    """Returns the batch with `features` computed from its `waveform` (if it has one), in one
+    batched pass wherever the batch lies (the GPU for training)."""
+    if "waveform" not in batch:
+        return batch
+    with torch.no_grad():
+        features = extractor(batch["waveform"])
+    return {k: v for k, v in batch.items() if k != "waveform"} | {"features": features}
 
 
 def build_cache(

@@ -55,6 +55,7 @@ class EchoDepthDataset(Dataset):
         max_depth_m: float | None = None,
         on_error: str = "raise",
         check_samples: bool = True,
+        waveforms: bool = False,
         **layout_options,
     ):
         self.root = Path(root)
@@ -86,6 +87,10 @@ class EchoDepthDataset(Dataset):
         if not self.refs:
             raise DataError(f"split {split!r} of {self.root} has no samples ({self.describe_sources()})")
         self.feature_extractor = AudioFeatures(self.features, self.max_depth_m)
+        # items carry the cut waveform; a consumer computes the features in batches on its device
+        self.waveforms = waveforms
+        if waveforms and not self.features.cut:
+            raise ConfigError("waveform items need the cut (equal lengths to batch); set FeatureConfig.cut")
         if on_error == "skip" and check_samples:
             self.drop_bad_samples()
 
@@ -169,10 +174,13 @@ class EchoDepthDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         # the dataset authors' per-sample path: decode, STFT and resize inside __getitem__
         audio, depth_m = self.load_raw(self.refs[i])
+        depth = self.depth_tensor(depth_m)
+        item = {"depth_m": depth, "valid": depth > 0, "index": i}
+        if self.waveforms:  # the features are made later, a batch at a time, where the batch goes
+            return {**item, "waveform": torch.from_numpy(audio[:, : self.min_audio_samples()].copy())}
         with torch.no_grad():
             features = self.feature_extractor(torch.from_numpy(audio)[None])[0]
-        depth = self.depth_tensor(depth_m)
-        return {"features": features, "depth_m": depth, "valid": depth > 0, "index": i}
+        return {**item, "features": features}
 
     @property
     def n_channels(self) -> int:

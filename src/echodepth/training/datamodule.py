@@ -86,6 +86,7 @@ class EchoDepthDataModule(L.LightningDataModule):
                 max_depth_m=self.cfg.max_depth_m,
                 on_error=self.on_error,
                 check_samples=not self.cfg.cache,  # the cache build checks each sample in its one pass
+                waveforms=not self.cfg.cache,  # uncached: STFTs in batches on the training device
                 **layout,
             )
         return self._raw[split]

@@ -6,7 +6,7 @@ import lightning as L
 import torch
 
 from ..config import TrainConfig
-from ..data import FeatureConfig, prepare_batch
+from ..data import AudioFeatures, FeatureConfig, prepare_batch, with_features
 from ..errors import NonFiniteLossError
 from ..losses import build_loss_for_training
 from ..metrics import METRIC_KEYS, aggregate, per_image_metrics
@@ -42,6 +42,7 @@ class DepthModule(L.LightningModule):
         self.features = FeatureConfig(**features)
         self.model = build_model_for_training(self.cfg, self.features.n_channels)
         self.criterion = build_loss_for_training(self.cfg)
+        self.extractor = AudioFeatures(self.features, self.max_depth_m)  # no weights: uncached batches
         self._val_parts: list[dict] = []
         self._train_sums: dict[str, torch.Tensor] = {}
         self._figure_samples = None
@@ -52,6 +53,9 @@ class DepthModule(L.LightningModule):
 
     def forward(self, features):
         return self.model(features)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        return with_features(batch, self.extractor)  # waveforms (uncached path) -> features, on the device
 
     @property
     def channels_last(self) -> bool:
