@@ -109,3 +109,21 @@ def test_last_checkpoint_is_the_last_epoch_and_best_the_best(uninterrupted):
     assert best["epoch"] == rmse.index(min(rmse))
     lrs = [float(line.split(",")[header.index("lr")]) for line in lines[1:]]
     assert lrs[0] == pytest.approx(0.002) and lrs == sorted(lrs, reverse=True)  # the rate in force, cosine
+
+
+@pytest.mark.slow
+def test_kill_during_the_cache_build_then_rerun_gives_the_same_cache(synth_dir, tmp_path):
+    reference = run(train_args(synth_dir, tmp_path / "a", "cache_ref"))
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    args = [*train_args(synth_dir, tmp_path / "b", "cache_kill"), "--epochs", "1"]
+    killed = run(args, ("cache", 0))  # before the first batch of the first cache is written
+    assert killed.returncode == -9
+    assert list((tmp_path / "b" / "cache").glob("*.partial-*"))  # the killed build's folder
+    rerun = run(args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert not list((tmp_path / "b" / "cache").glob("*.partial-*"))
+
+    def arrays(root):
+        return {p.parent.name.split("-")[1] + "/" + p.name: p.read_bytes() for p in sorted(root.glob("*/*.npy"))}
+
+    assert arrays(tmp_path / "a" / "cache") == arrays(tmp_path / "b" / "cache")
