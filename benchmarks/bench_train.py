@@ -12,9 +12,11 @@ epochs (a 3-epoch run against a 1-epoch run), validation, figures and checkpoint
 """
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
@@ -146,24 +148,31 @@ def main():
     peak = args.peak_tflops or device_peak(device)
     report = {"preset": args.preset, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
               "threads": torch.get_num_threads(), "torch": torch.__version__, "models": {}}  # fmt: skip
-    for name in args.models:
-        values = {**PRESETS[args.preset], "model": name, "channels_last": args.channels_last, "compile": args.compile}
-        cfg = TrainConfig.from_dict(values)
-        flops = forward_flops(build_model_for_training(cfg, 2).to(device), cfg.image_size, 2, device)
-        entry = {
-            "forward_gflop_per_sample": flops / 1e9,
-            "model_only": model_only(cfg, device, args.steps, args.repeats),
-        }
-        achieved = entry["model_only"]["samples_per_s"] * 3 * flops / 1e12
-        entry["model_only"]["achieved_tflops"] = achieved
-        entry["model_only"]["share_of_peak"] = achieved / peak if peak else None
-        if args.end_to_end:
-            with tempfile.TemporaryDirectory() as root:
-                entry["end_to_end"] = end_to_end(values, root)
-            entry["end_to_end_over_model_only"] = (
-                entry["end_to_end"]["samples_per_s"] / entry["model_only"]["samples_per_s"]
-            )
-        report["models"][name] = entry
+    # with --json, what training prints goes to stderr: stdout holds the JSON only
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        for name in args.models:
+            values = {
+                **PRESETS[args.preset],
+                "model": name,
+                "channels_last": args.channels_last,
+                "compile": args.compile,
+            }
+            cfg = TrainConfig.from_dict(values)
+            flops = forward_flops(build_model_for_training(cfg, 2).to(device), cfg.image_size, 2, device)
+            entry = {
+                "forward_gflop_per_sample": flops / 1e9,
+                "model_only": model_only(cfg, device, args.steps, args.repeats),
+            }
+            achieved = entry["model_only"]["samples_per_s"] * 3 * flops / 1e12
+            entry["model_only"]["achieved_tflops"] = achieved
+            entry["model_only"]["share_of_peak"] = achieved / peak if peak else None
+            if args.end_to_end:
+                with tempfile.TemporaryDirectory() as root:
+                    entry["end_to_end"] = end_to_end(values, root)
+                entry["end_to_end_over_model_only"] = (
+                    entry["end_to_end"]["samples_per_s"] / entry["model_only"]["samples_per_s"]
+                )
+            report["models"][name] = entry
     report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     if args.json:
         print(json.dumps(report, indent=2))
