@@ -76,10 +76,6 @@ def atomic_write_bytes(path, data: bytes, durable: bool = False) -> None:
         os.replace(tmp, path)
 
 
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
 def process_alive(pid: int) -> bool:
     """Returns whether a process with this id runs (on this machine)."""
     try:
