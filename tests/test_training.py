@@ -332,3 +332,23 @@ def test_uncached_training_makes_features_on_the_device_in_batches(synth_dir, tm
     assert np.isfinite(float(metrics[0]["val/rmse"])) and not (tmp_path / "cache").exists()
     test = json.loads((tmp_path / "results" / "raw" / "test_metrics.json").read_text())
     assert np.isfinite(test["model"]["rmse"])
+
+
+def test_a_checkpoint_of_version_0_1_still_predicts(trained, tmp_path):
+    _, out = trained
+    ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    old = {**ckpt["echodepth"], "version": "0.1.0"}
+    old["config"] = {("max_depth" if k == "max_depth_m" else k): v for k, v in old["config"].items()}
+    for key in ("micro_batch_size", "channels_last", "cudnn_benchmark", "compile", "checkpoint_every", "overwrite"):
+        old["config"].pop(key)  # settings 0.1 did not have
+    del old["features"]
+    torch.save({**ckpt, "echodepth": old}, tmp_path / "old.ckpt")
+    from echodepth import Predictor
+
+    wave = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4000)).astype(np.float32)
+    new, legacy = (
+        Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt"),
+        Predictor.from_checkpoint(tmp_path / "old.ckpt"),
+    )
+    assert legacy.cfg.max_depth_m == new.cfg.max_depth_m and legacy.features == new.features
+    assert torch.equal(new.predict(wave, 44100).final_m, legacy.predict(wave, 44100).final_m)

@@ -54,6 +54,23 @@ def read_checkpoint(path, device: str = "cpu") -> dict:
     return ckpt
 
 
+def upgrade_metadata(meta: dict) -> dict:
+    """Returns a checkpoint's metadata in this version's terms: 0.1 checkpoints named the depth
+    range `max_depth` and did not store the feature settings (then 44.1 kHz, baseline STFT)."""
+    config = dict(meta["config"])
+    if "max_depth" in config:
+        config["max_depth_m"] = config.pop("max_depth")
+    features = (
+        meta.get("features")
+        or FeatureConfig(
+            audio_format=config.get("audio_format", "spectrogram"),
+            log=config.get("log_compression", False),
+            image_size=(config["image_size"], config["image_size"]),
+        ).to_dict()
+    )
+    return {**meta, "config": config, "features": features}
+
+
 class Predictor:
     """A trained network with the feature settings and depth range it was trained with."""
 
@@ -75,7 +92,7 @@ class Predictor:
         """Returns the predictor of a checkpoint written by `echodepth train`."""
         device = resolve_device(device)
         ckpt = read_checkpoint(path, device)
-        meta = ckpt["echodepth"]
+        meta = upgrade_metadata(ckpt["echodepth"])
         cfg = TrainConfig.from_dict(meta["config"])
         network = build_model_for_training(cfg, int(meta["input_shape"][0]))
         state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
