@@ -132,11 +132,15 @@ class TrainConfig:
         return cls(**values)
 
 
-def field_type(cls, name: str):
-    """Returns the type of a settings dataclass field, without `| None`."""
-    hint = typing.get_type_hints(cls)[name]
+def without_none(hint):
+    """Returns X for a type hint `X | None`, else the hint itself."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 else hint
+
+
+def field_type(cls, name: str):
+    """Returns the type of a settings dataclass field, without `| None`."""
+    return without_none(typing.get_type_hints(cls)[name])
 
 
 def check_types(settings) -> None:

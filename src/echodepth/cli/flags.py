@@ -11,13 +11,13 @@ import argparse
 import dataclasses
 import typing
 
+from ..config import without_none
+
 
 def _flag_type(hint):
     """Returns (element type, nargs) for a field type hint, without `| None`: nargs "*" for a
     list (may be empty), "+" for a tuple, None for a single value."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if type(None) in typing.get_args(hint) and len(args) == 1:
-        hint = args[0]
+    hint = without_none(hint)
     origin = typing.get_origin(hint)
     if origin in (list, tuple):
         items = [a for a in typing.get_args(hint) if a is not Ellipsis]

@@ -24,9 +24,8 @@ from tqdm.auto import tqdm
 from ..errors import DataError
 from ..storage import FileLock, disk_full_as_error, ensure_space
 from ..units import depth_m_to_norm
-from .cache_files import CacheError, array_records, cache_key, check_folder, remove_dead_partials
-from .datasets import DATASETS, EchoDepthDataset
-from .features import FeatureConfig
+from .cache_files import CacheError, array_records, cache_key, check_folder, dataset_from_identity, remove_dead_partials
+from .datasets import EchoDepthDataset
 
 DEFAULT_CACHE_ROOT = Path(os.environ.get("ECHODEPTH_CACHE", ".echodepth_cache"))
 
@@ -212,15 +211,7 @@ def verify_sources(folder: Path, batch_size: int = 64) -> list[str]:
     changed in place with the same size and time escapes the cache key); [] when all agree."""
     cached = CachedDataset(folder)
     identity = cached.meta["identity"]
-    dataset = DATASETS.get(identity["dataset"])(
-        identity["root"],
-        identity["split"],
-        features=FeatureConfig(**identity["features"]),
-        max_depth_m=identity["max_depth_m"],
-        on_error="skip",
-        check_samples=False,
-        **identity["layout"],
-    )
+    dataset = dataset_from_identity(identity, on_error="skip")
     row_of = {tuple(cached.sample_files(i).values()): i for i in range(len(cached))}
     mismatches = []
     for indices, waves, depths in dataset.load_batches(batch_size):

@@ -92,25 +92,31 @@ def describe(folder: Path, checksums: bool) -> dict:
     return {**info, "kind": "features", "status": stale_reason(meta) or "ok", "samples": meta["n_samples"]}
 
 
-def stale_reason(meta: dict) -> str | None:
-    """Returns why a cache no longer matches its sources (settings or files changed), or None."""
+def dataset_from_identity(identity: dict, on_error: str):
+    """Returns the dataset a cache was built from, as its meta.json's identity describes it
+    (samples are checked when read, not up front)."""
     from .datasets import DATASETS
     from .features import FeatureConfig
 
+    return DATASETS.get(identity["dataset"])(
+        identity["root"],
+        identity["split"],
+        features=FeatureConfig(**identity["features"]),
+        max_depth_m=identity["max_depth_m"],
+        on_error=on_error,
+        check_samples=False,
+        **identity["layout"],
+    )
+
+
+def stale_reason(meta: dict) -> str | None:
+    """Returns why a cache no longer matches its sources (settings or files changed), or None."""
     identity = meta["identity"]
     root = Path(identity["root"])
     if not root.is_dir():
         return f"stale: dataset root {root} is gone"
     try:
-        dataset = DATASETS.get(identity["dataset"])(
-            root,
-            identity["split"],
-            features=FeatureConfig(**identity["features"]),
-            max_depth_m=identity["max_depth_m"],
-            on_error=identity["on_error"],
-            check_samples=False,
-            **identity["layout"],
-        )
+        dataset = dataset_from_identity(identity, identity["on_error"])
         current = {**dataset.cache_identity(), "feature_dtype": identity["feature_dtype"]}
     except UserError as err:
         return f"stale: {err}"
