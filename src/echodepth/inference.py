@@ -11,26 +11,18 @@ Checkpoints load with `weights_only=True`: no pickled code runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .audio_io import check_recording
 from .config import TrainConfig
 from .data import AudioFeatures, FeatureConfig, cut_length, prepare_batch, with_features
-from .errors import CheckpointError, DataError, MissingFileError
+from .errors import CheckpointError, MissingFileError
 from .models import build_model_for_training
+from .prediction import Prediction, recording_report
 from .units import depth_norm_to_m
-
-
-@dataclass
-class Prediction:
-    """Base, residual and final depth in metres, each (B, 1, H, W), final = base + residual."""
-
-    base_m: torch.Tensor
-    residual_m: torch.Tensor
-    final_m: torch.Tensor
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -102,6 +94,15 @@ class Predictor:
         return predictor
 
     @property
+    def sample_rate_hz(self) -> int:
+        return self.features.sample_rate_hz
+
+    @property
+    def emission(self) -> dict | None:
+        """The chirp and its place in a training window (synthetic training data), or None."""
+        return self.meta.get("emission")
+
+    @property
     def min_samples(self) -> int:
         """Returns the shortest recording the features accept (the cut's length)."""
         return cut_length(self.max_depth_m, self.features.sample_rate_hz) if self.features.cut else 1
@@ -117,20 +118,15 @@ class Predictor:
 
     def check_waveform(self, wave: torch.Tensor, sample_rate_hz: int, name: str = "waveform") -> None:
         """Raises a DataError naming `name` when a (B, 2, N) waveform cannot be predicted from."""
-        if sample_rate_hz != self.features.sample_rate_hz:
-            raise DataError(
-                f"{name}: sampled at {sample_rate_hz} Hz, the model expects {self.features.sample_rate_hz} Hz"
-            )
-        if wave.ndim != 3 or wave.shape[1] != 2:
-            raise DataError(f"{name}: shape {tuple(wave.shape)}, expected (2, N) or (B, 2, N): left and right ear")
-        if wave.shape[-1] < self.min_samples:
-            seconds = self.min_samples / self.features.sample_rate_hz
-            raise DataError(
-                f"{name}: {wave.shape[-1]} samples, the model needs at least {self.min_samples} "
-                f"({seconds * 1000:.0f} ms: the echo of {self.max_depth_m:g} m)"
-            )
-        if not torch.isfinite(wave).all():
-            raise DataError(f"{name}: contains NaN or infinite samples")
+        check_recording(
+            tuple(wave.shape),
+            bool(torch.isfinite(wave).all()),
+            sample_rate_hz,
+            self.features.sample_rate_hz,
+            self.min_samples,
+            self.max_depth_m,
+            name,
+        )
 
     @torch.no_grad()
     def predict(self, waveform, sample_rate_hz: int, name: str = "waveform") -> Prediction:
@@ -139,7 +135,10 @@ class Predictor:
         if wave.ndim == 2:
             wave = wave[None]
         self.check_waveform(wave, sample_rate_hz, name)
-        return self.predict_features(self.extractor(wave.to(self.device)))
+        prediction = self.predict_features(self.extractor(wave.to(self.device)))
+        used = self.extractor.n_samples(wave.shape[-1])
+        prediction.report = recording_report(wave.cpu().numpy(), used)
+        return prediction
 
     def predict_loader(self, loader):
         """Yields (prepared batch, prediction) over a data loader of the training data format."""

@@ -18,6 +18,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from .config import TrainConfig, save_yaml
+from .data import cut_length
+from .deploy.chirps import synthetic_emission
 from .diagnose import diagnose
 from .errors import ConfigError, MissingFileError, NonFiniteLossError, UserError
 from .evaluate import evaluate_split, mean_depth_baselines
@@ -129,6 +131,13 @@ def clear_previous_run(run_dir, overwrite: bool) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+def emission_of(datamodule) -> dict | None:
+    """Returns the chirp and its place in a training window (synthetic data), for long recordings."""
+    features = datamodule.features
+    window = cut_length(datamodule.max_depth_m, features.sample_rate_hz) if features.cut else None
+    return synthetic_emission(datamodule.raw_dataset("train"), window)
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """Trains one configuration; returns the paths of its outputs and its metrics.
 
@@ -180,7 +189,7 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
     cfg.precision = trainer.precision  # config.yaml records what was used
     # resume and overwrite are what this invocation does, not settings of the run
     save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None, "overwrite": False}), run_dir.config)
-    module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict())
+    module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict(), emission_of(datamodule))
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

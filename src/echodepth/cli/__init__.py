@@ -12,8 +12,8 @@ import sys
 
 from ..errors import UserError
 from ..version import __version__
-from . import cache_command, commands
-from .flags import add_settings_flags
+from . import commands
+from .deploy_flags import EXPORT_HELP, PREDICT_HELP, export_flags, predict_flags
 
 TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
 --config naming one), trains a CPU-sized configuration on the built-in synthetic data, made once:
@@ -25,8 +25,6 @@ CHECK_HELP = """Validate every sample of every split; print a summary and one li
 Exit status 1 when any sample is bad."""
 EVAL_HELP = """Evaluate a checkpoint on a split with the protocol's metrics; writes {split}_metrics.json
 and {split}_per_image.csv."""
-PREDICT_HELP = """Predict depth for BatVision recordings (stereo audio files, or V1 *_left.npy with
-*_right.npy beside it); writes <stem>_depth.npy (metres) and <stem>_decomposition.png."""
 DIAGNOSE_HELP = """Measure the design guide's "what to look for" on a run's best checkpoint (base smoothness,
 residual share and location, base against final, reconstruction against the mean-depth predictors,
 training stability) and print the guide's advice as flags, with a ready command line. Writes
@@ -56,23 +54,10 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=help_text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ..compare import PRESETS, all_variants
-    from ..config import TrainConfig
-    from ..data import DATASETS
+def _synth_flags(p: argparse.ArgumentParser) -> None:
     from ..synth import SynthConfig
+    from .flags import add_settings_flags
 
-    datasets = DATASETS.names()
-    parser = OneLineParser(
-        prog="echodepth", description="Depth maps from binaural echoes (base + residual decomposition)."
-    )
-    parser.add_argument("--version", action="version", version=f"echodepth {__version__}")
-    add_debug_flag(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser(
-        "synth", help="write the built-in synthetic dataset (BatVision V2 layout)", description=SYNTH_HELP
-    )
     p.add_argument("out_dir", help="output folder (created; resumed if it holds the same settings)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -81,61 +66,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the first-echo / nearest-depth correlation over N samples (default 300)",
     )  # fmt: skip
     add_settings_flags(p, SynthConfig)
-    add_debug_flag(p)
-    p.set_defaults(func=commands.cmd_synth)
 
-    p = sub.add_parser("check-data", help="validate every sample of a dataset", description=CHECK_HELP)
-    p.add_argument("--dataset", required=True, choices=datasets)
+
+def _dataset_names() -> list[str]:
+    from ..data import DATASETS
+
+    return DATASETS.names()
+
+
+def _check_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=_dataset_names())
     p.add_argument("--data_dir", required=True)
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
     p.add_argument(
         "--max_depth_m", type=float, default=None, help="default: 12 for V1, 30 for V2, the metadata's for synthetic"
     )
     p.add_argument("--location_blacklist", nargs="*", default=None, help="V2 locations to leave out")
-    add_debug_flag(p)
-    p.set_defaults(func=commands.cmd_check_data)
 
-    p = sub.add_parser("train", help="train a model", description=TRAIN_HELP)
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    from ..config import TrainConfig
+    from .flags import add_settings_flags
+
     p.add_argument("--config", default=None, help="YAML file of settings (flags override it)")
     add_settings_flags(p, TrainConfig)
-    add_debug_flag(p)
-    p.set_defaults(func=commands.cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint (metrics JSON + per-image CSV)", description=EVAL_HELP)
+
+def _eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--dataset", default=None, choices=datasets, help="default: the checkpoint's")
+    p.add_argument("--dataset", default=None, choices=_dataset_names(), help="default: the checkpoint's")
     p.add_argument("--data_dir", default=None, help="default: the checkpoint's")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out_dir", default=None, help="default: eval/ beside the run's checkpoints/")
     p.add_argument("--device", default="auto")
-    add_debug_flag(p)
-    p.set_defaults(func=commands.cmd_eval)
 
-    p = sub.add_parser("predict", help="predict depth maps for recordings", description=PREDICT_HELP)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("audio", nargs="+")
-    p.add_argument("--out_dir", default="predictions")
-    p.add_argument("--device", default="auto")
-    add_debug_flag(p)
-    p.set_defaults(func=commands.cmd_predict)
 
-    p = sub.add_parser("diagnose", help="check a trained run against the guide's advice", description=DIAGNOSE_HELP)
+def _diagnose_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("results_dir", help="a run folder, results/{experiment_name}")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
     p.add_argument("--device", default="auto")
-    add_debug_flag(p)
-    p.set_defaults(func=commands.cmd_diagnose)
 
-    p = sub.add_parser("cache", help="list, verify or clear the feature cache", description=CACHE_HELP)
+
+def _cache_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["list", "verify", "clear"])
     p.add_argument("--cache_dir", default=".echodepth_cache")
     p.add_argument("--sources", action="store_true", help="verify: also recompute every sample from its files")
     p.add_argument("--stale", action="store_true", help="clear: only damaged or stale folders")
-    add_debug_flag(p)
-    p.set_defaults(func=cache_command.cmd_cache)
 
-    p = sub.add_parser("compare", help="test the guide's claims against the baseline U-Net", description=COMPARE_HELP)
+
+def _compare_flags(p: argparse.ArgumentParser) -> None:
+    from ..compare import PRESETS, all_variants
+
     p.add_argument("--out", default="results/compare")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--seeds", type=int, default=3)
@@ -143,18 +125,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="runs side by side")
     p.add_argument("--target_rmse", type=float, default=None, help="metres (default: the baseline's best)")
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--dataset", default=None, choices=datasets)
+    p.add_argument("--dataset", default=None, choices=_dataset_names())
     p.add_argument("--data_dir", default=None)
     p.add_argument("--image_size", type=int, default=None)
     p.add_argument("--base_channels", type=int, default=None)
     p.add_argument("--batch_size", type=int, default=None)
-    add_debug_flag(p)
-    p.set_defaults(func=commands.cmd_compare)
+
+
+# name: (one-line help, description, flags, function of the parsed arguments)
+COMMANDS = {
+    "synth": ("write the built-in synthetic dataset (BatVision V2 layout)", SYNTH_HELP, _synth_flags, "cmd_synth"),
+    "check-data": ("validate every sample of a dataset", CHECK_HELP, _check_data_flags, "cmd_check_data"),
+    "train": ("train a model", TRAIN_HELP, _train_flags, "cmd_train"),
+    "eval": ("evaluate a checkpoint (metrics JSON + per-image CSV)", EVAL_HELP, _eval_flags, "cmd_eval"),
+    "predict": ("predict depth maps for recordings", PREDICT_HELP, predict_flags, "cmd_predict"),
+    "export": ("export a checkpoint to ONNX or TorchScript, verified", EXPORT_HELP, export_flags, "cmd_export"),
+    "diagnose": ("check a trained run against the guide's advice", DIAGNOSE_HELP, _diagnose_flags, "cmd_diagnose"),
+    "cache": ("list, verify or clear the feature cache", CACHE_HELP, _cache_flags, "cmd_cache"),
+    "compare": ("test the guide's claims against the baseline U-Net", COMPARE_HELP, _compare_flags, "cmd_compare"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Returns the parser; with `only`, the other commands get no flags (their flags import
+    torch and the registries: `predict --model` must run without torch)."""
+    parser = OneLineParser(
+        prog="echodepth", description="Depth maps from binaural echoes (base + residual decomposition)."
+    )
+    parser.add_argument("--version", action="version", version=f"echodepth {__version__}")
+    add_debug_flag(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, description, add_flags, func) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=description)
+        if only is None or only == name:
+            add_flags(p)
+        add_debug_flag(p)
+        p.set_defaults(func=getattr(commands, func))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=next((a for a in argv if a in COMMANDS), None))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

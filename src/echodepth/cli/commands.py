@@ -1,4 +1,5 @@
-"""What each sub-command does with its parsed arguments: call the library and print the result."""
+"""What each sub-command does with its parsed arguments: call the library and print the result.
+Imports are inside each command: `predict --model` must not import torch."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import argparse
 import json
 import sys
 
-from .flags import given_settings
-
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from ..synth import SynthConfig, generate_dataset
     from ..synth.analysis import echo_depth_correlation
+    from .flags import given_settings
 
     cfg = SynthConfig(**given_settings(args, SynthConfig))
     counts = generate_dataset(args.out_dir, cfg, workers=args.workers, progress=not args.quiet)
@@ -35,6 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..config import TrainConfig, load_yaml, resolve_config
     from ..evaluate import format_comparison
     from ..run import train
+    from .flags import given_settings
 
     cfg = resolve_config(load_yaml(args.config) if args.config else {}, given_settings(args, TrainConfig))
     print(
@@ -82,11 +83,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
         failed.append(message)
         print(f"echodepth predict: error: {message}", file=sys.stderr)
 
-    written = predict_files(args.checkpoint, args.audio, args.out_dir, device=args.device, on_error=report)
+    chirps = None
+    if args.chirps:
+        chirps = {"chirp_file": args.chirp, "lead_ms": args.lead_ms, "min_gap_ms": args.min_gap_ms}
+        chirps["threshold"] = args.threshold
+    written = predict_files(
+        args.checkpoint, args.audio, args.out_dir, args.device, report, args.model, args.threads, chirps
+    )
     for item in written:
-        print(f"{item['audio']} -> {item['depth']}, {item['figure']}")
+        chirp_count = f" ({item['n_chirps']} chirps, onsets in {item['onsets']})" if "n_chirps" in item else ""
+        print(f"{item['audio']} -> {item['depth']}, {item['figure']}{chirp_count}")
     print(f"predicted {len(written)} of {len(written) + len(failed)} recording(s); {len(failed)} failed")
     return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..deploy.export import export_model
+
+    result = export_model(args.checkpoint, args.output, args.format, args.samples, args.tolerance_m, args.opset)
+    print(
+        f"exported {result['format']} to {result['path']}: input (batch, 2, {result['n_samples']}) samples; "
+        f"largest difference to PyTorch over {result['batch']} recordings {result['max_abs_diff_m']:.2e} m "
+        f"(tolerance {result['tolerance_m']:g} m)"
+    )
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache_command import cmd_cache as run
+
+    return run(args)
 
 
 COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size")

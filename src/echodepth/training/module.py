@@ -18,8 +18,11 @@ from .microbatch import accumulate_gradients, choose_micro_batch
 from .outputs import write_epoch_outputs
 
 
-def checkpoint_metadata(cfg: TrainConfig, max_depth_m: float, features: FeatureConfig, in_channels: int) -> dict:
-    """Returns what makes a checkpoint self-describing (stored as ckpt["echodepth"])."""
+def checkpoint_metadata(
+    cfg: TrainConfig, max_depth_m: float, features: FeatureConfig, in_channels: int, emission: dict | None = None
+) -> dict:
+    """Returns what makes a checkpoint self-describing (stored as ckpt["echodepth"]); `emission`
+    (the chirp and where it lies in a training window) lets `predict --chirps` cut long recordings."""
     side = cfg.image_size
     return {
         "version": __version__,
@@ -28,18 +31,20 @@ def checkpoint_metadata(cfg: TrainConfig, max_depth_m: float, features: FeatureC
         "features": features.to_dict(),  # the sample rate of the training data included
         "input_shape": [in_channels, side, side],
         "output_shape": [1, side, side],
+        "emission": emission,
     }
 
 
 class DepthModule(L.LightningModule):
     """Wraps a network and its loss: training in normalised depth, validation metrics in metres."""
 
-    def __init__(self, config: dict, max_depth_m: float, features: dict):
+    def __init__(self, config: dict, max_depth_m: float, features: dict, emission: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = TrainConfig.from_dict(config)
         self.max_depth_m = float(max_depth_m)
         self.features = FeatureConfig(**features)
+        self.emission = emission
         self.model = build_model_for_training(self.cfg, self.features.n_channels)
         self.criterion = build_loss_for_training(self.cfg)
         self.extractor = AudioFeatures(self.features, self.max_depth_m)  # no weights: uncached batches
@@ -205,7 +210,7 @@ class DepthModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["echodepth"] = checkpoint_metadata(
-            self.cfg, self.max_depth_m, self.features, self.features.n_channels
+            self.cfg, self.max_depth_m, self.features, self.features.n_channels, self.emission
         )
         checkpoint["random_states"] = random_states()
 

@@ -76,3 +76,23 @@ def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, tit
     suptitle = title if gt is None else (title + "   " if title else "") + f"(invalid ground truth in {INVALID_COLOUR})"
     fig.suptitle(suptitle)
     return fig
+
+
+def decomposition_animation(base, residual, final, path, max_depth_m: float, titles, frame_ms: int = 250) -> Path:
+    """Saves an animated GIF with one decomposition (base, residual, final) per frame, on one
+    colour scale for all frames; inputs are (N, H, W) arrays in metres. Returns the path."""
+    from PIL import Image
+
+    frames = []
+    for i, title in enumerate(titles):
+        fig = make_decomposition_figure(
+            base[i : i + 1], residual[i : i + 1], final[i : i + 1], None, max_depth_m, title
+        )
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=60, format="png")
+        plt.close(fig)
+        frames.append(Image.open(io.BytesIO(buffer.getvalue())).convert("P", palette=Image.Palette.ADAPTIVE))
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=int(frame_ms), loop=0)
+    atomic_write_bytes(path, out.getvalue())
+    return Path(path)

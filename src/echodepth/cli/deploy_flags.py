@@ -1,0 +1,50 @@
+"""Flags of `echodepth predict` and `echodepth export`. Importing this module does not import
+torch: `predict --model` runs on onnxruntime alone."""
+
+from __future__ import annotations
+
+import argparse
+
+PREDICT_HELP = """Predict depth for BatVision recordings (stereo audio files of any sample type, V1
+*_left.npy with *_right.npy beside it, or (2, N) .npy arrays) from a checkpoint (PyTorch) or an
+exported model (--model model.onnx: onnxruntime only, torch is not imported). Writes
+<stem>_depth.npy (metres) and <stem>_decomposition.png. With --chirps, each file is a long
+recording holding many chirps: every emission is found by a matched filter, the window the model
+was trained on is cut after it, and <stem>_depth.npy (n_chirps, H, W), <stem>_onsets.csv and
+<stem>_decomposition.gif are written."""
+EXPORT_HELP = """Export a checkpoint's network with its feature extraction (STFT as a convolution,
+resizing as matrix products) to ONNX (dynamic batch) or TorchScript, with the settings, max depth,
+input shape and echodepth version inside the file. The exported model is then run (onnxruntime,
+or the TorchScript loader) on the same recordings as the PyTorch predictor, the largest
+difference printed; the export fails (and leaves no file) when it exceeds --tolerance_m."""
+
+
+def predict_flags(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint written by echodepth train (PyTorch)")
+    source.add_argument("--model", help="a model written by echodepth export (.onnx: onnxruntime; .pt: TorchScript)")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--out_dir", default="predictions")
+    p.add_argument("--device", default="auto", help="--checkpoint: torch device (default: CUDA where available)")
+    p.add_argument("--threads", type=int, default=None, help="--model: onnxruntime threads (default: all cores)")
+    p.add_argument("--chirps", action="store_true", help="long recordings: one depth map per chirp found")
+    p.add_argument("--chirp", default=None, help="the emitted chirp (mono audio file or .npy; default: the model's)")
+    p.add_argument(
+        "--lead_ms", type=float, default=None,
+        help="time from the window's start to the matched filter's peak (default: the model's, measured on its "
+        "training data)",
+    )  # fmt: skip
+    p.add_argument("--min_gap_ms", type=float, default=None, help="least time between chirps (default: the window)")
+    p.add_argument("--threshold", type=float, default=0.25, help="detection level, a fraction of the strongest peak")
+
+
+def export_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--output", required=True, help="model.onnx or model.pt")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from --output's suffix")
+    p.add_argument(
+        "--samples", type=int, default=None,
+        help="input length in samples (default: the model's cut, 2 x max depth / 340 m/s)",
+    )  # fmt: skip
+    p.add_argument("--tolerance_m", type=float, default=1e-3, help="largest allowed difference to PyTorch (metres)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")

@@ -1,0 +1,127 @@
+"""`echodepth export`: a checkpoint's network with its feature extraction, as one ONNX or
+TorchScript file that takes waveforms and gives depth in metres, verified against PyTorch.
+
+The file holds its own description (`echodepth` metadata: settings, max depth, input shape,
+sample rate, the chirp for long recordings, echodepth version), so that
+`echodepth predict --model` needs nothing else. ONNX: batch size dynamic, opset 17 by default,
+exported through the TorchScript-based exporter (no onnxscript needed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from ..inference import Predictor
+from ..storage import atomic_write_bytes
+from ..version import __version__
+from .frontend import DepthPipeline
+from .runtime import METADATA_KEY, TORCHSCRIPT_METADATA, load_model
+
+OUTPUTS = ("base_m", "residual_m", "final_m")
+INPUT = "waveform"
+
+
+def model_metadata(predictor: Predictor, n_samples: int) -> dict:
+    """Returns what `predict --model` needs to know about an exported model."""
+    meta = predictor.meta
+    return {
+        "version": __version__,
+        "config": meta["config"],
+        "features": meta["features"],
+        "max_depth_m": predictor.max_depth_m,
+        "sample_rate_hz": predictor.features.sample_rate_hz,
+        "input": {"name": INPUT, "shape": ["batch", 2, n_samples]},
+        "outputs": {name: ["batch", *meta["output_shape"]] for name in OUTPUTS},
+        "emission": meta.get("emission"),
+    }
+
+
+def verification_waves(n_samples: int, n: int = 3, seed: int = 0) -> np.ndarray:
+    """Returns n test recordings (n, 2, n_samples): a decaying noise burst, like an echo."""
+    rng = np.random.default_rng(seed)
+    decay = np.exp(-np.arange(n_samples) / (0.2 * n_samples))
+    return (0.3 * rng.standard_normal((n, 2, n_samples)) * decay).astype(np.float32)
+
+
+def _export_onnx(pipeline, example: torch.Tensor, path: Path, opset: int, meta: dict) -> None:
+    import onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
+        torch.onnx.export(
+            pipeline,
+            (example,),
+            str(path),
+            input_names=[INPUT],
+            output_names=list(OUTPUTS),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT, *OUTPUTS)},
+            opset_version=opset,
+            dynamo=False,
+        )
+    model = onnx.load(str(path))
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
+    model.producer_name = "echodepth"
+    onnx.save(model, str(path))
+
+
+def _export_torchscript(pipeline, example: torch.Tensor, path: Path, meta: dict) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript announces its deprecation in favour of torch.export
+        traced = torch.jit.trace(pipeline, example, check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})
+
+
+def export_model(
+    checkpoint, output, fmt: str | None = None, n_samples: int | None = None, tolerance_m: float = 1e-3, opset=17
+) -> dict:
+    """Exports a checkpoint to `output`, runs the exported file and PyTorch's predictor on the
+    same recordings, and returns {"path", "format", "max_abs_diff_m", "tolerance_m", ...}. Raises a
+    DataError (and writes nothing) when the difference exceeds tolerance_m."""
+    output = Path(output)
+    fmt = fmt or ("onnx" if output.suffix == ".onnx" else "torchscript" if output.suffix in (".pt", ".ts") else None)
+    if fmt not in ("onnx", "torchscript"):
+        raise ConfigError(f"--output {output}: give --format onnx or torchscript (or name it .onnx / .pt)")
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    if n_samples is None:
+        if not predictor.features.cut:
+            raise ConfigError("this model reads whole recordings (no cut): give --samples, the recording length")
+        n_samples = predictor.min_samples
+    if n_samples < predictor.min_samples:
+        raise ConfigError(f"--samples {n_samples}: the model needs at least {predictor.min_samples}")
+    pipeline = DepthPipeline(predictor.network, predictor.extractor, n_samples, predictor.max_depth_m).eval()
+    meta = model_metadata(predictor, pipeline.frontend.n_samples)
+    waves = verification_waves(pipeline.frontend.n_samples)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        example = torch.from_numpy(waves[:1])
+        if fmt == "onnx":
+            _export_onnx(pipeline, example, tmp, opset, meta)
+        else:
+            _export_torchscript(pipeline, example, tmp, meta)
+        reference = predictor.predict(waves, predictor.features.sample_rate_hz)
+        exported = load_model(tmp, threads=None, fmt=fmt).run(waves)
+        diff = max(
+            float(np.abs(mine - getattr(reference, name).cpu().numpy()).max()) for name, mine in zip(OUTPUTS, exported)
+        )
+        result = {"path": str(output), "format": fmt, "n_samples": pipeline.frontend.n_samples}
+        result.update(max_abs_diff_m=diff, tolerance_m=tolerance_m, batch=len(waves))
+        if not diff <= tolerance_m:
+            raise DataError(
+                f"exported {fmt} model differs from PyTorch by {diff:.3g} m (> --tolerance_m {tolerance_m:g}); "
+                f"nothing written to {output}"
+            )
+        atomic_write_bytes(output, tmp.read_bytes())
+        return result
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,107 @@
+"""The feature extraction as plain convolutions and matrix products, for exporters.
+
+`AudioFeatures` computes `torch.stft` and an antialiased resize, which ONNX cannot express (the
+resize's antialiasing) or expresses only in newer opsets. For a fixed recording length both are
+linear maps, so `LinearFrontend` rebuilds them from fixed weights:
+- the STFT: a 1-D convolution whose kernels are the windowed cosines and sines (only the
+  win_length samples where the Hann window is not zero), stride hop_length, after the same
+  reflect padding of n_fft / 2 samples that `torch.stft(center=True)` applies;
+- the mel bands: a matrix product with the same filterbank;
+- the waveform feature: a convolution with the identity kernel (the frames `unfold` cuts);
+- the resize: image -> R_h @ image @ R_w^T, where R_h and R_w are the antialiased bilinear resize
+  applied to identity matrices (the resize is separable, so this is the same map).
+`tests/test_deploy.py` checks it equals `AudioFeatures` for every registered feature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import AudioFeatures
+from ..data.features import MelSpectrogram, Spectrogram, Waveform
+
+
+def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """Returns the (n_out, n_in) matrix of the antialiased bilinear resize along one axis."""
+    eye = torch.eye(n_in, dtype=torch.float64)[None, None]  # column j is the j-th unit vector
+    out = F.interpolate(eye, size=(n_out, n_in), mode="bilinear", align_corners=False, antialias=True)
+    return out[0, 0].float().contiguous()
+
+
+def stft_kernels(n_fft: int, win_length: int, window: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Returns the (2 * (n_fft/2 + 1), 1, win_length) real and imaginary STFT kernels and the
+    offset of the window inside the n_fft frame."""
+    offset = (n_fft - win_length) // 2
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    n = torch.arange(win_length, dtype=torch.float64)[None] + offset
+    angle = 2 * math.pi * k * n / n_fft
+    w = window.double()[None]
+    kernels = torch.cat([w * torch.cos(angle), -w * torch.sin(angle)])
+    return kernels[:, None].float(), offset
+
+
+class LinearFrontend(nn.Module):
+    """`AudioFeatures` for recordings of exactly `n_samples` samples (after the cut)."""
+
+    def __init__(self, features: AudioFeatures, n_samples: int):
+        super().__init__()
+        cfg = features.cfg
+        self.cfg = cfg
+        self.n_samples = features.n_samples(n_samples)
+        self.kind = type(features.feature)
+        if self.kind not in (Spectrogram, MelSpectrogram, Waveform):
+            raise NotImplementedError(f"no exportable form of the audio feature {cfg.audio_format!r}")
+        self.log = cfg.log and features.feature.compressible
+        n_frames = 1 + self.n_samples // cfg.hop_length
+        if self.kind is Waveform:
+            kernels, self.offset, self.pad_mode = torch.eye(cfg.win_length)[:, None], 0, "constant"
+            self.pad = cfg.win_length // 2
+            n_rows = cfg.win_length
+        else:
+            kernels, self.offset = stft_kernels(cfg.n_fft, cfg.win_length, torch.hann_window(cfg.win_length))
+            self.pad, self.pad_mode = cfg.n_fft // 2, "reflect"
+            n_rows = cfg.n_fft // 2 + 1
+            if self.kind is MelSpectrogram:
+                self.register_buffer("mel_fb", features.feature.mel_fb.clone())
+                n_rows = cfg.n_mels
+        self.n_frames = n_frames
+        self.register_buffer("kernels", kernels)
+        self.register_buffer("resize_h", resize_matrix(n_rows, cfg.image_size[0]))
+        self.register_buffer("resize_w_t", resize_matrix(n_frames, cfg.image_size[1]).T.contiguous())
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, 2, n) waveforms, n >= n_samples (the rest is cut) -> (B, C, H, W) feature images."""
+        wave = wave[:, :, : self.n_samples]
+        b = wave.shape[0]
+        flat = wave.reshape(b * 2, 1, self.n_samples)
+        padded = F.pad(flat, (self.pad, self.pad), mode=self.pad_mode)[:, :, self.offset :]
+        frames = F.conv1d(padded, self.kernels, stride=self.cfg.hop_length)[:, :, : self.n_frames]
+        if self.kind is Waveform:
+            image = frames
+        else:
+            half = frames.shape[1] // 2
+            image = torch.sqrt(frames[:, :half] ** 2 + frames[:, half:] ** 2)
+            if self.kind is MelSpectrogram:
+                image = torch.matmul(self.mel_fb, image)
+        image = image.reshape(b, 2, image.shape[1], self.n_frames)
+        if self.log:
+            image = torch.log1p(image)
+        return torch.matmul(torch.matmul(self.resize_h, image), self.resize_w_t)
+
+
+class DepthPipeline(nn.Module):
+    """Waveforms (B, 2, n) -> base, residual and final depth in metres, each (B, 1, H, W)."""
+
+    def __init__(self, network: nn.Module, features: AudioFeatures, n_samples: int, max_depth_m: float):
+        super().__init__()
+        self.frontend = LinearFrontend(features, n_samples)
+        self.network = network
+        self.max_depth_m = float(max_depth_m)
+
+    def forward(self, wave: torch.Tensor):
+        base, residual, final = self.network(self.frontend(wave))
+        return base * self.max_depth_m, residual * self.max_depth_m, final * self.max_depth_m

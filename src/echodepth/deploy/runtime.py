@@ -1,0 +1,112 @@
+"""Running an exported model: ONNX through onnxruntime (torch is not imported), TorchScript
+through torch.jit. Both read the `echodepth` metadata inside the file and predict like
+`Predictor`: same checks on the input, same `Prediction` (numpy arrays), same report.
+
+    from echodepth.deploy import load_model
+    model = load_model("model.onnx")
+    prediction = model.predict(waveform, sample_rate_hz=44100)   # (2, N) or (B, 2, N)
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..audio_io import check_recording
+from ..errors import CheckpointError, MissingFileError, UserError
+from ..prediction import Prediction, recording_report
+
+METADATA_KEY = "echodepth"
+TORCHSCRIPT_METADATA = "echodepth.json"
+
+
+class DeployError(UserError):
+    """onnxruntime missing, or a model file that is not an echodepth export."""
+
+
+class ExportedModel:
+    """An exported model: `run` maps waveforms (B, 2, >= n_samples) to (base, residual, final)."""
+
+    def __init__(self, path, meta: dict, run_fn):
+        self.path = Path(path)
+        self.meta = meta
+        self._run = run_fn
+        self.sample_rate_hz = int(meta["sample_rate_hz"])
+        self.max_depth_m = float(meta["max_depth_m"])
+        self.n_samples = int(meta["input"]["shape"][-1])
+        self.emission = meta.get("emission")
+
+    @property
+    def min_samples(self) -> int:
+        return self.n_samples
+
+    def run(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns base, residual and final depth (B, 1, H, W) in metres; no checks."""
+        return self._run(np.ascontiguousarray(np.asarray(waves, dtype=np.float32)[..., : self.n_samples]))
+
+    def predict(self, waveform, sample_rate_hz: int, name: str = "waveform") -> Prediction:
+        """Returns the prediction for one (2, N) recording or a batch (B, 2, N), checked like Predictor."""
+        wave = np.asarray(waveform, dtype=np.float32)
+        if wave.ndim == 2:
+            wave = wave[None]
+        finite = bool(np.isfinite(wave).all())
+        check_recording(
+            wave.shape, finite, sample_rate_hz, self.sample_rate_hz, self.min_samples, self.max_depth_m, name
+        )
+        return Prediction(*self.run(wave), report=recording_report(wave, self.n_samples))
+
+
+def _onnx_runner(path: Path, threads: int | None):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise DeployError("onnxruntime is not installed: pip install 'echodepth[deploy]'") from None
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime's errors share no public base class
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"model {path} is not a readable ONNX file ({first})") from None
+    custom = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in custom:
+        raise CheckpointError(f"model {path} was not written by echodepth export (no 'echodepth' metadata)")
+    input_name = session.get_inputs()[0].name
+    return json.loads(custom[METADATA_KEY]), lambda waves: tuple(session.run(None, {input_name: waves}))
+
+
+def _torchscript_runner(path: Path, threads: int | None):
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    files = {TORCHSCRIPT_METADATA: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript announces its deprecation
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"model {path} is not a readable TorchScript file ({first})") from None
+    if not files[TORCHSCRIPT_METADATA]:
+        raise CheckpointError(f"model {path} was not written by echodepth export (no echodepth.json inside)")
+
+    def run(waves):
+        with torch.no_grad():
+            return tuple(t.numpy() for t in module(torch.from_numpy(waves)))
+
+    return json.loads(files[TORCHSCRIPT_METADATA]), run
+
+
+def load_model(path, threads: int | None = None, fmt: str | None = None) -> ExportedModel:
+    """Returns the exported model at path (.onnx: onnxruntime; otherwise TorchScript)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"model {path} not found")
+    fmt = fmt or ("onnx" if path.suffix == ".onnx" else "torchscript")
+    meta, run = (_onnx_runner if fmt == "onnx" else _torchscript_runner)(path, threads)
+    return ExportedModel(path, meta, run)

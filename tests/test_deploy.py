@@ -1,0 +1,202 @@
+"""Deployment: the exportable feature extraction, ONNX and TorchScript export verified against
+PyTorch, `predict --model` without torch, and long recordings with many chirps."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from echodepth.cli import main
+from echodepth.data import AudioFeatures, FeatureConfig
+from echodepth.deploy.frontend import LinearFrontend
+from echodepth.errors import ConfigError
+from echodepth.inference import Predictor
+
+from .conftest import tiny_config
+
+RATE = 44100
+
+
+@pytest.fixture(scope="module")
+def trained(synth_dir, tmp_path_factory):
+    from echodepth.run import train
+
+    root = tmp_path_factory.mktemp("deploy")
+    result = train(tiny_config(synth_dir, root), progress=False)
+    return Path(result["best_checkpoint"])
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    assert main(["export", "--checkpoint", str(trained), "--output", str(path)]) == 0
+    return path
+
+
+def clips(synth_dir, n):
+    return sorted(synth_dir.glob("*/audio/*.wav"))[:n]
+
+
+@pytest.mark.parametrize("audio_format", ["spectrogram", "mel", "waveform"])
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("image_size", [(16, 16), (128, 128), (64, 200)])
+def test_linear_frontend_equals_the_training_features(audio_format, log, image_size):
+    features = AudioFeatures(FeatureConfig(audio_format=audio_format, log=log, image_size=image_size), 10.0)
+    wave = torch.randn(3, 2, 3000) * 0.3
+    reference = features(wave)
+    mine = LinearFrontend(features, 3000)(wave)
+    assert mine.shape == reference.shape
+    assert float((mine - reference).abs().max() / reference.abs().max()) < 2e-5
+
+
+def test_onnx_export_then_predict_reproduces_pytorch(trained, onnx_model, synth_dir, tmp_path):
+    import onnx
+
+    meta = json.loads({p.key: p.value for p in onnx.load(str(onnx_model)).metadata_props}["echodepth"])
+    predictor = Predictor.from_checkpoint(trained, device="cpu")
+    assert meta["max_depth_m"] == predictor.max_depth_m and meta["sample_rate_hz"] == RATE
+    assert meta["input"]["shape"] == ["batch", 2, predictor.min_samples] and meta["version"]
+    assert meta["features"] == predictor.meta["features"] and meta["emission"]["chirp"]
+    audio = clips(synth_dir, 5)
+    assert main(["predict", "--model", str(onnx_model), *map(str, audio), "--out_dir", str(tmp_path / "onnx")]) == 0
+    for path in audio:
+        expected = predictor.predict(sf.read(path, dtype="float32")[0].T, RATE).final_m[0, 0].numpy()
+        got = np.load(tmp_path / "onnx" / f"{path.stem}_depth.npy")
+        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+    from echodepth.deploy import load_model
+
+    batch = np.stack([sf.read(p, dtype="float32")[0].T for p in audio])  # dynamic batch size: 5
+    exported = load_model(onnx_model).predict(batch, RATE)
+    assert exported.final_m.shape[0] == 5
+    np.testing.assert_allclose(exported.final_m, predictor.predict(batch, RATE).final_m.numpy(), atol=1e-4)
+    np.testing.assert_allclose(exported.base_m + exported.residual_m, exported.final_m, atol=1e-5)
+
+
+def test_torchscript_export_then_predict_reproduces_pytorch(trained, synth_dir, tmp_path):
+    model = tmp_path / "model.pt"
+    assert main(["export", "--checkpoint", str(trained), "--output", str(model)]) == 0
+    audio = clips(synth_dir, 2)
+    assert main(["predict", "--model", str(model), *map(str, audio), "--out_dir", str(tmp_path / "ts")]) == 0
+    assert main(["predict", "--checkpoint", str(trained), *map(str, audio), "--out_dir", str(tmp_path / "pt")]) == 0
+    for path in audio:
+        a, b = (np.load(tmp_path / d / f"{path.stem}_depth.npy") for d in ("ts", "pt"))
+        assert np.abs(a - b).max() < 1e-4
+
+
+def test_predict_with_an_onnx_model_never_imports_torch(onnx_model, synth_dir, tmp_path):
+    audio = [str(p) for p in clips(synth_dir, 2)]
+    script = (
+        "import sys\n"
+        "class NoTorch:\n"  # any `import torch` now raises ImportError
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked in this test')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from echodepth.cli import main\n"
+        f"code = main(['predict', '--model', {str(onnx_model)!r}, *{audio!r}, '--out_dir', {str(tmp_path)!r}])\n"
+        "assert 'torch' not in sys.modules\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list(tmp_path.glob("*_depth.npy"))) == 2
+
+
+def test_export_fails_and_writes_nothing_above_the_tolerance(trained, tmp_path, capsys):
+    out = tmp_path / "model.onnx"
+    code = main(["export", "--checkpoint", str(trained), "--output", str(out), "--tolerance_m", "1e-12"])
+    err = capsys.readouterr().err
+    assert code == 2 and "differs from PyTorch by" in err and "nothing written" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_predict_model_rejects_foreign_files_and_bad_recordings(onnx_model, tmp_path, capsys):
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"not a model")
+    assert main(["predict", "--model", str(fake), "x.wav"]) == 2
+    assert "is not a readable ONNX file" in capsys.readouterr().err
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((2, 5000), np.nan, dtype=np.float32))
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros((100, 2), np.float32), RATE)
+    code = main(["predict", "--model", str(onnx_model), str(nan), str(short), "--out_dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "contains NaN" in err and "100 samples, the model needs at least" in err
+
+
+def long_recording(synth_dir, path: Path, n_clips: int = 6, seed: int = 1):
+    """Writes synthetic clips one after another, silence or noise between; returns the onsets."""
+    rng = np.random.default_rng(seed)
+    parts, onsets, position = [], [], 0
+    for i, clip_path in enumerate(clips(synth_dir, n_clips)):
+        gap = int(rng.integers(2000, 9000))
+        noise = rng.standard_normal((gap, 2)) * 0.003 if i % 2 else np.zeros((gap, 2))
+        parts.append(noise.astype(np.float32))
+        position += gap
+        clip = sf.read(clip_path, dtype="float32")[0]
+        parts.append(clip)
+        onsets.append(position)
+        position += len(clip)
+    parts.append(np.zeros((4000, 2), np.float32))
+    sf.write(path, np.concatenate(parts), RATE, subtype="PCM_32")
+    return np.array(onsets)
+
+
+@pytest.mark.parametrize("source", ["checkpoint", "model"])
+def test_long_recording_finds_every_chirp_and_predicts_each_like_its_clip(
+    source, trained, onnx_model, synth_dir, tmp_path
+):
+    recording = tmp_path / "long.wav"
+    onsets = long_recording(synth_dir, recording)
+    flag = ["--checkpoint", str(trained)] if source == "checkpoint" else ["--model", str(onnx_model)]
+    assert main(["predict", *flag, str(recording), "--chirps", "--out_dir", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "long_onsets.csv")))
+    found = np.array([float(r["onset_s"]) for r in rows])
+    assert len(found) == len(onsets)  # no chirp missed, no false one
+    errors_ms = np.abs(found - onsets / RATE) * 1000
+    assert errors_ms.max() < 1.0
+    depth = np.load(tmp_path / "out" / "long_depth.npy")
+    predictor = Predictor.from_checkpoint(trained, device="cpu")
+    alone = np.stack(
+        [predictor.predict(sf.read(p, dtype="float32")[0].T, RATE).final_m[0, 0].numpy() for p in clips(synth_dir, 6)]
+    )
+    assert depth.shape == alone.shape and np.abs(depth - alone).max() < 1e-4
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "out" / "long_decomposition.gif")
+    assert gif.n_frames == len(onsets)
+
+
+def test_long_recording_needs_a_chirp_and_reports_none_found(trained, tmp_path, capsys):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros((20000, 2), np.float32), RATE)
+    code = main(["predict", "--checkpoint", str(trained), str(silent), "--chirps", "--out_dir", str(tmp_path)])
+    assert code == 1 and "no chirp found" in capsys.readouterr().err
+    from echodepth.predict import chirp_settings
+
+    predictor = Predictor.from_checkpoint(trained, device="cpu")
+    predictor.meta = {**predictor.meta, "emission": None}
+    with pytest.raises(ConfigError, match="give --chirp FILE"):
+        chirp_settings(predictor)
+    chirp = tmp_path / "chirp.wav"
+    sf.write(chirp, np.sin(np.linspace(0, 300, 132)).astype(np.float32), 22050)
+    with pytest.raises(Exception, match="sampled at 22050 Hz, the model expects 44100 Hz"):
+        chirp_settings(predictor, chirp_file=chirp)
+
+
+def test_predictor_reports_clipping_and_silence(trained):
+    predictor = Predictor.from_checkpoint(trained, device="cpu")
+    loud = np.clip(np.random.default_rng(0).standard_normal((2, 4000)) * 3, -1, 1).astype(np.float32)
+    quiet = np.full((2, 4000), 1e-5, np.float32)
+    prediction = predictor.predict(np.stack([loud, quiet]), RATE)
+    assert prediction.report[0]["clipped_fraction"] > 0.1 and "clipped" in prediction.report[0]["warnings"][0]
+    assert prediction.report[1]["warnings"] == ["nearly silent: RMS -100 dBFS"]
+    assert prediction.report[0]["samples_used"] == predictor.min_samples
