@@ -75,4 +75,9 @@ def test_variants_come_from_the_registries():
         "no_sparsity",
         "lowpass_4",
         "lowpass_16",
+        "silog",
+        "seed_defaults",
+        "narrow_base",
+        "residual_0.3",
+        "adam",
     }

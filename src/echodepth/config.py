@@ -24,6 +24,8 @@ LR_SCHEDULES = ("none", "cosine")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+OPTIMIZERS = ("AdamW", "Adam", "SGD")
+BASE_DECODERS = ("wide", "narrow")
 
 
 @dataclass
@@ -43,6 +45,13 @@ class TrainConfig:
     warmup_epochs: int = 20
     base_channels: int = 64
     bilinear: bool = True
+    # the seed research script's variants
+    use_silog: bool = False  # scale-invariant log reconstruction term instead of L1
+    silog_lambda: float = 0.5  # SILog's variance weight (0: plain log RMSE, 1: fully scale-invariant)
+    base_decoder: str = "wide"  # wide: the skips' widths (29.8M parameters at 64); narrow: 2c, c, c/2, c/4 (23.6M)
+    residual_scale: float = 0.5  # the residual is bounded to (-r, r) x max depth; the seed script: 0.3
+    optimizer: str = "AdamW"  # AdamW | Adam | SGD (momentum 0.9)
+    val_every: int = 1  # validate every N epochs (make epochs a multiple: best.ckpt needs validations)
     # echodepth's own
     model: str = "base_residual"  # a name in echodepth.models.MODELS
     loss: str = "standard"  # a name in echodepth.losses.LOSSES
@@ -64,7 +73,7 @@ class TrainConfig:
     num_nodes: int = 1
     precision: str = "auto"  # auto: bf16-mixed on a GPU that has it, else 16-mixed on CUDA, 32-true on CPU
     micro_batch_size: str = "auto"  # N, or auto: the largest divisor of batch_size that fits the device
-    channels_last: bool = True  # channels-last memory format (on CUDA only)
+    channels_last: bool = True  # channels-last memory format (on CUDA, and on a CPU in bf16)
     cudnn_benchmark: bool = True  # cuDNN autotuning (on CUDA only)
     compile: str = "none"  # torch.compile mode: none, default, reduce-overhead, max-autotune
     checkpoint_every: int = 1  # last.ckpt every N epochs (and after the last); best.ckpt on improvement
@@ -90,6 +99,8 @@ class TrainConfig:
             "lr_schedule": LR_SCHEDULES,
             "precision": PRECISIONS,
             "compile": COMPILE_MODES,
+            "optimizer": OPTIMIZERS,
+            "base_decoder": BASE_DECODERS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -99,9 +110,11 @@ class TrainConfig:
             raise ConfigError(
                 f"micro_batch_size must be a positive whole number or auto, got {self.micro_batch_size!r}"
             )
-        for name in (*positive, "devices", "num_nodes", "checkpoint_every"):
+        for name in (*positive, "devices", "num_nodes", "checkpoint_every", "val_every", "residual_scale"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.silog_lambda <= 1:
+            raise ConfigError(f"silog_lambda must be between 0 and 1, got {self.silog_lambda}")
         if self.max_depth_m is not None and not self.max_depth_m > 0:
             raise ConfigError(f"max_depth_m must be > 0 metres, got {self.max_depth_m}")
         smallest = MODELS.get(self.model).min_image_size

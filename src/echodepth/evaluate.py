@@ -73,10 +73,17 @@ def datamodule_for(predictor: Predictor, dataset=None, data_dir=None, progress: 
 
 
 def evaluate(
-    checkpoint, split: str = "test", dataset=None, data_dir=None, out_dir=None, device="auto", progress=True
+    checkpoint,
+    split: str = "test",
+    dataset=None,
+    data_dir=None,
+    out_dir=None,
+    device="auto",
+    progress=True,
+    precision: str = "fp32",
 ) -> dict:
     """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split."""
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE, precision=precision)
     datamodule = datamodule_for(predictor, dataset, data_dir, progress, on_error="skip")
     out_dir = Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir
     return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress)

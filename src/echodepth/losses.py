@@ -58,6 +58,18 @@ def lowpass(depth: torch.Tensor, mask: torch.Tensor, kernel: int) -> tuple[torch
     return total / count.clamp(min=1e-6) * support, support
 
 
+def silog(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float, eps: float = 1e-3) -> torch.Tensor:
+    """Returns the scale-invariant log error sqrt(mean(d^2) - lam * mean(d)^2), d = log pred - log
+    target over valid pixels (depths clamped at eps: normalised depth, so eps is 1e-3 of max depth)."""
+    d = torch.log(pred.clamp(min=eps)) - torch.log(
+        torch.where(mask > 0, target, torch.ones_like(target)).clamp(min=eps)
+    )
+    d = torch.where(mask > 0, d, torch.zeros_like(d))
+    n = mask.sum().clamp(min=1.0)
+    mean_d = d.sum() / n
+    return torch.sqrt(((d * d).sum() / n - lam * mean_d * mean_d).clamp(min=1e-8))
+
+
 class DepthLoss(nn.Module):
     """Base class of registered losses: the defaults of the interface in the module docstring."""
 
@@ -79,7 +91,9 @@ class DepthLoss(nn.Module):
 class BaseResidualLoss(DepthLoss):
     """lambda_recon*|final - gt| + lambda_base*|base - LowPass(gt)| + lambda_sparse*|residual|.
 
-    Each term is an L1 mean over valid pixels; LowPass is `lowpass()` with `lowpass_kernel`.
+    Each term is an L1 mean over valid pixels; LowPass is `lowpass()` with `lowpass_kernel`. With
+    `use_silog` the reconstruction term is `silog(final, gt, silog_lambda)` instead (the seed
+    research script's option).
     """
 
     # the guide's ablations: each term off, and a finer and a coarser low-pass
@@ -88,6 +102,7 @@ class BaseResidualLoss(DepthLoss):
         "no_sparsity": {"lambda_sparse": 0.0},
         "lowpass_4": {"lowpass_kernel": 4},
         "lowpass_16": {"lowpass_kernel": 16},
+        "silog": {"use_silog": True},  # the seed research script's reconstruction term
     }
 
     @classmethod
@@ -97,12 +112,22 @@ class BaseResidualLoss(DepthLoss):
             "lambda_base": cfg.lambda_base,
             "lambda_sparse": cfg.lambda_sparse,
             "lowpass_kernel": cfg.lowpass_kernel,
+            "use_silog": cfg.use_silog,
+            "silog_lambda": cfg.silog_lambda,
         }
 
     def __init__(
-        self, lambda_recon: float = 1.0, lambda_base: float = 0.5, lambda_sparse: float = 0.1, lowpass_kernel: int = 8
+        self,
+        lambda_recon: float = 1.0,
+        lambda_base: float = 0.5,
+        lambda_sparse: float = 0.1,
+        lowpass_kernel: int = 8,
+        use_silog: bool = False,
+        silog_lambda: float = 0.5,
     ):
         super().__init__()
+        self.use_silog = use_silog
+        self.silog_lambda = silog_lambda
         if lowpass_kernel < 1:
             raise ConfigError(f"lowpass_kernel must be >= 1, got {lowpass_kernel}")
         self.lambda_recon = lambda_recon
@@ -115,7 +140,7 @@ class BaseResidualLoss(DepthLoss):
         mask = valid_mask(gt)
         target_low, _ = lowpass(gt, mask, self.lowpass_kernel)
         return {
-            "loss_recon": masked_l1(final, gt, mask),
+            "loss_recon": silog(final, gt, mask, self.silog_lambda) if self.use_silog else masked_l1(final, gt, mask),
             "loss_base": masked_l1(base, target_low, mask),
             "loss_sparse": masked_mean(residual.abs(), mask),
         }
@@ -146,7 +171,10 @@ class AdaptiveBaseResidualLoss(BaseResidualLoss):
     gives the weights in force, for logging.
     """
 
-    compare_variants = {}
+    # the seed research script's loss defaults together (its curriculum warms up over 50 epochs)
+    compare_variants = {
+        "seed_defaults": {"lambda_base": 1.2, "lambda_sparse": 0.05, "lowpass_kernel": 16, "warmup_epochs": 50}
+    }
 
     @classmethod
     def training_settings(cls, cfg) -> dict:

@@ -23,7 +23,7 @@ from .viz import decomposition_animation, decomposition_figure
 CHUNK = 64  # windows predicted at a time
 
 
-def load_predictor(checkpoint=None, model=None, device: str = "auto", threads: int | None = None):
+def load_predictor(checkpoint=None, model=None, device: str = "auto", threads: int | None = None, precision="fp32"):
     """Returns a Predictor (checkpoint) or an ExportedModel (model): both `.predict(wave, rate,
     name)` -> Prediction, with `.sample_rate_hz`, `.max_depth_m`, `.min_samples`, `.emission`."""
     if model is not None:
@@ -32,7 +32,7 @@ def load_predictor(checkpoint=None, model=None, device: str = "auto", threads: i
         return load_model(model, threads=threads)
     from .inference import Predictor
 
-    return Predictor.from_checkpoint(checkpoint, device=device)
+    return Predictor.from_checkpoint(checkpoint, device=device, precision=precision)
 
 
 def as_numpy(maps) -> np.ndarray:
@@ -141,7 +141,7 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 def predict_files(
     checkpoint=None, audio_paths=(), out_dir="predictions", device="auto", on_error=None, model=None, threads=None,
-    chirps: dict | None = None,
+    chirps: dict | None = None, precision: str = "fp32",
 ) -> list[dict]:  # fmt: skip
     """Writes, per recording, `<stem>_depth.npy` (final depth, metres) and
     `<stem>_decomposition.png` (base, residual, final); returns what it wrote. With `chirps` (the
@@ -151,7 +151,7 @@ def predict_files(
     A recording that cannot be predicted from (missing, unreadable, NaN, too short, wrong rate or
     channels, no chirp) raises its one-line error, or, with `on_error` (a function of the
     message), is reported there and the others are still predicted."""
-    predictor = load_predictor(checkpoint, model, device, threads)
+    predictor = load_predictor(checkpoint, model, device, threads, precision)
     settings = chirp_settings(predictor, **chirps) if chirps is not None else None
     rate = predictor.sample_rate_hz
     out_dir = Path(out_dir)

@@ -75,6 +75,7 @@ def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, 
     n_devices = cfg.devices * cfg.num_nodes
     return L.Trainer(
         max_epochs=cfg.epochs,
+        check_val_every_n_epoch=cfg.val_every,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,

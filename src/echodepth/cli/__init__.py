@@ -13,7 +13,7 @@ import sys
 from ..errors import UserError
 from ..version import __version__
 from . import commands
-from .deploy_flags import EXPORT_HELP, PREDICT_HELP, export_flags, predict_flags
+from .deploy_flags import EXPORT_HELP, PREDICT_HELP, add_precision_flag, export_flags, predict_flags
 
 TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
 --config naming one), trains a CPU-sized configuration on the built-in synthetic data, made once:
@@ -56,8 +56,10 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def _synth_flags(p: argparse.ArgumentParser) -> None:
     from ..synth import SynthConfig
+    from ..synth.presets import SYNTH_PRESETS
     from .flags import add_settings_flags
 
+    p.add_argument("--preset", default="default", choices=sorted(SYNTH_PRESETS), help="a bundle of the settings below")
     p.add_argument("out_dir", help="output folder (created; resumed if it holds the same settings)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -99,6 +101,7 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out_dir", default=None, help="default: eval/ beside the run's checkpoints/")
     p.add_argument("--device", default="auto")
+    add_precision_flag(p)
 
 
 def _diagnose_flags(p: argparse.ArgumentParser) -> None:
@@ -132,6 +135,19 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=None)
 
 
+AUDIO_STATS_HELP = """Statistics that tell synthetic echoes from real ones, side by side for each input
+(a recording, or the medians over a folder's recordings): length, onset and envelope peak, the
+1 ms RMS envelope at 10/20/40/80/160 ms re its peak, noise floor, spectral centroid, interaural
+level and time differences. Hold `echodepth synth` output against your own recordings."""
+
+
+def _audio_stats_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", help="recordings or folders (.wav, .flac, V1 *_left.npy)")
+    p.add_argument("--sample_rate_hz", type=int, default=44100, help="for .npy ear pairs, which carry no rate")
+    p.add_argument("--limit", type=int, default=300, help="at most this many recordings per folder (0: all)")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+
 # name: (one-line help, description, flags, function of the parsed arguments)
 COMMANDS = {
     "synth": ("write the built-in synthetic dataset (BatVision V2 layout)", SYNTH_HELP, _synth_flags, "cmd_synth"),
@@ -140,6 +156,7 @@ COMMANDS = {
     "eval": ("evaluate a checkpoint (metrics JSON + per-image CSV)", EVAL_HELP, _eval_flags, "cmd_eval"),
     "predict": ("predict depth maps for recordings", PREDICT_HELP, predict_flags, "cmd_predict"),
     "export": ("export a checkpoint to ONNX or TorchScript, verified", EXPORT_HELP, export_flags, "cmd_export"),
+    "audio-stats": ("compare recordings' echo statistics", AUDIO_STATS_HELP, _audio_stats_flags, "cmd_audio_stats"),
     "diagnose": ("check a trained run against the guide's advice", DIAGNOSE_HELP, _diagnose_flags, "cmd_diagnose"),
     "cache": ("list, verify or clear the feature cache", CACHE_HELP, _cache_flags, "cmd_cache"),
     "compare": ("test the guide's claims against the baseline U-Net", COMPARE_HELP, _compare_flags, "cmd_compare"),

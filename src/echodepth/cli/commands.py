@@ -11,9 +11,10 @@ import sys
 def cmd_synth(args: argparse.Namespace) -> int:
     from ..synth import SynthConfig, generate_dataset
     from ..synth.analysis import echo_depth_correlation
+    from ..synth.presets import preset_settings
     from .flags import given_settings
 
-    cfg = SynthConfig(**given_settings(args, SynthConfig))
+    cfg = SynthConfig(**{**preset_settings(args.preset), **given_settings(args, SynthConfig)})
     counts = generate_dataset(args.out_dir, cfg, workers=args.workers, progress=not args.quiet)
     print(
         f"wrote {sum(counts.values())} samples to {args.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -65,6 +66,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         out_dir=args.out_dir,
         device=args.device,
+        precision=args.precision,
     )
     skipped = metrics.pop("skipped_samples")
     print(json.dumps(metrics, indent=2))
@@ -88,7 +90,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         chirps = {"chirp_file": args.chirp, "lead_ms": args.lead_ms, "min_gap_ms": args.min_gap_ms}
         chirps["threshold"] = args.threshold
     written = predict_files(
-        args.checkpoint, args.audio, args.out_dir, args.device, report, args.model, args.threads, chirps
+        args.checkpoint, args.audio, args.out_dir, args.device, report, args.model, args.threads, chirps, args.precision
     )
     for item in written:
         chirp_count = f" ({item['n_chirps']} chirps, onsets in {item['onsets']})" if "n_chirps" in item else ""
@@ -106,6 +108,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"largest difference to PyTorch over {result['batch']} recordings {result['max_abs_diff_m']:.2e} m "
         f"(tolerance {result['tolerance_m']:g} m)"
     )
+    return 0
+
+
+def cmd_audio_stats(args: argparse.Namespace) -> int:
+    from ..audio_stats import format_table, path_stats
+
+    columns = {path: path_stats(path, args.sample_rate_hz, args.limit or None) for path in args.paths}
+    print(json.dumps(columns, indent=2) if args.json else format_table(columns))
     return 0
 
 

@@ -26,6 +26,7 @@ def predict_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", nargs="+")
     p.add_argument("--out_dir", default="predictions")
     p.add_argument("--device", default="auto", help="--checkpoint: torch device (default: CUDA where available)")
+    add_precision_flag(p)
     p.add_argument("--threads", type=int, default=None, help="--model: onnxruntime threads (default: all cores)")
     p.add_argument("--chirps", action="store_true", help="long recordings: one depth map per chirp found")
     p.add_argument("--chirp", default=None, help="the emitted chirp (mono audio file or .npy; default: the model's)")
@@ -48,3 +49,10 @@ def export_flags(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--tolerance_m", type=float, default=1e-3, help="largest allowed difference to PyTorch (metres)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+
+
+def add_precision_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32",
+        help="--checkpoint: the network in float32 or bfloat16 autocast (faster where the CPU or GPU has bf16)",
+    )  # fmt: skip

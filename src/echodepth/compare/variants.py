@@ -1,7 +1,8 @@
 """What `echodepth compare` runs: presets (sizes) and variants (what differs), over seeds.
 
 Variants come from the registries: every registered model (with its `compare_settings`), every
-registered loss other than the default, and each loss's `compare_variants` (ablations). The
+registered loss other than the default, each model's and loss's `compare_variants` (ablations and the
+seed research script's choices) and the training-recipe variants (`TRAINING_VARIANTS`). The
 baseline is the dataset paper's U-Net; the proposal is the guide's base + residual network.
 """
 
@@ -38,11 +39,18 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# variants of the training recipe (base + residual network, standard loss)
+TRAINING_VARIANTS = {"adam": {"optimizer": "Adam"}}  # the seed research script's optimiser
+
+
 def all_variants() -> dict[str, dict]:
     """Returns variant name -> training settings over the preset, read from the registries."""
     out: dict[str, dict] = {}
     for name in MODELS.names():
         out[name] = {"model": name, **MODELS.get(name).compare_settings}
+        for variant, settings in MODELS.get(name).compare_variants.items():
+            out[variant] = {"model": name, **settings}
+    out.update(TRAINING_VARIANTS)
     for name in LOSSES.names():
         if name != DEFAULT_LOSS:
             out[name] = {"loss": name}

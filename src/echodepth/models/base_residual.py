@@ -19,20 +19,22 @@ class BaseResidualSettings:
     base_channels: int = 64  # 64 gives 29.8M parameters (bilinear)
     bilinear: bool = True  # bilinear upsampling, else transposed convolutions
     residual_scale: float = 0.5  # residual lies in (-residual_scale, residual_scale) x max depth
+    base_decoder: str = "wide"  # wide: each level keeps its skip's width; narrow: 2c, c, c/2, c/4
 
 
 class Decoder(nn.Module):
     """U-Net decoder over the shared encoder's features; one 1x1 conv gives one channel of logits."""
 
-    def __init__(self, widths: list[int], bilinear: bool):
+    def __init__(self, widths: list[int], bilinear: bool, out_widths: list[int] | None = None):
         super().__init__()
-        # widths = encoder widths from shallow to deep, e.g. [64, 128, 256, 512, 512]
+        # widths = encoder widths from shallow to deep, e.g. [64, 128, 256, 512, 512]; by default
+        # each level keeps its skip's width: 512 -> 256 -> 128 -> 64
+        skips = list(reversed(widths[:-1]))
         ups = []
         in_ch = widths[-1]
-        for skip_ch in reversed(widths[:-1]):
-            # each level keeps its skip's width: 512 -> 256 -> 128 -> 64
-            ups.append(Up(in_ch, skip_ch, skip_ch, bilinear))
-            in_ch = skip_ch
+        for skip_ch, out_ch in zip(skips, out_widths or skips):
+            ups.append(Up(in_ch, skip_ch, out_ch, bilinear))
+            in_ch = out_ch
         self.ups = nn.ModuleList(ups)
         self.out = nn.Conv2d(in_ch, 1, kernel_size=1)
 
@@ -53,11 +55,18 @@ class BaseResidualNet(DepthModel):
     """
 
     Settings = BaseResidualSettings
+    # the seed research script's choices: its narrow base decoder, its residual bound
+    compare_variants = {"narrow_base": {"base_decoder": "narrow"}, "residual_0.3": {"residual_scale": 0.3}}
     min_image_size = 16  # four 2x poolings leave one pixel
 
     @classmethod
     def training_settings(cls, cfg) -> dict:
-        return {"base_channels": cfg.base_channels, "bilinear": cfg.bilinear}
+        return {
+            "base_channels": cfg.base_channels,
+            "bilinear": cfg.bilinear,
+            "residual_scale": cfg.residual_scale,
+            "base_decoder": cfg.base_decoder,
+        }
 
     def __init__(self, **settings):
         super().__init__()
@@ -72,7 +81,9 @@ class BaseResidualNet(DepthModel):
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             self.encoder.append(DoubleConv(w_in, w_out))
         self.pool = nn.MaxPool2d(2)
-        self.base_decoder = Decoder(widths, cfg.bilinear)
+        # the seed script's narrow base decoder: 128, 64, 32, 16 at c = 64 (the base is smooth)
+        narrow = [2 * c, c, max(c // 2, 1), max(c // 4, 1)] if cfg.base_decoder == "narrow" else None
+        self.base_decoder = Decoder(widths, cfg.bilinear, narrow)
         self.residual_decoder = Decoder(widths, cfg.bilinear)
 
     def encode(self, audio: torch.Tensor) -> list[torch.Tensor]:

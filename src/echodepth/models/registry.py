@@ -7,7 +7,8 @@ A model is an `nn.Module` registered with `@MODELS.register("name")` that
 - says how it takes the training settings in `training_settings(cfg)` (a classmethod),
 - may give `compare_settings`: training settings `echodepth compare` uses when it runs the model
   as a variant (e.g. the baseline's plain L1 loss), and `decomposes = False` when its residual
-  is always 0 (`diagnose` then skips the decomposition checks),
+  is always 0 (`diagnose` then skips the decomposition checks), and `compare_variants`: named
+  training settings of its own variants (e.g. a narrower decoder),
 - has `parameter_counts()` (encoder, base_decoder, residual_decoder, total).
 """
 
@@ -25,6 +26,7 @@ class DepthModel(nn.Module):
 
     Settings: type
     compare_settings: dict = {}
+    compare_variants: dict[str, dict] = {}  # name -> training settings of its own ablations
     decomposes = True  # whether it predicts a residual (the baseline's is always 0)
     min_image_size = 1  # the smallest depth map side it can produce
 

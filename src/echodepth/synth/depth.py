@@ -22,8 +22,25 @@ def camera_rays(pose: Pose, image_size: tuple[int, int], hfov_deg: float) -> np.
 
 
 def render_depth(
-    room: Room, pose: Pose, image_size=(128, 128), hfov_deg: float = 90.0, max_depth_m: float = 10.0
+    room: Room,
+    pose: Pose,
+    image_size=(128, 128),
+    hfov_deg: float = 90.0,
+    max_depth_m: float = 10.0,
+    invalid_incidence_deg: float = 90.0,
+    invalid_beyond_m: float = 0.0,
 ) -> np.ndarray:
-    """Returns the (H, W) planar z-depth in metres seen from the pose, clipped at max_depth_m."""
-    t, _, _ = cast_rays(room, pose.position, camera_rays(pose, image_size, hfov_deg))
-    return np.minimum(t, max_depth_m).reshape(image_size)
+    """Returns the (H, W) planar z-depth in metres seen from the pose, clipped at max_depth_m.
+
+    Like a stereo depth camera, pixels whose surface is seen more obliquely than
+    `invalid_incidence_deg` (angle between the ray and the surface normal), or lies farther
+    than `invalid_beyond_m` (0: no limit), are 0: no measurement."""
+    rays = camera_rays(pose, image_size, hfov_deg)
+    t, normal, _ = cast_rays(room, pose.position, rays)
+    depth = np.minimum(t, max_depth_m)
+    if invalid_incidence_deg < 90:
+        cos = np.abs(np.einsum("ij,ij->i", rays, normal)) / np.linalg.norm(rays, axis=1)
+        depth = np.where(cos < np.cos(np.deg2rad(invalid_incidence_deg)), 0.0, depth)
+    if invalid_beyond_m > 0:
+        depth = np.where(t > invalid_beyond_m, 0.0, depth)
+    return depth.reshape(image_size)

@@ -29,6 +29,7 @@ from scipy.signal import chirp as _scipy_chirp
 from scipy.signal.windows import tukey
 
 from ..errors import ConfigError
+from .device import apply_delay, band_response, diffuse_tail
 from .geometry import cast_rays, fibonacci_sphere, segment_blocked
 from .scene import SPEED_OF_SOUND_M_S, Pose, Room, SynthConfig
 
@@ -85,7 +86,8 @@ def _direct(paths: Paths, room: Room, pose: Pose, cfg: SynthConfig) -> None:
     for e, ear in enumerate(pose.ears(cfg.ear_offset_m)):
         v = ear - pose.position
         dist = np.linalg.norm(v)
-        paths.add(e, dist / SPEED_OF_SOUND_M_S, directivity(v @ forward / dist, cfg.speaker_directivity) / dist)
+        amp = cfg.direct_gain * directivity(v @ forward / dist, cfg.speaker_directivity) / dist
+        paths.add(e, dist / SPEED_OF_SOUND_M_S, amp)
 
 
 def _scatter(paths: Paths, room: Room, pose: Pose, cfg: SynthConfig) -> None:
@@ -187,21 +189,27 @@ def impulse_response(room: Room, pose: Pose, cfg: SynthConfig, components=None) 
 
 
 def direct_sound_end(cfg: SynthConfig) -> int:
-    """Returns the first sample after the direct sound (its arrival plus the chirp)."""
-    seconds = cfg.ear_offset_m / SPEED_OF_SOUND_M_S + cfg.chirp_duration_s
+    """Returns the first sample after the direct sound (its arrival plus the chirp, after the
+    system delay)."""
+    seconds = cfg.system_delay_s + cfg.ear_offset_m / SPEED_OF_SOUND_M_S + cfg.chirp_duration_s
     return int(np.ceil(seconds * cfg.sample_rate_hz)) + 1
 
 
 def render_echo(room: Room, pose: Pose, cfg: SynthConfig, rng: np.random.Generator, components=None) -> np.ndarray:
     """Returns the (N, 2) float32 recording: response * chirp, plus noise, scaled by a random gain.
 
-    The noise is white, at an SNR drawn from cfg.snr_db and measured on the echo part (after
-    the direct sound); the result's peak is a random level drawn from cfg.gain.
+    The device's settings (`synth/device.py`) add a diffuse late tail to the response, pass the
+    result through the speaker and microphone band and delay it. The noise is white, at an SNR
+    drawn from cfg.snr_db and measured on the echo part (after the direct sound); the result's
+    peak is a random level drawn from cfg.gain.
     """
     ir = impulse_response(room, pose, cfg, components)
-    sweep = chirp_signal(cfg)
     n = cfg.n_audio_samples
+    if components is None or "tail" in components:
+        ir = ir + diffuse_tail(room, pose, cfg, rng, n)
+    sweep = chirp_signal(cfg)
     clean = np.stack([np.convolve(ir[e], sweep)[:n] for e in range(2)])
+    clean = apply_delay(band_response(clean, cfg), cfg)
     echo_power = float(np.mean(clean[:, direct_sound_end(cfg) :] ** 2))
     snr_db = rng.uniform(*cfg.snr_db)
     noise = rng.standard_normal(clean.shape) * np.sqrt(echo_power / 10 ** (snr_db / 10))

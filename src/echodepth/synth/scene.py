@@ -62,6 +62,17 @@ class SynthConfig:
     snr_db: tuple[float, float] = (15.0, 40.0)  # on the echo part, after the direct sound
     gain: tuple[float, float] = (0.3, 0.9)  # peak level of the written file
     components: tuple[str, ...] = ("direct", "scatter", "specular", "tail")
+    # the recording device and late reverberation (see synth/device.py); the defaults are ideal
+    duration_s: float = 0.0  # file length; 0: just long enough (2 * max_depth / c + chirp + margin)
+    system_delay_s: float = 0.0  # the emission starts this long after the file's start
+    band_hz: tuple[float, float] = (0.0, 0.0)  # speaker and microphone band-pass; (0, 0): flat
+    direct_gain: float = 1.0  # the direct path's amplitude relative to a free speaker
+    reverb_rt60_s: tuple[float, float] = (0.0, 0.0)  # diffuse late tail's RT60; 0: none
+    reverb_level_db: tuple[float, float] = (-40.0, -40.0)  # its level, dB re a free speaker at 1 m
+    audio_subtype: str = "PCM_16"  # the WAV sample type (BatVision V2: PCM_32)
+    # where a stereo depth camera loses depth: written as 0 (invalid)
+    invalid_incidence_deg: float = 90.0  # surfaces seen more obliquely than this; 90: none
+    invalid_beyond_m: float = 0.0  # farther than this; 0: none
 
     def __post_init__(self):
         for name in (
@@ -79,10 +90,14 @@ class SynthConfig:
             "image_size",
             "furniture",
             "components",
+            "band_hz",
+            "reverb_rt60_s",
+            "reverb_level_db",
         ):
             value = tuple(getattr(self, name))
             setattr(self, name, value)
-            if name not in ("split_fractions", "furniture", "components", "image_size") and value[0] > value[1]:
+            ordered = name not in ("split_fractions", "furniture", "components", "image_size")
+            if ordered and value[0] > value[1] and not (name == "band_hz" and value[1] == 0):
                 raise ConfigError(f"synth setting {name}: range {value} has min > max")
         unknown = set(self.furniture) - set(FURNITURE_TEMPLATES)
         if unknown:
@@ -98,7 +113,7 @@ class SynthConfig:
     def n_audio_samples(self) -> int:
         """Recording length: long enough for an echo from max_depth, plus the chirp and a margin."""
         seconds = 2 * self.max_depth_m / SPEED_OF_SOUND_M_S + self.chirp_duration_s + self.margin_s
-        return int(np.ceil(seconds * self.sample_rate_hz))
+        return int(np.ceil(max(seconds + self.system_delay_s, self.duration_s) * self.sample_rate_hz))
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

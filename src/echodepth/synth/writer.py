@@ -61,7 +61,15 @@ def render_room(cfg: SynthConfig, room_index: int):
     """Yields (pose index, audio (N, 2) float32, depth (H, W) metres) for every pose of a room."""
     room, poses = sample_scene(cfg, np.random.default_rng([cfg.seed, room_index]))
     for p, pose in enumerate(poses):
-        depth = render_depth(room, pose, cfg.image_size, cfg.hfov_deg, cfg.max_depth_m)
+        depth = render_depth(
+            room,
+            pose,
+            cfg.image_size,
+            cfg.hfov_deg,
+            cfg.max_depth_m,
+            cfg.invalid_incidence_deg,
+            cfg.invalid_beyond_m,
+        )
         audio = render_echo(room, pose, cfg, np.random.default_rng([cfg.seed, room_index, p]))
         yield p, audio, depth
 
@@ -74,7 +82,7 @@ def _write_room(job) -> int:
     for p, audio, depth in render_room(cfg, room_index):
         stem = f"room{room_index:05d}_pose{p:02d}"
         buf = io.BytesIO()
-        sf.write(buf, audio, cfg.sample_rate_hz, format="WAV", subtype="PCM_16")
+        sf.write(buf, audio, cfg.sample_rate_hz, format="WAV", subtype=cfg.audio_subtype)
         atomic_write_bytes(out_dir / location / "audio" / f"{stem}.wav", buf.getvalue())
         buf = io.BytesIO()
         np.save(buf, np.round(depth * 1000).astype(np.uint16))

@@ -1,0 +1,133 @@
+"""`echodepth audio-stats`: the statistics that tell synthetic echoes from real ones.
+
+For each recording (left channel unless stated; times from the file's start):
+- length in samples and ms, and the sample rate;
+- onset: the first time the 1 ms RMS envelope rises above -20 dB of its peak (the emission
+  reaching the ears, after any system delay), and the time of the envelope's peak;
+- the envelope at 10, 20, 40, 80 and 160 ms, in dB relative to its peak (how strong the echoes
+  and the reverberation are against the direct sound, and how fast they decay);
+- the noise floor: the median envelope over the last 10% of the file, dB re peak;
+- the spectral centroid (Welch power spectrum), in kHz;
+- the interaural level difference (dB, left over right, whole file) and time difference (ms, the
+  lag of the largest cross-correlation within +-1 ms over the 20 ms after the onset; positive
+  when the right ear hears later).
+A folder gives the median of each statistic over its recordings (.wav, .flac, V1 *_left.npy).
+No torch here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.ndimage import uniform_filter1d
+from scipy.signal import correlate, welch
+
+from .audio_io import LEFT, read_ear_pair
+from .errors import DataError, MissingFileError
+
+ENVELOPE_TIMES_MS = (10, 20, 40, 80, 160)
+ONSET_DB = -20.0
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+STATS = (
+    ("n_files", "recordings", "{:.0f}"),
+    ("sample_rate_hz", "sample rate (Hz)", "{:.0f}"),
+    ("length_samples", "length (samples)", "{:,.0f}"),
+    ("length_ms", "length (ms)", "{:.1f}"),
+    ("onset_ms", "onset, -20 dB re peak (ms)", "{:.1f}"),
+    ("peak_ms", "envelope peak (ms)", "{:.1f}"),
+    *((f"envelope_{t}ms_db", f"envelope at {t} ms (dB re peak)", "{:.1f}") for t in ENVELOPE_TIMES_MS),
+    ("noise_floor_db", "noise floor, last 10% (dB re peak)", "{:.1f}"),
+    ("centroid_khz", "spectral centroid (kHz)", "{:.2f}"),
+    ("ild_db", "interaural level difference (dB)", "{:+.2f}"),
+    ("itd_ms", "interaural time difference (ms)", "{:+.3f}"),
+)
+
+
+def envelope_db(signal: np.ndarray, sample_rate_hz: int, window_ms: float = 1.0) -> np.ndarray:
+    """Returns the RMS envelope over a sliding window (centred), in dB re its peak."""
+    width = max(int(round(window_ms * sample_rate_hz / 1000)), 1)
+    power = uniform_filter1d(np.asarray(signal, dtype=np.float64) ** 2, width, mode="constant")
+    power = np.maximum(power, 1e-30)
+    return 10 * np.log10(power / power.max())
+
+
+def recording_stats(wave: np.ndarray, sample_rate_hz: int) -> dict:
+    """Returns the statistics of one (2, N) recording (see the module docstring)."""
+    wave = np.asarray(wave, dtype=np.float64)
+    rate = float(sample_rate_hz)
+    n = wave.shape[1]
+    left, right = wave
+    env = envelope_db(left, sample_rate_hz)
+    onset = int(np.argmax(env > ONSET_DB))
+    stats = {
+        "n_files": 1,
+        "sample_rate_hz": rate,
+        "length_samples": float(n),
+        "length_ms": n / rate * 1000,
+        "onset_ms": onset / rate * 1000,
+        "peak_ms": int(np.argmax(env)) / rate * 1000,
+    }
+    for t in ENVELOPE_TIMES_MS:
+        i = int(round(t / 1000 * rate))
+        stats[f"envelope_{t}ms_db"] = float(env[i]) if i < n else float("nan")
+    stats["noise_floor_db"] = float(np.median(env[int(0.9 * n) :]))
+    freqs, psd = welch(left, fs=rate, nperseg=min(1024, n))
+    stats["centroid_khz"] = float(np.sum(freqs * psd) / max(np.sum(psd), 1e-30)) / 1000
+    energy = np.sum(left**2), np.sum(right**2)
+    stats["ild_db"] = float(10 * np.log10(max(energy[0], 1e-30) / max(energy[1], 1e-30)))
+    span = slice(onset, min(n, onset + int(0.02 * rate)))
+    max_lag = int(0.001 * rate)
+    xc = correlate(right[span], left[span], mode="full", method="fft")
+    lags = np.arange(-(span.stop - span.start) + 1, span.stop - span.start)
+    keep = np.abs(lags) <= max_lag
+    stats["itd_ms"] = float(lags[keep][np.argmax(xc[keep])]) / rate * 1000 if keep.any() else float("nan")
+    return stats
+
+
+def read_any(path: Path, sample_rate_hz: int) -> tuple[np.ndarray, int]:
+    """Returns the (2, N) waveform and its rate from a stereo audio file or a V1 *_left.npy."""
+    if path.name.endswith(LEFT):
+        return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + "_right.npy"), str(path)), sample_rate_hz
+    try:
+        data, rate = sf.read(path, dtype="float64", always_2d=True)
+    except Exception as err:  # libsndfile's errors share no public base class
+        raise DataError(f"audio file {path} is unreadable ({str(err).strip()})") from None
+    if data.shape[1] != 2 or data.shape[0] < 2:
+        raise DataError(f"audio file {path}: shape {data.shape[::-1]}, expected 2 channels (left, right)")
+    return data.T, rate
+
+
+def recordings_in(path: Path) -> list[Path]:
+    """Returns the recordings a path names: itself, or the audio files and V1 left ears under a folder."""
+    if not path.exists():
+        raise MissingFileError(f"{path} not found")
+    if path.is_file():
+        return [path]
+    found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES or p.name.endswith(LEFT))
+    if not found:
+        raise DataError(f"{path}: no recordings (.wav, .flac, V1 *_left.npy) in this folder")
+    return found
+
+
+def path_stats(path, sample_rate_hz: int = 44100, limit: int | None = None) -> dict:
+    """Returns the statistics of a file, or their medians over a folder's recordings (at most
+    `limit`, spread evenly over the sorted list)."""
+    files = recordings_in(Path(path))
+    if limit and len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    rows = [recording_stats(*read_any(f, sample_rate_hz)) for f in files]
+    out = {key: float(np.nanmedian([r[key] for r in rows])) for key in rows[0]}
+    out["n_files"] = len(rows)
+    return out
+
+
+def format_table(columns: dict[str, dict]) -> str:
+    """Returns a Markdown table: one row per statistic, one column per input."""
+    names = list(columns)
+    lines = ["| statistic | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label, fmt in STATS:
+        cells = [fmt.format(columns[n][key]) if np.isfinite(columns[n][key]) else "-" for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
