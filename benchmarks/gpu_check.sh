@@ -17,7 +17,7 @@ set -uo pipefail
 OUT=${OUT:-gpu_check}
 PRESET=${PRESET:-guide}
 PYTHON=${PYTHON:-python3}
-STAGES=${STAGES:-tests bench sizes}
+STAGES=${STAGES:-sizes bench tests}  # run in this order
 SIZES=${SIZES:-"16:32 32:64 64:128 64:256 unet:256"}  # base channels (or unet):image size
 EPOCHS=${EPOCHS:-16}
 mkdir -p "$OUT"
@@ -31,11 +31,11 @@ ECHODEPTH=("$PYTHON" -m echodepth.cli)
 (nvidia-smi --query-gpu=name,memory.total --format=csv || echo "no nvidia-smi") | tee "$OUT/gpu.txt"
 "$PYTHON" -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" | tee -a "$OUT/gpu.txt"
 
-if [[ " $STAGES " == *" tests "* ]]; then
+tests() {
   timeout 150 "$PYTHON" -m pytest -q -m gpu -rs -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
-fi
+}
 
-if [[ " $STAGES " == *" bench "* ]]; then
+bench() {
   timeout 200 "$PYTHON" benchmarks/bench_train.py --preset "$PRESET" --steps 3 --repeats 3 --json > "$OUT/bench_train.json"
   "$PYTHON" -c "
 import json; r = json.load(open('$OUT/bench_train.json'))
@@ -43,17 +43,17 @@ for name, e in r['models'].items():
     m, t = e['model_only'], e.get('end_to_end', {})
     print(name, f\"model-only {m['samples_per_s']:.0f}/s micro {m['micro_batch']} {m['precision']} \"
           f\"{m['achieved_tflops']:.0f} TFLOP/s peak-mem {m['peak_memory_gb'] or 0:.1f} GB; end-to-end {t.get('samples_per_s', 0):.0f}/s\")
-" | tee "$OUT/summary.txt"
-fi
+" | tee -a "$OUT/summary.txt"
+}
 
-if [[ " $STAGES " == *" sizes "* ]]; then
+sizes() {
   RES=/tmp/echodepth_sizes
   for size in $SIZES; do
     channels=${size%%:*}
     side=${size##*:}
     if [[ $channels == unet ]]; then model=(--model unet_baseline); else model=(--base_channels "$channels"); fi
     start=$(date +%s)
-    timeout 240 "${ECHODEPTH[@]}" train --experiment_name "size_${channels}_${side}" "${model[@]}" \
+    timeout 150 "${ECHODEPTH[@]}" train --experiment_name "size_${channels}_${side}" "${model[@]}" \
       --image_size "$side" --synth_image_size 128 --epochs "$EPOCHS" --num_workers 4 --results_dir "$RES" \
       --cache_dir /tmp/echodepth_cache --overwrite 2>&1 | grep -E "rmse|RMSE|error|Error" | tail -4
     echo "size_${channels}_${side}: $(( $(date +%s) - start )) s" | tee -a "$OUT/sizes_time.txt"
@@ -67,4 +67,9 @@ pathlib.Path('$OUT/sizes.json').write_text(json.dumps(rows, indent=2))
 for name, m in rows.items():
     print(name, json.dumps(m)[:300])
 " | tee -a "$OUT/summary.txt"
-fi
+}
+
+for stage in $STAGES; do
+  echo "== $stage ($(date +%T))"
+  "$stage"
+done
