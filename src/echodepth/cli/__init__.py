@@ -123,8 +123,11 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--out", default="results/compare")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--variants", nargs="+", default=None, choices=list(all_variants()), help="default: all")
+    p.add_argument("--seeds", type=int, default=None, help="default: 5 for --preset medium, else 3")
+    p.add_argument(
+        "--variants", nargs="+", default=None, choices=list(all_variants()),
+        help="default: the baseline and base + residual for --preset medium, else all",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=2, help="runs side by side")
     p.add_argument("--target_rmse", type=float, default=None, help="metres (default: the baseline's best)")
     p.add_argument("--epochs", type=int, default=None)

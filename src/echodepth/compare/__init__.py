@@ -15,23 +15,26 @@ from ..training import EchoDepthDataModule
 from .report import write_report
 from .results import collect, structure_metrics
 from .scheduler import execute
-from .variants import BASELINE, PRESETS, PROPOSED, Run, all_variants, plan_runs
+from .variants import BASELINE, PRESET_DEFAULTS, PRESETS, PROPOSED, Run, all_variants, plan_runs
 from .verdicts import verdicts
 
 
 def compare(
     out_dir="results/compare",
     preset: str = "small",
-    seeds: int = 3,
+    seeds: int | None = None,
     variants=None,
     jobs: int = 2,
     target_rmse: float | None = None,
     overrides: dict | None = None,
     progress=print,
 ) -> Path:
-    """Trains every variant x seed (resuming what exists) and writes the report; returns its path."""
+    """Trains every variant x seed (resuming what exists) and writes the report; returns its path.
+    Seeds and variants not given: the preset's (PRESET_DEFAULTS), else 3 seeds of every variant."""
     out_dir = Path(out_dir)
-    names = list(variants or all_variants())
+    defaults = PRESET_DEFAULTS.get(preset, {})
+    seeds = seeds or defaults.get("seeds", 3)
+    names = list(variants or defaults.get("variants") or all_variants())
     runs = plan_runs(out_dir, preset, seeds, names, overrides or {})
     # make the data and its caches once, before the runs start side by side
     datamodule = EchoDepthDataModule(runs[0].cfg, progress=False)
