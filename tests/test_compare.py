@@ -1,6 +1,9 @@
 import json
 import math
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +18,15 @@ def tiny_compare(out, cache_dir, progress):
     return compare(out, preset="tiny", seeds=2, variants=variants, jobs=2, overrides=overrides, progress=progress)
 
 
-def test_tiny_compare_writes_every_section_with_finite_numbers(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("compare")
     out = tmp_path / "cmp"
-    report = tiny_compare(out, tmp_path / "cache", lambda *_: None)
+    return out, tiny_compare(out, tmp_path / "cache", lambda *_: None), tmp_path
+
+
+def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
+    out, report, tmp_path = tiny_report
     text = report.read_text()
     for section in (
         "## Verdict on the design guide's claims",
@@ -25,6 +34,7 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tmp_path):
         "## Final protocol metrics",
         "## Structure metrics",
         "## Base and residual magnitudes over training",
+        "## Predictions on test samples",
     ):
         assert section in text, section
     for claim in (
@@ -38,6 +48,11 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tmp_path):
     ):
         assert claim in text, claim
     assert (out / "val_rmse.png").stat().st_size > 5000 and (out / "magnitudes.png").stat().st_size > 5000
+    assert (out / "decomposition_base_residual.png").stat().st_size > 5000
+    verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
+    assert len(verdicts) == 7
+    assert all(re.search(r"\*\*(holds|does not hold|undecided|not measurable)\*\*", v) for v in verdicts)
+    assert all(re.search(r"\[[-+]\d", v) for v in verdicts)  # every claim answered with an interval
     rows = [
         line
         for line in text.splitlines()
@@ -81,3 +96,45 @@ def test_variants_come_from_the_registries():
         "residual_0.3",
         "adam",
     }
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
+def test_report_html_renders_in_a_real_browser_with_every_image_and_no_console_error(tiny_report):
+    out, report, tmp_path = tiny_report
+    page = (out / "report.html").read_text()
+    assert 'src="data:image/png;base64,' in page and "/tmp" not in page and str(tmp_path) not in page
+    n_images = len(re.findall(r"!\[[^\]]*\]\([^)]+\)", report.read_text()))
+    assert n_images >= 4 and page.count("<img ") == n_images
+    # a probe added to a copy reports, after load, how many images decoded with a size
+    probe = (
+        "<script>window.addEventListener('load', () => { const all = [...document.images]; "
+        "document.body.dataset.loaded = all.filter(i => i.complete && i.naturalWidth > 0).length + '/' + all.length;"
+        "});</script></body>"
+    )
+    copy = tmp_path / "probe.html"
+    copy.write_text(page.replace("</body>", probe))
+    done = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f'data-loaded="{n_images}/{n_images}"' in done.stdout
+    assert "<table>" in done.stdout and "Verdict on the design guide" in done.stdout
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+
+
+def test_committed_reports_hold_no_absolute_paths():
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    pattern = re.compile(r"(?<![\w.])/(?:home|root|tmp|work|Users|private|var)/")
+    offenders = [
+        str(p.relative_to(docs))
+        for p in docs.rglob("*")
+        if p.suffix in (".md", ".html", ".json", ".txt", ".csv") and pattern.search(p.read_text(errors="ignore"))
+    ]
+    assert offenders == []

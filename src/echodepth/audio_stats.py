@@ -118,7 +118,10 @@ def path_stats(path, sample_rate_hz: int = 44100, limit: int | None = None) -> d
     if limit and len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     rows = [recording_stats(*read_any(f, sample_rate_hz)) for f in files]
-    out = {key: float(np.nanmedian([r[key] for r in rows])) for key in rows[0]}
+    out = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows if np.isfinite(r[key])]
+        out[key] = float(np.median(values)) if values else float("nan")
     out["n_files"] = len(rows)
     return out
 

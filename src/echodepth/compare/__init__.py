@@ -4,7 +4,9 @@ Trains the baseline and base + residual (plus ablations) on the same data with t
 over several seeds, each run in its own process (resumable: a finished run is kept, an
 interrupted one continues from its last checkpoint), then writes a Markdown report with plots:
 validation RMSE curves, epochs to a target RMSE, final protocol metrics, structure metrics,
-base / residual magnitudes over training, and a verdict on each claim.
+predictions on test samples, base / residual magnitudes over training, and a verdict on each
+claim from per-seed paired differences with bootstrap intervals (stats.py); the same report as
+one self-contained report.html.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def compare(
     datamodule.dataset("test")
     execute(runs, jobs, progress)
     results = collect(runs, datamodule)
-    settings = {**runs[0].cfg.to_dict(), "data_dir": str(datamodule.root)}
+    settings = {**runs[0].cfg.to_dict(), "data_dir": str(datamodule.root), "max_depth_m": datamodule.max_depth_m}
     return write_report(out_dir, results, preset, seeds, target_rmse, settings)
 
 

@@ -1,17 +1,19 @@
-"""The comparison's Markdown report (report.md, with its PNG plots) and results.json."""
+"""The comparison's report: report.md with its PNG plots, the same as one self-contained
+report.html (images embedded), and results.json. Every path in them is relative."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..metrics import analysis_kernel
-from ..viz import plot_curves, plot_magnitudes
-from .results import epochs_to_target, fmt, mean_curve, mean_std
+from ..storage import atomic_write_bytes
+from ..viz import decomposition_figure, plot_curves, plot_magnitudes
+from .html import markdown_to_html
+from .results import fmt, mean_curve, mean_std
+from .stats import N_RESAMPLES, censored_epochs
 from .variants import BASELINE, PROPOSED
-from .verdicts import verdicts
+from .verdicts import default_target, verdicts
 
 HIGHLIGHT = (BASELINE, PROPOSED)
 RUN_OUTPUTS = (
@@ -42,24 +44,34 @@ def seed_stat(values) -> str:
 
 
 def convergence_section(results: dict, target: float) -> list[str]:
-    base_epochs = epochs_to_target(mean_curve(results[BASELINE]["curves"]), target)
     rows = []
     for variant, entry in results.items():
-        per_seed = [epochs_to_target(c, target) for c in entry["curves"]]
-        mean_epochs = epochs_to_target(mean_curve(entry["curves"]), target)
-        rows.append(
-            [
-                variant,
-                fmt(mean_epochs, digits=0),
-                fmt(mean_epochs / base_epochs, digits=2),
-                ", ".join("—" if not np.isfinite(e) else str(int(e)) for e in per_seed),
-                f"{min(mean_curve(entry['curves'])):.4f}",
-            ]
-        )
-    header = ["variant", "seed-mean curve reaches it at epoch", "ratio to baseline", "each seed's curve (— never)"]
-    header.append("best seed-mean validation RMSE (m)")
-    intro = f"Target RMSE: {target:.4f} m (default: the best of the baseline's seed-mean validation RMSE curve)."
+        per_seed = [censored_epochs(c, target) for c in entry["curves"]]
+        epochs = ", ".join(str(int(e)) if reached else "—" for e, reached in per_seed)
+        bests = [min(c) for c in entry["curves"]]
+        rows.append([variant, epochs, seed_stat(bests), f"{min(mean_curve(entry['curves'])):.4f}"])
+    header = ["variant", "epochs to the target, per seed (— never)", "best validation RMSE (m)"]
+    header.append("best of the seed-mean curve (m)")
+    intro = (
+        f"Target RMSE: {target:.4f} m (default: the largest of the best validation RMSEs of every baseline and "
+        "base + residual run, so that every run reaches it)."
+    )
     return ["## Convergence", "", "![validation RMSE](val_rmse.png)", "", intro, "", *table(header, rows), ""]
+
+
+def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> list[str]:
+    lines = ["## Predictions on test samples (first seed)", ""]
+    for variant in (PROPOSED, BASELINE):
+        samples = results[variant].get("samples")
+        if samples is None:
+            continue
+        name = f"decomposition_{variant}.png"
+        decomposition_figure(
+            samples["base"], samples["residual"], samples["final"], samples["gt"], out_dir / name, max_depth_m, variant
+        )
+        lines += [f"![{variant} on test samples]({name})", ""]
+    lines += ["Depth colours run from 0 to the 99th percentile of the ground truth shown.", ""]
+    return lines
 
 
 def metrics_section(results: dict) -> list[str]:
@@ -93,31 +105,44 @@ def magnitudes_section(results: dict) -> list[str]:
     return [title, "", "![magnitudes](magnitudes.png)", "", *table(header, rows), ""]
 
 
+STATISTICS = (
+    "Verdicts compare the runs seed by seed (same data order and initial draws): the mean of the per-seed "
+    f"differences with its 95% percentile-bootstrap interval over seeds ({N_RESAMPLES:,} resamples), written "
+    "mean [low, high]. **holds**: the whole interval lies on the claimed side of no effect; **does not hold**: "
+    "the whole interval lies on the other side; **undecided**: it straddles it. With a handful of seeds the "
+    "bootstrap interval is too narrow rather than too wide: read an interval that barely excludes no effect "
+    "with care."
+)
+
+
 def write_report(out_dir: Path, results: dict, preset: str, seeds: int, target: float | None, cfg: dict) -> Path:
-    """Writes report.md (and its PNG plots) in out_dir; returns its path. `cfg` holds the runs'
-    shared settings (one run's TrainConfig as a dict)."""
-    if target is None:  # the baseline's best seed-mean validation RMSE
-        target = float(min(mean_curve(results[BASELINE]["curves"])))
+    """Writes report.md, report.html (and the PNG plots) in out_dir; returns report.md's path.
+    `cfg` holds the runs' shared settings (one run's TrainConfig as a dict)."""
+    if target is None:
+        target = default_target(results)
     title = f"Validation RMSE, mean and min-max band over {seeds} seeds"
     plot_curves(results, out_dir / "val_rmse.png", "curves", "validation RMSE (m)", title, HIGHLIGHT, target)
     plot_magnitudes(results, out_dir / "magnitudes.png", HIGHLIGHT)
     data = (
         f"Data: `{cfg['dataset']}` in `{Path(cfg['data_dir']).name}/`; {cfg['image_size']} x {cfg['image_size']} "
         f"depth; {cfg['epochs']} epochs, batch {cfg['batch_size']}, learning rate {cfg['learning_rate']}, base "
-        f"channels {cfg['base_channels']}. Every variant has the same data, budget and seeds; metrics are means ± std "
-        "over seeds (test split, best checkpoint by validation RMSE)."
+        f"channels {cfg['base_channels']}, precision {cfg['precision']}. Every variant has the same data, budget "
+        "and seeds; tables give means ± std over seeds (test split, best checkpoint by validation RMSE)."
     )
     verdict_rows = [[c, m, k, f"**{v}**"] for c, m, k, v in verdicts(results, target)]
-    lines = [f"# echodepth compare: base + residual against the baseline U-Net ({preset} preset, {seeds} seeds)", ""]
-    lines += [data, "", "## Verdict on the design guide's claims", ""]
+    heading = f"echodepth compare: base + residual against the baseline U-Net ({preset} preset, {seeds} seeds)"
+    lines = [f"# {heading}", "", data, "", "## Verdict on the design guide's claims", "", STATISTICS, ""]
     lines += [*table(["claim", "measured", "criterion", "verdict"], verdict_rows), ""]
     lines += convergence_section(results, target)
     lines += metrics_section(results)
     lines += structure_section(results, cfg["image_size"])
+    lines += decomposition_section(results, out_dir, float(cfg["max_depth_m"]))
     lines += magnitudes_section(results)
     lines += [RUN_OUTPUTS, ""]
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
-    summary = {"target_rmse": target, "results": results}
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=1, default=float))
+    atomic_write_bytes(path, "\n".join(lines).encode())
+    atomic_write_bytes(out_dir / "report.html", markdown_to_html(lines, out_dir, heading).encode())
+    plain = {v: {k: e for k, e in entry.items() if k != "samples"} for v, entry in results.items()}
+    summary = {"target_rmse": target, "results": plain}
+    atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=1, default=float).encode())
     return path

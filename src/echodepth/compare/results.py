@@ -25,8 +25,17 @@ def structure_metrics(predictor: Predictor, datamodule, split: str = "test") -> 
     return finish_structure(total)
 
 
+@torch.no_grad()
+def sample_predictions(predictor: Predictor, datamodule, n: int = 4) -> dict:
+    """Returns the first n test samples' base, residual, final and ground truth (N, H, W), metres."""
+    batch, prediction = next(iter(predictor.predict_loader(datamodule.loader("test", batch_size=n))))
+    maps = (prediction.base_m, prediction.residual_m, prediction.final_m, batch["depth_m"])
+    return dict(zip(("base", "residual", "final", "gt"), (m[:n, 0].cpu().numpy() for m in maps)))
+
+
 def collect(runs: list[Run], datamodule) -> dict:
-    """Returns, per variant, per-seed curves, test metrics and structure metrics."""
+    """Returns, per variant, per-seed curves, test metrics and structure metrics, and the first
+    seed's predictions for a few test samples."""
     results: dict[str, dict] = {}
     for run in runs:
         rows = run.run_dir.read_metrics()
@@ -40,6 +49,8 @@ def collect(runs: list[Run], datamodule) -> dict:
         entry["test"].append(test["model"])
         predictor = Predictor.from_checkpoint(run.run_dir.best_checkpoint, device="cpu")
         entry["structure"].append(structure_metrics(predictor, datamodule))
+        if "samples" not in entry:
+            entry["samples"] = sample_predictions(predictor, datamodule)
     return results
 
 
@@ -62,11 +73,3 @@ def mean_curve(curves: list[list[float]]) -> list[float]:
     """Returns the mean over seeds of curves, cut to the shortest."""
     n = min(len(c) for c in curves)
     return list(np.asarray([c[:n] for c in curves]).mean(0))
-
-
-def epochs_to_target(curve: list[float], target: float) -> float:
-    """Returns the first (1-based) epoch whose validation RMSE is <= target, or NaN if none."""
-    for epoch, value in enumerate(curve, 1):
-        if value <= target:
-            return float(epoch)
-    return math.nan

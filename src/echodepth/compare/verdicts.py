@@ -1,13 +1,29 @@
-"""The design guide's claims, each with what was measured, the criterion and a verdict."""
+"""The design guide's claims, each answered with a per-seed measurement, a 95% bootstrap interval
+and a verdict (see stats.py: holds / does not hold / undecided)."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .results import epochs_to_target, fmt, mean_curve, mean_std
+from .stats import Interval, bootstrap, censored_epochs, decide, paired
 from .variants import BASELINE, PROPOSED
+
+SIMILAR_MARGIN = 0.02  # "similar RMSE": at most 2% of the baseline's mean above it
+
+
+def default_target(results: dict) -> float:
+    """Returns the largest of every run's best validation RMSE over the baseline and base +
+    residual: the best RMSE that every run reaches, so that no seed is censored."""
+    bests = [min(c) for v in (BASELINE, PROPOSED) for c in results[v]["curves"]]
+    return float(max(bests))
+
+
+def _seeds(values) -> str:
+    return ", ".join("n/a" if not math.isfinite(v) else f"{v:.3f}" for v in values)
+
+
+def _row(claim: str, measured: str, criterion: str, interval: Interval, direction: str, null: float):
+    return (claim, measured, criterion, decide(interval, direction, null))
 
 
 def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
@@ -15,90 +31,88 @@ def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
     base, prop = results[BASELINE], results[PROPOSED]
     rows = []
 
-    def compare_lower(claim, measured_b, measured_p, label, unit="m"):
-        (mb, sb), (mp, sp) = mean_std(measured_b), mean_std(measured_p)
-        spread = max(sb, sp)
-        if not (np.isfinite(mb) and np.isfinite(mp)):
-            verdict = "not measurable"
-        elif abs(mp - mb) <= spread:
-            verdict = "inconclusive (difference within one std over seeds)"
-        else:
-            verdict = "holds" if mp < mb else "does not hold"
+    ep_b = [censored_epochs(c, target) for c in base["curves"]]
+    ep_p = [censored_epochs(c, target) for c in prop["curves"]]
+    ratio = bootstrap([p / b for (p, _), (b, _) in zip(ep_p, ep_b)])
+    missed = sum(not r for _, r in ep_b + ep_p)
+    inside = ratio.low <= 0.8 and ratio.high >= 0.7
+    rows.append(
+        _row(
+            "Faster convergence: 20-30% fewer epochs to a target RMSE",
+            f"epochs to {target:.3f} m per seed: base+residual {[int(e) for e, _ in ep_p]}, baseline "
+            f"{[int(e) for e, _ in ep_b]}"
+            + (f" ({missed} run(s) never reached it, counted as one epoch past the last)" if missed else "")
+            + f"; ratio {ratio.text(2)}; the claimed 0.70-0.80 is {'inside' if inside else 'outside'} the interval",
+            "per-seed ratio base+residual / baseline: interval below 1",
+            ratio,
+            "below",
+            1.0,
+        )
+    )
+    rmse_b = [t["rmse"] for t in base["test"]]
+    rmse_p = [t["rmse"] for t in prop["test"]]
+    diff = paired(rmse_p, rmse_b)
+    margin = SIMILAR_MARGIN * bootstrap(rmse_b).mean
+    rows.append(
+        _row(
+            "Similar or better RMSE than the baseline",
+            f"test RMSE per seed: base+residual {_seeds(rmse_p)}, baseline {_seeds(rmse_b)} m; "
+            f"difference {diff.text()} m",
+            f"difference below +2% of the baseline's RMSE (+{margin:.3f} m)",
+            diff,
+            "below",
+            margin,
+        )
+    )
+    for claim, key, label, unit in (
+        ("Better structure preservation (straighter walls)", "lowpass_mae", "low-pass error", "m"),
+        ("Fewer artifacts in uniform regions", "smooth_roughness_excess", "excess gradient, smooth regions", "m/px"),
+    ):
+        values_b = [s[key] for s in base["structure"]]
+        values_p = [s[key] for s in prop["structure"]]
+        d = paired(values_p, values_b)
         rows.append(
-            (
+            _row(
                 claim,
-                f"{label}: base+residual {fmt(mp, sp)} vs baseline {fmt(mb, sb)} {unit}",
-                "lower than the baseline by more than one std",
-                verdict,
+                f"{label} per seed: base+residual {_seeds(values_p)}, baseline {_seeds(values_b)} {unit}; "
+                f"difference {d.text()} {unit}",
+                "difference below 0",
+                d,
+                "below",
+                0.0,
             )
         )
-
-    prop_curve = mean_curve(prop["curves"])
-    eb, ep = epochs_to_target(mean_curve(base["curves"]), target), epochs_to_target(prop_curve, target)
-    if not np.isfinite(ep):
-        verdict = "does not hold"
-        measured = (
-            f"the seed-mean validation RMSE of base+residual never reached {target:.3f} m in {len(prop_curve)} "
-            f"epochs (baseline: epoch {fmt(eb, digits=0)})"
-        )
-    else:
-        ratio = ep / eb if np.isfinite(eb) and eb > 0 else math.nan
-        verdict = "holds" if ratio <= 0.8 else "does not hold"
-        measured = (
-            f"seed-mean curve reaches {target:.3f} m at epoch {ep:.0f} vs {fmt(eb, digits=0)} for the baseline "
-            f"(ratio {fmt(ratio, digits=2)})"
-        )
-    rows.append(("Faster convergence: 20-30% fewer epochs to a target RMSE", measured, "ratio <= 0.80", verdict))
-
-    rb, rp = mean_std([t["rmse"] for t in base["test"]]), mean_std([t["rmse"] for t in prop["test"]])
-    similar = rp[0] <= rb[0] * 1.02 or rp[0] - rb[0] <= max(rb[1], rp[1])
+    share = bootstrap([s["residual_share"] for s in prop["structure"]])
     rows.append(
-        (
-            "Similar or better RMSE than the baseline",
-            f"test RMSE {fmt(*rp)} vs {fmt(*rb)} m",
-            "at most 2% (or one std) above the baseline",
-            "holds" if similar else "does not hold",
-        )
-    )
-    compare_lower(
-        "Better structure preservation (straighter walls)",
-        [s["lowpass_mae"] for s in base["structure"]],
-        [s["lowpass_mae"] for s in prop["structure"]],
-        "low-pass error",
-    )
-    compare_lower(
-        "Fewer artifacts in uniform regions",
-        [s["smooth_roughness_excess"] for s in base["structure"]],
-        [s["smooth_roughness_excess"] for s in prop["structure"]],
-        "excess gradient in smooth regions",
-        "m/px",
-    )
-    share = mean_std([s["residual_share"] for s in prop["structure"]])
-    rows.append(
-        (
+        _row(
             "Residual stays small",
-            f"mean abs(residual) / mean abs(final) = {fmt(*share)}",
-            "< 0.25",
-            "holds" if share[0] < 0.25 else "does not hold",
+            f"mean abs(residual) / mean abs(final) per seed {_seeds(share.values)}; mean {share.text()}",
+            "below 0.25",
+            share,
+            "below",
+            0.25,
         )
     )
-    where = mean_std([s["residual_edge_to_smooth"] for s in prop["structure"]])
+    where = bootstrap([s["residual_edge_to_smooth"] for s in prop["structure"]])
     rows.append(
-        (
+        _row(
             "Residual concentrates near objects (depth edges)",
-            f"mean abs(residual) near edges / in smooth regions = {fmt(*where, digits=2)}",
-            "> 1",
-            "holds" if where[0] > 1 else "does not hold",
+            f"mean abs(residual) near edges / in smooth regions per seed {_seeds(where.values)}; mean {where.text(2)}",
+            "above 1",
+            where,
+            "above",
+            1.0,
         )
     )
-    b_hf = mean_std([s["base_hf_share"] for s in prop["structure"]])
-    f_hf = mean_std([s["final_hf_share"] for s in prop["structure"]])
+    hf = paired([s["base_hf_share"] for s in prop["structure"]], [s["final_hf_share"] for s in prop["structure"]])
     rows.append(
-        (
+        _row(
             "Base is smooth (room layout), the residual carries the detail",
-            f"high-frequency energy share: base {fmt(*b_hf)} vs final {fmt(*f_hf)}",
-            "base share below the final's",
-            "holds" if b_hf[0] < f_hf[0] else "does not hold",
+            f"high-frequency energy share, base - final, per seed {_seeds(hf.values)}; mean {hf.text()}",
+            "below 0 (the base smoother than the final)",
+            hf,
+            "below",
+            0.0,
         )
     )
     return rows

@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import correlate, hilbert
 
+from .device import apply_delay, band_response, delay_samples
 from .echo import chirp_signal, direct_sound_end, impulse_response
 from .scene import SPEED_OF_SOUND_M_S, Pose, Room, SynthConfig
 from .writer import METADATA_FILE
@@ -20,7 +21,8 @@ def direct_sound(cfg: SynthConfig) -> np.ndarray:
     pose = Pose(np.zeros(3))
     ir = impulse_response(Room(np.array([1e3, 1e3, 1e3])), pose, cfg, components=("direct",))
     sweep = chirp_signal(cfg)
-    return np.stack([np.convolve(ir[e], sweep)[: cfg.n_audio_samples] for e in range(2)], axis=1)
+    clean = np.stack([np.convolve(ir[e], sweep)[: cfg.n_audio_samples] for e in range(2)])
+    return apply_delay(band_response(clean, cfg), cfg).T  # through the device, like the recordings
 
 
 def first_echo_distance(audio: np.ndarray, cfg: SynthConfig, threshold: float = 0.2) -> float:
@@ -40,10 +42,11 @@ def first_echo_distance(audio: np.ndarray, cfg: SynthConfig, threshold: float = 
     for ear in range(audio.shape[1]):
         compressed = correlate(residual[:, ear], sweep, mode="full")[len(sweep) - 1 :]
         envelope = envelope + np.abs(hilbert(compressed))
-    start = int(round(cfg.ear_offset_m / SPEED_OF_SOUND_M_S * cfg.sample_rate_hz)) + 4
+    delay = delay_samples(cfg)
+    start = delay + int(round(cfg.ear_offset_m / SPEED_OF_SOUND_M_S * cfg.sample_rate_hz)) + 4
     late = envelope[start:]
     index = start + int(np.argmax(late > threshold * late.max()))
-    return index / cfg.sample_rate_hz * SPEED_OF_SOUND_M_S / 2
+    return (index - delay) / cfg.sample_rate_hz * SPEED_OF_SOUND_M_S / 2
 
 
 def echo_depth_correlation(data_dir, max_samples: int = 300) -> dict:

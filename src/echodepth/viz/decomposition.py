@@ -23,9 +23,11 @@ def _depth_cmap():
     return plt.get_cmap(DEPTH_CMAP).with_extremes(bad=INVALID_COLOUR)
 
 
-def decomposition_figure(base, residual, final, gt, path, max_depth_m: float, title: str = "", row_labels=None) -> Path:
+def decomposition_figure(
+    base, residual, final, gt, path, max_depth_m: float, title: str = "", row_labels=None, depth_max=None
+) -> Path:
     """Saves `make_decomposition_figure(...)` as a PNG at path; returns the path."""
-    fig = make_decomposition_figure(base, residual, final, gt, max_depth_m, title, row_labels)
+    fig = make_decomposition_figure(base, residual, final, gt, max_depth_m, title, row_labels, depth_max)
     return save_figure(fig, path, dpi=80)
 
 
@@ -38,20 +40,37 @@ def save_figure(fig, path, dpi: int) -> Path:
     return Path(path)
 
 
-def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, title: str = "", row_labels=None):
+def depth_colour_limit(final, gt, max_depth_m: float, percentile: float = 99.0) -> float:
+    """Returns the top of the depth colour scale: the `percentile` of the valid ground truth
+    shown (else of the predictions), at most max_depth_m, so that rooms of 1-5 m use the scale."""
+    source = np.asarray(gt if gt is not None else final, dtype=float)
+    values = source[np.isfinite(source) & (source > 0)]
+    if values.size == 0:
+        return float(max_depth_m)
+    return float(min(max(np.percentile(values, percentile), 1e-3), max_depth_m))
+
+
+def make_decomposition_figure(
+    base, residual, final, gt, max_depth_m: float, title: str = "", row_labels=None, depth_max: float | None = None
+):
     """Returns the 4-column figure (base, residual, final, ground truth), one row per sample;
     3 columns when gt is None (a prediction without ground truth).
 
-    Inputs are (N, H, W) arrays in metres. The three depth columns share one colour scale
-    (0 to max_depth_m) and colour bar; the residual uses a diverging map centred at 0 with a
-    symmetric range; invalid ground-truth pixels are drawn in magenta.
+    Inputs are (N, H, W) arrays in metres. The three depth columns share one colour scale, from
+    0 to `depth_max` (default: `depth_colour_limit`, the 99th percentile of the ground truth
+    shown) and one colour bar at the right; the residual uses a diverging map centred at 0 with
+    a symmetric range and its colour bar below, so that no bar sits between columns; invalid
+    ground-truth pixels are drawn in magenta.
     """
     base, residual, final = (np.asarray(a, dtype=float) for a in (base, residual, final))
     n = len(base)
     n_cols = 3 if gt is None else 4
+    top = depth_max if depth_max is not None else depth_colour_limit(final, gt, max_depth_m)
     res_range = max(float(np.abs(residual).max()), 1e-6)
-    fig, axes = plt.subplots(n, n_cols, figsize=(3.3 * n_cols, 3.0 * n + 0.6), squeeze=False, constrained_layout=True)
-    depth_images, residual_images = [], []
+    fig, axes = plt.subplots(
+        n, n_cols, figsize=(3.0 * n_cols + 1.0, 3.0 * n + 1.2), squeeze=False, layout="constrained"
+    )
+    depth_image = residual_image = None
     for i in range(n):
         panels = [(base[i], "Base depth"), (residual[i], "Residual"), (final[i], "Final = base + residual")]
         if gt is not None:
@@ -60,19 +79,18 @@ def make_decomposition_figure(base, residual, final, gt, max_depth_m: float, tit
         for j, (image, name) in enumerate(panels):
             ax = axes[i, j]
             if j == 1:
-                im = ax.imshow(image, cmap=RESIDUAL_CMAP, norm=TwoSlopeNorm(0.0, -res_range, res_range))
-                residual_images.append(im)
+                residual_image = ax.imshow(image, cmap=RESIDUAL_CMAP, norm=TwoSlopeNorm(0.0, -res_range, res_range))
             else:
-                im = ax.imshow(image, cmap=_depth_cmap(), vmin=0.0, vmax=max_depth_m)
-                depth_images.append(im)
+                depth_image = ax.imshow(image, cmap=_depth_cmap(), vmin=0.0, vmax=top)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(name)
         axes[i, 0].set_ylabel(row_labels[i] if row_labels else f"sample {i}")
-    depth_columns = [0, 2] if gt is None else [0, 2, 3]
-    fig.colorbar(depth_images[0], ax=axes[:, depth_columns].ravel().tolist(), label="depth (m)", shrink=0.8)
-    fig.colorbar(residual_images[0], ax=axes[:, 1].ravel().tolist(), label="residual (m)", shrink=0.8, location="left")
+    every = axes.ravel().tolist()
+    depth_bar = fig.colorbar(depth_image, ax=every, label="depth (m)", shrink=0.9, location="right", extend="max")
+    depth_bar.ax.set_title(f"0-{top:.1f} m", fontsize=8)
+    fig.colorbar(residual_image, ax=every, label="residual (m)", shrink=0.5, location="bottom", aspect=40)
     suptitle = title if gt is None else (title + "   " if title else "") + f"(invalid ground truth in {INVALID_COLOUR})"
     fig.suptitle(suptitle)
     return fig

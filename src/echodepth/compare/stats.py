@@ -1,0 +1,76 @@
+"""Statistics that can decide a claim: per-seed paired differences and bootstrap intervals.
+
+Runs of the same seed share data order and initial draws, so the baseline and base + residual
+are compared seed by seed: d_s = proposed_s - baseline_s. The interval is the percentile
+bootstrap of the mean of d over seeds (10,000 resamples of the seeds, with replacement). A claim
+says in which direction the effect goes from "no effect" (0, or a stated threshold):
+- holds: the whole 95% interval lies on the claimed side (it excludes no effect);
+- does not hold: the whole interval lies on the other side (it excludes the claim);
+- undecided: the interval straddles it.
+With 5 seeds a percentile bootstrap is narrower than it should be (it cannot see beyond the 5
+values); the report says so beside the verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+N_RESAMPLES = 10_000
+LEVEL = 0.95
+
+
+@dataclass
+class Interval:
+    values: list[float]  # one per seed (a paired difference, a ratio, or a plain value)
+    mean: float
+    low: float
+    high: float
+
+    def text(self, digits: int = 3) -> str:
+        if not math.isfinite(self.mean):
+            return "n/a"
+        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
+
+def bootstrap(values, seed: int = 0) -> Interval:
+    """Returns the mean of the finite values and its 95% percentile-bootstrap interval."""
+    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(arr) == 0:
+        return Interval([], math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = arr[rng.integers(0, len(arr), size=(N_RESAMPLES, len(arr)))].mean(axis=1)
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return Interval([float(v) for v in arr], float(arr.mean()), float(low), float(high))
+
+
+def paired(proposed, baseline) -> Interval:
+    """Returns the bootstrap interval of the per-seed differences proposed - baseline."""
+    return bootstrap([p - b for p, b in zip(proposed, baseline)])
+
+
+def decide(interval: Interval, direction: str, null: float = 0.0) -> str:
+    """Returns the verdict for a claim that the values lie `direction` ("below" or "above") of null."""
+    if not math.isfinite(interval.mean):
+        return "not measurable"
+    below, above = interval.high < null, interval.low > null
+    if direction == "below":
+        return "holds" if below else "does not hold" if interval.low >= null else "undecided"
+    return "holds" if above else "does not hold" if interval.high <= null else "undecided"
+
+
+def epochs_to_target(curve, target: float) -> float:
+    """Returns the first (1-based) validation epoch whose RMSE is <= target, or NaN if none."""
+    for epoch, value in enumerate(curve, 1):
+        if value <= target:
+            return float(epoch)
+    return math.nan
+
+
+def censored_epochs(curve, target: float) -> tuple[float, bool]:
+    """Returns (epochs to target, reached): a run that never reaches it counts as len(curve) + 1."""
+    epochs = epochs_to_target(curve, target)
+    return (epochs, True) if math.isfinite(epochs) else (float(len(curve) + 1), False)
