@@ -200,3 +200,21 @@ def test_predictor_reports_clipping_and_silence(trained):
     assert prediction.report[0]["clipped_fraction"] > 0.1 and "clipped" in prediction.report[0]["warnings"][0]
     assert prediction.report[1]["warnings"] == ["nearly silent: RMS -100 dBFS"]
     assert prediction.report[0]["samples_used"] == predictor.min_samples
+
+
+def test_non_square_inputs_train_predict_and_export(synth_dir, tmp_path):
+    from echodepth.run import train
+
+    result = train(tiny_config(synth_dir, tmp_path, input_size=[16, 48]), progress=False)
+    predictor = Predictor.from_checkpoint(result["best_checkpoint"], device="cpu")
+    assert predictor.meta["input_shape"] == [2, 16, 48]  # the feature image keeps 48 time columns
+    wave = sf.read(clips(synth_dir, 1)[0], dtype="float32")[0].T
+    assert predictor.predict(wave, RATE).final_m.shape == (1, 1, 16, 16)  # depth at image_size
+    model = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", result["best_checkpoint"], "--output", str(model)]) == 0
+    from echodepth.deploy import load_model
+
+    exported = load_model(model).predict(wave, RATE).final_m
+    np.testing.assert_allclose(exported, predictor.predict(wave, RATE).final_m.numpy(), atol=1e-4)
+    bf16 = Predictor.from_checkpoint(result["best_checkpoint"], device="cpu", precision="bf16")
+    assert np.abs(bf16.predict(wave, RATE).final_m.numpy() - exported).max() < 0.2  # bf16 shrink path runs

@@ -59,6 +59,7 @@ class TrainConfig:
     data_dir: str | None = None  # None with dataset synthetic: the built-in data, made once
     epochs: int = 80  # the dataset baseline's
     image_size: int = 256  # depth map and feature image side, as the baseline
+    input_size: list[int] = field(default_factory=list)  # feature image H W when not image_size square
     audio_format: str = "spectrogram"  # a name in echodepth.data.FEATURES
     log_compression: bool = False  # log(1 + x) of spectrogram magnitudes
     max_depth_m: float | None = None  # None: the dataset's (12 V1, 30 V2, synthetic: metadata)
@@ -120,6 +121,8 @@ class TrainConfig:
         smallest = MODELS.get(self.model).min_image_size
         if self.image_size < smallest:
             raise ConfigError(f"image_size {self.image_size} is too small for model {self.model}: at least {smallest}")
+        if self.input_size and (len(self.input_size) != 2 or min(self.input_size) < 1):
+            raise ConfigError(f"input_size must be two positive numbers (height width), got {self.input_size}")
         if self.lowpass_kernel > self.image_size:
             raise ConfigError(f"lowpass_kernel {self.lowpass_kernel} must be at most image_size ({self.image_size})")
         if not PLAIN_NAME.fullmatch(self.experiment_name):
@@ -127,6 +130,11 @@ class TrainConfig:
                 f"experiment_name {self.experiment_name!r} must be a plain folder name: "
                 "letters, digits, '.', '_', '-', not starting with '.' or '-'"
             )
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """Returns the feature image's (H, W): input_size, or image_size square."""
+        return tuple(self.input_size) if self.input_size else (self.image_size, self.image_size)
 
     @property
     def run_dir(self) -> RunDir:

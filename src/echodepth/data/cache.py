@@ -166,12 +166,13 @@ def _write_arrays(
     """Writes features.npy and depth_mm.npy of the dataset's good samples; returns their indices."""
     n = len(dataset)
     h, w = dataset.features.image_size
+    dh, dw = dataset.depth_size
     shape = (n, dataset.n_channels, h, w)
-    needed = n * h * w * (dataset.n_channels * np.dtype(feature_dtype).itemsize + 2)
+    needed = n * (h * w * dataset.n_channels * np.dtype(feature_dtype).itemsize + dh * dw * 2)
     ensure_space(folder, needed, f"the feature cache of {n} samples")
     with disk_full_as_error(folder, needed):
         features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=feature_dtype, shape=shape)
-        depth = np.lib.format.open_memmap(folder / "depth_mm.npy", mode="w+", dtype=np.uint16, shape=(n, 1, h, w))
+        depth = np.lib.format.open_memmap(folder / "depth_mm.npy", mode="w+", dtype=np.uint16, shape=(n, 1, dh, dw))
         _reserve(folder / "features.npy")
         _reserve(folder / "depth_mm.npy")
     kept: list[int] = []

@@ -56,6 +56,7 @@ class EchoDepthDataset(Dataset):
         on_error: str = "raise",
         check_samples: bool = True,
         waveforms: bool = False,
+        depth_size: tuple[int, int] | None = None,
         **layout_options,
     ):
         self.root = Path(root)
@@ -70,6 +71,8 @@ class EchoDepthDataset(Dataset):
             )
         self.split = split
         self.features = features or FeatureConfig()
+        # depth maps come out at depth_size; default: the feature image's size
+        self.depth_size = tuple(int(v) for v in (depth_size or self.features.image_size))
         if self.features.sample_rate_hz != self.sample_rate_hz:  # the data's rate decides
             self.features = dataclasses.replace(self.features, sample_rate_hz=self.sample_rate_hz)
         self.max_depth_m = float(max_depth_m or self.default_max_depth_m)
@@ -164,9 +167,9 @@ class EchoDepthDataset(Dataset):
         return self.load_audio(ref), self.load_depth_m(ref)
 
     def depth_tensor(self, depth_m: np.ndarray) -> torch.Tensor:
-        """Returns the (1, H, W) depth in metres resized (nearest) to the image size."""
+        """Returns the (1, H, W) depth in metres resized (nearest) to depth_size."""
         depth = torch.from_numpy(depth_m)[None, None]
-        return F.interpolate(depth, size=self.features.image_size, mode="nearest-exact")[0]
+        return F.interpolate(depth, size=self.depth_size, mode="nearest-exact")[0]
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -236,6 +239,7 @@ class EchoDepthDataset(Dataset):
                 k: sorted(v) if isinstance(v, (list, tuple, set)) else v for k, v in self.layout_options.items()
             },
             "features": self.features.to_dict(),
+            "depth_size": list(self.depth_size),
             "max_depth_m": self.max_depth_m,
             "on_error": self.on_error,
             "files": files,

@@ -9,7 +9,8 @@ linear maps, so `LinearFrontend` rebuilds them from fixed weights:
 - the mel bands: a matrix product with the same filterbank;
 - the waveform feature: a convolution with the identity kernel (the frames `unfold` cuts);
 - the resize: image -> R_h @ image @ R_w^T, where R_h and R_w are the antialiased bilinear resize
-  applied to identity matrices (the resize is separable, so this is the same map).
+  applied to identity matrices (the resize is separable, so this is the same map); the
+  networks' own shrinking resizes do the same while traced (`models.blocks.resize_to`).
 `tests/test_deploy.py` checks it equals `AudioFeatures` for every registered feature.
 """
 
@@ -23,13 +24,7 @@ from torch import nn
 
 from ..data import AudioFeatures
 from ..data.features import MelSpectrogram, Spectrogram, Waveform
-
-
-def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """Returns the (n_out, n_in) matrix of the antialiased bilinear resize along one axis."""
-    eye = torch.eye(n_in, dtype=torch.float64)[None, None]  # column j is the j-th unit vector
-    out = F.interpolate(eye, size=(n_out, n_in), mode="bilinear", align_corners=False, antialias=True)
-    return out[0, 0].float().contiguous()
+from ..models.blocks import resize_matrix
 
 
 def stft_kernels(n_fft: int, win_length: int, window: torch.Tensor) -> tuple[torch.Tensor, int]:

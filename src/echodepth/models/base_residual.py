@@ -66,6 +66,7 @@ class BaseResidualNet(DepthModel):
             "bilinear": cfg.bilinear,
             "residual_scale": cfg.residual_scale,
             "base_decoder": cfg.base_decoder,
+            "input_size": cfg.input_hw,
         }
 
     def __init__(self, **settings):

@@ -48,7 +48,22 @@ def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+    if shrink and (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        # exporters know no antialiased resize: the same linear map as two matrix products
+        rows = resize_matrix(x.shape[-2], size[0]).to(x)
+        cols = resize_matrix(x.shape[-1], size[1]).to(x)
+        return torch.matmul(torch.matmul(rows, x), cols.T)
+    if shrink and x.dtype == torch.bfloat16 and x.device.type == "cpu":  # no bf16 antialiasing kernel on CPU
+        return F.interpolate(x.float(), size=tuple(size), mode="bilinear", antialias=True).to(x.dtype)
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """Returns the (n_out, n_in) matrix of the antialiased bilinear resize along one axis (the
+    resize is separable: image -> R_h @ image @ R_w^T)."""
+    eye = torch.eye(int(n_in), dtype=torch.float64)[None, None]  # column j is the j-th unit vector
+    out = F.interpolate(eye, size=(int(n_out), int(n_in)), mode="bilinear", align_corners=False, antialias=True)
+    return out[0, 0].float().contiguous()
 
 
 def depth_head(logits: torch.Tensor) -> torch.Tensor:

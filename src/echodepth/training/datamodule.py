@@ -57,8 +57,8 @@ class EchoDepthDataModule(L.LightningDataModule):
         return default_synthetic_dir(self.cfg)
 
     def feature_config(self) -> FeatureConfig:
-        side = self.cfg.image_size
-        return FeatureConfig(audio_format=self.cfg.audio_format, log=self.cfg.log_compression, image_size=(side, side))
+        size = self.cfg.input_hw
+        return FeatureConfig(audio_format=self.cfg.audio_format, log=self.cfg.log_compression, image_size=size)
 
     def prepare_data(self) -> None:
         if not self.cfg.data_dir and self.cfg.dataset == "synthetic":
@@ -87,6 +87,7 @@ class EchoDepthDataModule(L.LightningDataModule):
                 on_error=self.on_error,
                 check_samples=not self.cfg.cache,  # the cache build checks each sample in its one pass
                 waveforms=not self.cfg.cache,  # uncached: STFTs in batches on the training device
+                depth_size=(self.cfg.image_size, self.cfg.image_size),
                 **layout,
             )
         return self._raw[split]

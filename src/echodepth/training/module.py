@@ -29,7 +29,7 @@ def checkpoint_metadata(
         "config": cfg.to_dict(),
         "max_depth_m": max_depth_m,
         "features": features.to_dict(),  # the sample rate of the training data included
-        "input_shape": [in_channels, side, side],
+        "input_shape": [in_channels, *features.image_size],
         "output_shape": [1, side, side],
         "emission": emission,
     }
