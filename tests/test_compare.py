@@ -138,3 +138,15 @@ def test_committed_reports_hold_no_absolute_paths():
         if p.suffix in (".md", ".html", ".json", ".txt", ".csv") and pattern.search(p.read_text(errors="ignore"))
     ]
     assert offenders == []
+
+
+def test_time_limit_stops_the_runs_and_the_same_call_resumes_them(tmp_path):
+    variants = ["unet_baseline", "base_residual"]
+    overrides = {"cache_dir": str(tmp_path / "cache"), "epochs": 3}
+    messages = []
+    args = dict(preset="tiny", seeds=1, variants=variants, jobs=2, overrides=overrides, progress=messages.append)
+    assert compare(tmp_path / "cmp", time_limit_s=0.0, **args) is None  # stopped before any epoch
+    assert any("stopped at the time limit" in m for m in messages)
+    assert not (tmp_path / "cmp" / "report.md").exists()
+    report = compare(tmp_path / "cmp", **args)
+    assert report.exists() and (tmp_path / "cmp" / "report.html").exists()

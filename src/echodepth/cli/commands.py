@@ -132,8 +132,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..compare import compare
 
     overrides = {name: getattr(args, name) for name in COMPARE_OVERRIDES if getattr(args, name) is not None}
-    path = compare(args.out, args.preset, args.seeds, args.variants, args.jobs, args.target_rmse, overrides)
-    print(f"report: {path}")
+    limit = args.time_limit_min * 60 if args.time_limit_min else None
+    path = compare(
+        args.out, args.preset, args.seeds, args.variants, args.jobs, args.target_rmse, overrides, time_limit_s=limit
+    )
+    if path is None:
+        print(f"stopped after {args.time_limit_min:g} minutes; run the same command again to continue")
+        return 3
+    print(f"report: {path} and report.html beside it")
     return 0
 
 

@@ -30,9 +30,12 @@ def compare(
     target_rmse: float | None = None,
     overrides: dict | None = None,
     progress=print,
-) -> Path:
+    time_limit_s: float | None = None,
+) -> Path | None:
     """Trains every variant x seed (resuming what exists) and writes the report; returns its path.
-    Seeds and variants not given: the preset's (PRESET_DEFAULTS), else 3 seeds of every variant."""
+    Seeds and variants not given: the preset's (PRESET_DEFAULTS), else 3 seeds of every variant.
+    With `time_limit_s`, the runs stop when it has passed (each resumes on the next call) and,
+    unless all finished, no report is written and None is returned."""
     out_dir = Path(out_dir)
     defaults = PRESET_DEFAULTS.get(preset, {})
     seeds = seeds or defaults.get("seeds", 3)
@@ -42,7 +45,8 @@ def compare(
     datamodule = EchoDepthDataModule(runs[0].cfg, progress=False)
     datamodule.prepare_data()
     datamodule.dataset("test")
-    execute(runs, jobs, progress)
+    if not execute(runs, jobs, progress, time_limit_s):
+        return None
     results = collect(runs, datamodule)
     settings = {**runs[0].cfg.to_dict(), "data_dir": str(datamodule.root), "max_depth_m": datamodule.max_depth_m}
     return write_report(out_dir, results, preset, seeds, target_rmse, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
@@ -12,9 +13,13 @@ import yaml
 from ..errors import UserError
 from .variants import Run
 
+STOPPED = -1000  # launch()'s exit code for a run stopped at the time limit
 
-def launch(run: Run, threads: int) -> tuple[str, int]:
-    """Trains one run in a child process (resuming from its last checkpoint); returns (name, exit code)."""
+
+def launch(run: Run, threads: int, deadline: float | None = None) -> tuple[str, int]:
+    """Trains one run in a child process (resuming from its last checkpoint); returns (name, exit
+    code). At the deadline (time.monotonic()) the child is stopped: its last.ckpt is at most an
+    epoch old and a rerun resumes it exactly; the exit code is then STOPPED."""
     run_dir = run.run_dir
     run_dir.path.mkdir(parents=True, exist_ok=True)
     cfg = run.cfg.to_dict()
@@ -24,18 +29,31 @@ def launch(run: Run, threads: int) -> tuple[str, int]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "echodepth.cli", "train", "--config", str(run_dir.compare_config)]
     with open(run_dir.train_log, "a") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    return run.name, code
+        if deadline is not None and time.monotonic() >= deadline:
+            return run.name, STOPPED
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            return run.name, child.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            child.kill()  # SIGKILL is safe: every write is atomic and a resume is exact
+            child.wait()
+            return run.name, STOPPED
 
 
-def execute(runs: list[Run], jobs: int, progress=print) -> None:
-    """Runs the unfinished runs, `jobs` at a time, each in its own process."""
+def execute(runs: list[Run], jobs: int, progress=print, time_limit_s: float | None = None) -> bool:
+    """Runs the unfinished runs, `jobs` at a time, each in its own process; with `time_limit_s`,
+    stops them all when it has passed. Returns whether every run finished."""
+    deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     todo = [r for r in runs if not r.run_dir.finished]
     progress(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; running {len(todo)} with {jobs} at a time")
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    failed = []
+    failed, stopped = [], []
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        for i, (name, code) in enumerate(pool.map(lambda r: launch(r, threads), todo), 1):
+        for i, (name, code) in enumerate(pool.map(lambda r: launch(r, threads, deadline), todo), 1):
+            if code == STOPPED:
+                progress(f"[{i}/{len(todo)}] {name}: stopped at the time limit (rerun to resume it)")
+                stopped.append(name)
+                continue
             progress(f"[{i}/{len(todo)}] {name}: {'done' if code == 0 else f'FAILED (exit {code}, see its train.log)'}")
             if code != 0:
                 failed.append(name)
@@ -43,3 +61,4 @@ def execute(runs: list[Run], jobs: int, progress=print) -> None:
         raise UserError(
             f"{len(failed)} run(s) failed: {', '.join(failed)}; their train.log files say why; rerun to retry them"
         )
+    return not stopped
