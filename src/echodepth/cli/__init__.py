@@ -196,7 +196,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(only=next((a for a in argv if a in COMMANDS), None))
+    command = next((a for a in argv if not a.startswith("-")), None)  # the global flags take no value
+    parser = build_parser(only=command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
