@@ -24,7 +24,7 @@ DEFAULT_LOSS = "standard"
 
 PRESETS: dict[str, dict] = {
     # CPU: 24 runs (8 variants x 3 seeds) in about 18 minutes on 2 cores (measured 17 min 33 s)
-    "small": {**CPU_PRESET, "synth_rooms": 100, "epochs": 8, "warmup_epochs": 3},
+    "small": {**CPU_PRESET, "synth_rooms": 100, "epochs": 8, "warmup_epochs": 3},  # docs/compare_small: 0.2's preset
     # CPU, statistics that can decide: 64 x 64, 32 channels, 5 seeds of the baseline and base +
     # residual (10 runs), bf16 autocast (AMX / AVX512-BF16: 3.5x the float32 speed on 2 cores)
     "medium": {
@@ -32,6 +32,7 @@ PRESETS: dict[str, dict] = {
         "synth_rooms": 200,
         "synth_image_size": 64,
         "image_size": 64,
+        "input_size": [],  # square 64 x 64 features
         "base_channels": 32,
         "precision": "bf16-mixed",
         "epochs": 12,
@@ -45,6 +46,7 @@ PRESETS: dict[str, dict] = {
         "synth_rooms": 8,
         "synth_image_size": 16,
         "image_size": 16,
+        "input_size": [],
         "base_channels": 4,
         "batch_size": 8,
         "epochs": 2,
