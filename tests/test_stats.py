@@ -30,3 +30,12 @@ def test_paired_differences_and_verdicts():
 def test_censored_epochs_count_one_past_the_end():
     assert censored_epochs([0.9, 0.8, 0.7], 0.8) == (2.0, True)
     assert censored_epochs([0.9, 0.85, 0.82], 0.8) == (4.0, False)
+
+
+def test_a_claim_with_a_size_does_not_hold_when_the_interval_excludes_that_size():
+    ratio = bootstrap([0.9, 0.95, 0.88, 0.92, 0.97])  # fewer epochs, but not 20% fewer
+    assert decide(ratio, "below", 1.0) == "holds"
+    slower = bootstrap([0.86, 1.1, 0.95, 1.19, 1.0])
+    assert decide(slower, "below", 1.0) == "undecided"  # straddles no effect
+    assert decide(slower, "below", 1.0, claimed=0.8) == "does not hold"  # but excludes 20% fewer
+    assert decide(bootstrap([0.6, 0.7, 0.9, 1.1]), "below", 1.0, claimed=0.8) == "undecided"

@@ -29,10 +29,11 @@ class Interval:
     low: float
     high: float
 
-    def text(self, digits: int = 3) -> str:
+    def text(self, digits: int = 3, signed: bool = True) -> str:
         if not math.isfinite(self.mean):
             return "n/a"
-        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+        sign = "+" if signed else ""
+        return f"{self.mean:{sign}.{digits}f} [{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}]"
 
 
 def bootstrap(values, seed: int = 0) -> Interval:
@@ -52,14 +53,17 @@ def paired(proposed, baseline) -> Interval:
     return bootstrap([p - b for p, b in zip(proposed, baseline)])
 
 
-def decide(interval: Interval, direction: str, null: float = 0.0) -> str:
-    """Returns the verdict for a claim that the values lie `direction` ("below" or "above") of null."""
+def decide(interval: Interval, direction: str, null: float = 0.0, claimed: float | None = None) -> str:
+    """Returns the verdict for a claim that the values lie `direction` ("below" or "above") of
+    null (no effect), by at least as far as `claimed` when the claim names a size (e.g. a ratio
+    of 0.8 for "20% fewer"): holds when the interval excludes no effect, does not hold when it
+    excludes the claim, else undecided."""
     if not math.isfinite(interval.mean):
         return "not measurable"
-    below, above = interval.high < null, interval.low > null
+    edge = null if claimed is None else claimed
     if direction == "below":
-        return "holds" if below else "does not hold" if interval.low >= null else "undecided"
-    return "holds" if above else "does not hold" if interval.high <= null else "undecided"
+        return "holds" if interval.high < null else "does not hold" if interval.low >= edge else "undecided"
+    return "holds" if interval.low > null else "does not hold" if interval.high <= edge else "undecided"
 
 
 def epochs_to_target(curve, target: float) -> float:
