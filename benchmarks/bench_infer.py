@@ -1,6 +1,6 @@
 """Inference latency on the CPU: waveform in, base / residual / final depth out, per backend.
 
-    python benchmarks/bench_infer.py [--configs full256 full128 mid64 unet256 cpu]
+    python benchmarks/bench_infer.py [--configs full256 full128 mid64 unet256 cpu cpu_0.2]
         [--backends eager eager_bf16 torchscript onnxruntime] [--runs 50] [--threads 2] [--json]
 
 Each configuration is the exported pipeline (`echodepth.deploy.frontend.DepthPipeline`: the
@@ -41,14 +41,15 @@ CONFIGS = {  # name: TrainConfig settings
     "full128": {"model": "base_residual", "image_size": 128, "base_channels": 64},
     "mid64": {"model": "base_residual", "image_size": 64, "base_channels": 32},
     "unet256": {"model": "unet_baseline", "image_size": 256},  # the dataset authors' baseline
-    "cpu": {"model": "base_residual", "image_size": 32, "base_channels": 16},  # `echodepth train`'s preset
+    "cpu": {"model": "base_residual", "image_size": 32, "base_channels": 12, "input_size": [16, 128]},  # the demo's
+    "cpu_0.2": {"model": "base_residual", "image_size": 32, "base_channels": 16},  # echodepth 0.2's demo
 }
 BACKENDS = ("eager", "eager_bf16", "torchscript", "onnxruntime")
 
 
 def build_pipeline(settings: dict) -> DepthPipeline:
     cfg = TrainConfig(dataset="synthetic", log_compression=True, **settings)
-    features = AudioFeatures(FeatureConfig(log=True, image_size=(cfg.image_size, cfg.image_size)), MAX_DEPTH_M)
+    features = AudioFeatures(FeatureConfig(log=True, image_size=cfg.input_hw), MAX_DEPTH_M)
     network = build_model_for_training(cfg, features.n_channels)
     n_samples = cut_length(MAX_DEPTH_M, features.cfg.sample_rate_hz)
     return DepthPipeline(network, features, n_samples, MAX_DEPTH_M).eval()

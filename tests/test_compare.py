@@ -52,7 +52,7 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
     verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
     assert len(verdicts) == 7
     assert all(re.search(r"\*\*(holds|does not hold|undecided|not measurable)\*\*", v) for v in verdicts)
-    assert all(re.search(r"\[[-+]\d", v) for v in verdicts)  # every claim answered with an interval
+    assert all(re.search(r"\[[-+]?\d", v) for v in verdicts)  # every claim answered with an interval
     rows = [
         line
         for line in text.splitlines()

@@ -100,11 +100,22 @@ def test_figure_has_four_columns_with_shared_scale():
         "Ground truth",
     ]
     depth_limits = {ax.images[0].get_clim() for i, ax in enumerate(images) if i % 4 != 1}
-    assert depth_limits == {(0.0, 10.0)}
+    gt = maps[3]
+    assert len(depth_limits) == 1  # one scale for base, final and ground truth: the data's
+    assert list(depth_limits)[0] == pytest.approx((0.0, np.percentile(gt[gt > 0], 99)))
     lo, hi = images[1].images[0].get_clim()
     assert lo == -hi  # residual centred at 0
     assert np.ma.is_masked(images[3].images[0].get_array())  # invalid ground truth shown as such
     assert len(fig.axes) == 12 + 2  # two colour bars
+    fig.canvas.draw()
+    bars = [ax for ax in fig.axes if not ax.images]
+    grid = [ax.get_position() for ax in images]
+    right, bottom = max(b.x1 for b in grid), min(b.y0 for b in grid)
+    # no colour bar inside the grid: the depth bar right of it, the residual bar below it
+    assert all(bar.get_position().x0 >= right - 1e-6 or bar.get_position().y1 <= bottom + 1e-6 for bar in bars)
+    fixed = make_decomposition_figure(*maps, max_depth_m=10.0, depth_max=10.0)
+    fixed_images = [ax for ax in fixed.axes if ax.images]
+    assert {ax.images[0].get_clim() for i, ax in enumerate(fixed_images) if i % 4 != 1} == {(0.0, 10.0)}
 
 
 def test_resume_continues_epoch_count(synth_dir, trained):

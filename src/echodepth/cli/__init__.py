@@ -17,7 +17,7 @@ from .deploy_flags import EXPORT_HELP, PREDICT_HELP, add_precision_flag, export_
 
 TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
 --config naming one), trains a CPU-sized configuration on the built-in synthetic data, made once:
-about 3.5 minutes on 2 cores. With a dataset named, the design guide's defaults apply (batch 256,
+under 5 minutes on 2 cores from a fresh clone. With a dataset named, the design guide's defaults apply (batch 256,
 learning rate 0.002, 64 base channels, 256 x 256). Precedence: defaults < --config < flags."""
 SYNTH_HELP = """Write the built-in synthetic dataset in the BatVision V2 layout. Every generator
 setting is a flag; an interrupted run resumes."""
