@@ -129,12 +129,13 @@ def test_report_html_renders_in_a_real_browser_with_every_image_and_no_console_e
     assert console == []
 
 
-def test_committed_reports_hold_no_absolute_paths():
-    docs = Path(__file__).resolve().parents[1] / "docs"
+def test_committed_reports_and_readme_hold_no_absolute_paths():
+    root = Path(__file__).resolve().parents[1]
     pattern = re.compile(r"(?<![\w.])/(?:home|root|tmp|work|Users|private|var)/")
+    committed = [root / "README.md", *(root / "docs").rglob("*")]
     offenders = [
-        str(p.relative_to(docs))
-        for p in docs.rglob("*")
+        str(p.relative_to(root))
+        for p in committed
         if p.suffix in (".md", ".html", ".json", ".txt", ".csv") and pattern.search(p.read_text(errors="ignore"))
     ]
     assert offenders == []
