@@ -34,6 +34,7 @@ from echodepth.config import TrainConfig
 from echodepth.data import AudioFeatures, FeatureConfig, cut_length
 from echodepth.deploy.frontend import DepthPipeline
 from echodepth.models import build_model_for_training
+from echodepth.units import depth_norm_to_m
 
 MAX_DEPTH_M = 10.0
 CONFIGS = {  # name: TrainConfig settings
@@ -72,7 +73,7 @@ def runner(pipeline: DepthPipeline, backend: str, example: torch.Tensor, workdir
         def run(w):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 x = frontend(torch.from_numpy(w)).contiguous(memory_format=torch.channels_last)
-                return tuple(t.float() * pipeline.max_depth_m for t in network(x))
+                return tuple(depth_norm_to_m(t.float(), pipeline.max_depth_m) for t in network(x))
 
         return run
     if backend == "torchscript":

@@ -12,14 +12,20 @@ import soundfile as sf
 from .errors import DataError
 
 
+def read_audio_file(path: Path, what: str = "audio file", dtype: str = "float32") -> tuple[np.ndarray, int]:
+    """Returns (samples (N, channels), sample rate) of any file soundfile reads; an unreadable
+    file is a one-line DataError starting with `what`."""
+    try:
+        return sf.read(path, dtype=dtype, always_2d=True)
+    except Exception as err:  # libsndfile's errors have no common public base class
+        raise DataError(f"{what} {path} is unreadable ({str(err).strip()})") from None
+
+
 def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
     """Returns the (2, N) float32 waveform of a stereo audio file; `where` prefixes errors."""
     if not path.is_file():
         raise DataError(f"{where}: audio file {path} not found")
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile's errors have no common public base class
-        raise DataError(f"{where}: audio file {path} is unreadable ({str(err).strip()})") from None
+    data, rate = read_audio_file(path, f"{where}: audio file")
     if data.shape[1] != 2:
         raise DataError(f"{where}: audio file {path} has {data.shape[1]} channel(s), expected 2 (left, right)")
     if rate != expected_rate:

@@ -20,11 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import correlate, welch
 
-from .audio_io import LEFT, read_ear_pair
+from .audio_io import LEFT, read_audio_file, read_ear_pair
 from .errors import DataError, MissingFileError
 
 ENVELOPE_TIMES_MS = (10, 20, 40, 80, 160)
@@ -90,10 +89,7 @@ def read_any(path: Path, sample_rate_hz: int) -> tuple[np.ndarray, int]:
     """Returns the (2, N) waveform and its rate from a stereo audio file or a V1 *_left.npy."""
     if path.name.endswith(LEFT):
         return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + "_right.npy"), str(path)), sample_rate_hz
-    try:
-        data, rate = sf.read(path, dtype="float64", always_2d=True)
-    except Exception as err:  # libsndfile's errors share no public base class
-        raise DataError(f"audio file {path} is unreadable ({str(err).strip()})") from None
+    data, rate = read_audio_file(path, dtype="float64")
     if data.shape[1] != 2 or data.shape[0] < 2:
         raise DataError(f"audio file {path}: shape {data.shape[::-1]}, expected 2 channels (left, right)")
     return data.T, rate

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import LEFT, RIGHT, read_recording, recording_stem
+from .audio_io import LEFT, RIGHT, read_audio_file, read_recording, recording_stem
 from .deploy.chirps import find_chirps, matched_filter, window_starts
 from .errors import ConfigError, DataError, MissingFileError, UserError
 from .storage import atomic_write_bytes
@@ -60,12 +60,7 @@ def read_chirp(path: Path, sample_rate_hz: int) -> np.ndarray:
     if path.suffix == ".npy":
         chirp = np.load(path, allow_pickle=False)
     else:
-        import soundfile as sf
-
-        try:
-            chirp, rate = sf.read(path, dtype="float32", always_2d=True)
-        except Exception as err:  # libsndfile's errors share no public base class
-            raise DataError(f"chirp file {path} is unreadable ({str(err).strip()})") from None
+        chirp, rate = read_audio_file(path, "chirp file")
         if rate != sample_rate_hz:
             raise DataError(f"chirp file {path} is sampled at {rate} Hz, the model expects {sample_rate_hz} Hz")
         chirp = chirp.mean(axis=1)

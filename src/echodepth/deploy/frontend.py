@@ -25,6 +25,7 @@ from torch import nn
 from ..data import AudioFeatures
 from ..data.features import MelSpectrogram, Spectrogram, Waveform
 from ..models.blocks import resize_matrix
+from ..units import depth_norm_to_m
 
 
 def stft_kernels(n_fft: int, win_length: int, window: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -98,5 +99,4 @@ class DepthPipeline(nn.Module):
         self.max_depth_m = float(max_depth_m)
 
     def forward(self, wave: torch.Tensor):
-        base, residual, final = self.network(self.frontend(wave))
-        return base * self.max_depth_m, residual * self.max_depth_m, final * self.max_depth_m
+        return tuple(depth_norm_to_m(t, self.max_depth_m) for t in self.network(self.frontend(wave)))
