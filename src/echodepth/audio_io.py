@@ -35,13 +35,14 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     if magic != NPY_MAGIC:
         kind = next((k for m, k in FILE_KINDS.items() if magic.startswith(m)), None)
         kind = kind or ("an empty file" if not magic else "not a NumPy .npy file (text?)")
-        hint = "; save depth maps with numpy.save" if kind == "a PNG image" else ""
+        hint = " (load the image, e.g. with imageio, and numpy.save it, keeping its unit)" if "PNG" in kind else ""
         raise DataError(f"{what} {path} is {kind}, expected an array written by numpy.save{hint}")
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as err:  # numpy raises ValueError, EOFError, OSError, SyntaxError... for bad files
-        reason = "holds Python objects (pickled), not numbers" if "pickle" in str(err) or "Object" in str(err) else None
-        reason = reason or f"is truncated or damaged ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})"
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        pickled = "pickle" in message or "Object arrays" in message
+        reason = "holds Python objects (pickled), not numbers" if pickled else f"is truncated or damaged ({message})"
         raise DataError(f"{what} {path} {reason}") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
         raise DataError(f"{what} {path} holds {array.dtype} values, expected numbers")

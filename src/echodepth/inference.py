@@ -18,7 +18,8 @@ import torch
 
 from .audio_io import as_waveform_batch, check_recording
 from .config import TrainConfig
-from .data import AudioFeatures, FeatureConfig, cut_length, prepare_batch, with_features
+from .data import AudioFeatures, FeatureConfig, prepare_batch, with_features
+from .data.features import min_window_samples
 from .errors import CheckpointError, ConfigError, MissingFileError
 from .models import build_model_for_training
 from .prediction import Prediction, recording_report
@@ -120,7 +121,7 @@ class Predictor:
     @property
     def min_samples(self) -> int:
         """Returns the shortest recording the features accept (the cut's length)."""
-        return cut_length(self.max_depth_m, self.features.sample_rate_hz) if self.features.cut else 1
+        return min_window_samples(self.features, self.max_depth_m)
 
     @torch.no_grad()
     def predict_features(self, features: torch.Tensor) -> Prediction:
