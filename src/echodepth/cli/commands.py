@@ -101,6 +101,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.checkpoint, args.audio, args.out_dir, args.device, report, args.model, args.threads, chirps, args.precision
     )
     for item in written:
+        for warning in item["warnings"]:
+            print(f"echodepth predict: warning: {item['audio']}: {warning}", file=sys.stderr)
         chirp_count = f" ({item['n_chirps']} chirps, onsets in {item['onsets']})" if "n_chirps" in item else ""
         print(f"{item['audio']} -> {item['depth']}, {item['figure']}{chirp_count}")
     print(f"predicted {len(written)} of {len(written) + len(failed)} recording(s); {len(failed)} failed")
