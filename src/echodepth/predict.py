@@ -24,7 +24,7 @@ from .audio_io import (
     recording_stem,
     recordings_in,
 )
-from .deploy.chirps import find_chirps, matched_filter, window_starts
+from .deploy.chirps import NOISE_FLOOR_Z, find_chirps, normalised_correlation, window_starts
 from .errors import ConfigError, DataError, MissingFileError, UserError
 from .storage import atomic_write_bytes
 from .viz import decomposition_animation, decomposition_figure
@@ -109,8 +109,11 @@ def predict_chirps(predictor, wave: np.ndarray, settings: ChirpSettings, name: s
     for peak in cut_off:
         print(f"{name}: chirp at {peak / rate:.4f} s: its window runs past the recording; skipped")
     if len(starts) == 0:
-        raise DataError(f"{name}: no chirp found (matched filter above {settings.threshold:g} of its peak)")
-    score = matched_filter(wave, settings.chirp)
+        raise DataError(
+            f"{name}: no chirp found (no matched-filter peak {NOISE_FLOOR_Z:g} robust standard deviations above "
+            "the noise floor whose window fits in the recording)"
+        )
+    score = normalised_correlation(wave, settings.chirp)
     maps, warnings = [[], [], []], set()
     for i in range(0, len(starts), CHUNK):
         windows = np.stack([wave[:, s : s + settings.window] for s in starts[i : i + CHUNK]])
@@ -124,7 +127,7 @@ def predict_chirps(predictor, wave: np.ndarray, settings: ChirpSettings, name: s
             "onset_s": round(s / rate, 6),
             "onset_sample": int(s),
             "peak_sample": int(s + settings.lead),
-            "peak_level": round(float(score[s + settings.lead] / score.max()), 4),
+            "correlation": round(float(score[s + settings.lead]), 4),  # normalised: 1 = the chirp itself
         }
         for k, s in enumerate(starts)
     ]
