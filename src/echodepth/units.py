@@ -4,6 +4,8 @@ them; depth files are read in their own unit (`DEPTH_UNITS_PER_M`), checked by `
 
 from __future__ import annotations
 
+import math
+
 from .errors import DataError
 
 DEPTH_UNITS_PER_M = {"mm": 1000.0, "cm": 100.0, "m": 1.0}  # a depth file's values per metre
@@ -31,6 +33,8 @@ def check_depth_unit(median_m: float, unit: str, max_depth_m: float, name: str) 
     value = median_m * DEPTH_UNITS_PER_M[unit]  # the median as stored in the file
     upper_m = MAX_MEDIAN_DEPTH_RATIO * max_depth_m
     fits = [u for u, per_m in DEPTH_UNITS_PER_M.items() if MIN_MEDIAN_DEPTH_M <= value / per_m <= upper_m]
+    centre_m = math.sqrt(MIN_MEDIAN_DEPTH_M * upper_m)  # the likeliest unit puts the median nearest the middle
+    fits.sort(key=lambda u: abs(math.log(value / DEPTH_UNITS_PER_M[u] / centre_m)))
     why = "too near for a room" if too_near else f"beyond {MAX_MEDIAN_DEPTH_RATIO:g} x max depth {max_depth_m:g} m"
     hint = f"if the file holds {fits[0]}, state it with --depth_unit {fits[0]}" if fits else "check the file's unit"
     raise DataError(f"{name}: median depth {median_m:.4g} m reading its values as {unit} ({why}); {hint}")
