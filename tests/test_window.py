@@ -92,6 +92,21 @@ def test_waveform_items_hold_the_aligned_window_and_give_the_per_sample_features
     assert torch.allclose(batched.feature_extractor.image(window[None])[0], per_sample[1]["features"], atol=1e-6)
 
 
+def test_the_training_settings_choose_the_window(tmp_path):
+    from echodepth.training import EchoDepthDataModule
+
+    for window, start_ms, expected in (
+        ("start", 0.0, (True, 0.0, False)),
+        ("start", 22.2, (True, 22.2, False)),
+        ("emission", -0.5, (True, -0.5, True)),
+        ("whole", 0.0, (False, 0.0, False)),
+    ):
+        cfg = TrainConfig(dataset="batvisionv1", data_dir=str(tmp_path), audio_window=window, window_start_ms=start_ms)
+        features = EchoDepthDataModule(cfg).feature_config()
+        assert (features.cut, features.window_start_ms, features.align_to_emission) == expected
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("cache", ["--cache", "--no-cache"])
 def test_training_with_the_emission_window_on_v1_and_predicting_from_it(tmp_path, cache, capsys):
     root = make_v1_lead_in(tmp_path / "v1")

@@ -18,6 +18,7 @@ from .errors import DataError
 NPY_MAGIC = b"\x93NUMPY"
 # what a file that is not a .npy array usually is, by its first bytes
 FILE_KINDS = {b"\x89PNG": "a PNG image", b"PK\x03\x04": "a zip archive (.npz?)", b"RIFF": "a WAV file"}
+MAX_SAMPLE = 2.0**31  # no recording's sample is larger, integer PCM stored as floats included
 SILENT_RMS_DBFS = -120.0  # 20 dB below the 16-bit quantisation floor (about -101 dBFS RMS): digital silence
 
 
@@ -57,7 +58,8 @@ def pcm_to_float(samples: np.ndarray, name) -> np.ndarray:
     samples = np.asarray(samples)
     kind = samples.dtype.kind
     if kind == "f":
-        return samples.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused by the checks
+            return samples.astype(np.float32)
     if kind in "iu":
         half = float(2 ** (8 * samples.dtype.itemsize - 1))
         offset = half if kind == "u" else 0.0
@@ -174,7 +176,8 @@ def check_recording(
 ) -> None:  # fmt: skip
     """Raises a DataError naming `name` when a float (B, 2, N) batch of recordings cannot be
     predicted from: wrong sample rate or channels, an empty batch, shorter than the model's
-    window, NaN or infinite samples, or a silent window (the first `samples_used` samples)."""
+    window, NaN or infinite samples, samples beyond MAX_SAMPLE, or a silent window (the first
+    `samples_used` samples)."""
     shape = wave.shape
     if sample_rate_hz != expected_rate_hz:
         raise DataError(f"{name}: sampled at {sample_rate_hz} Hz, the model expects {expected_rate_hz} Hz")
@@ -190,5 +193,8 @@ def check_recording(
         )
     if not np.isfinite(wave).all():
         raise DataError(f"{name}: contains NaN or infinite samples")
+    peak = float(np.abs(wave).max())
+    if peak > MAX_SAMPLE:
+        raise DataError(f"{name}: samples up to {peak:.3g}, expected full-scale units (1.0) or at most 2^31")
     for i, recording in enumerate(wave):
         check_not_silent(recording[:, :samples_used], name if len(wave) == 1 else f"{name} [{i}]")

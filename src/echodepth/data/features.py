@@ -65,6 +65,12 @@ def cut_length(max_depth_m: float, sample_rate_hz: int) -> int:
     return int(2 * max_depth_m / BASELINE_SPEED_OF_SOUND_M_S * sample_rate_hz)
 
 
+def window_length(cfg: FeatureConfig, max_depth_m: float) -> int:
+    """Returns the window's length in samples: the cut's, and at least n_fft / 2 + 1 (what the
+    STFT's reflect padding needs; only a max depth under 1 m at 44.1 kHz asks for more)."""
+    return max(cut_length(max_depth_m, cfg.sample_rate_hz), cfg.n_fft // 2 + 1)
+
+
 def window_offset(cfg: FeatureConfig) -> int:
     """Returns the window's start in samples after the file's start (or the emission's onset)."""
     return round(cfg.window_start_ms * cfg.sample_rate_hz / 1000)
@@ -72,10 +78,10 @@ def window_offset(cfg: FeatureConfig) -> int:
 
 def min_window_samples(cfg: FeatureConfig, max_depth_m: float) -> int:
     """Returns the shortest recording a window fits in: the fixed window's end, the window's
-    length when it follows the emission, 1 for the whole waveform."""
+    length when it follows the emission, n_fft / 2 + 1 for the whole waveform."""
     if not cfg.cut:
-        return 1
-    length = cut_length(max_depth_m, cfg.sample_rate_hz)
+        return cfg.n_fft // 2 + 1  # the STFT's reflect padding
+    length = window_length(cfg, max_depth_m)
     return length if cfg.align_to_emission else window_offset(cfg) + length
 
 
@@ -182,14 +188,14 @@ class AudioFeatures(nn.Module):
         emission)."""
         if not self.cfg.cut or self.cfg.align_to_emission:
             return available
-        return min(available, window_offset(self.cfg) + cut_length(self.max_depth_m, self.cfg.sample_rate_hz))
+        return min(available, window_offset(self.cfg) + window_length(self.cfg, self.max_depth_m))
 
     def window(self, wave: torch.Tensor) -> torch.Tensor:
         """Returns the samples the features see of (B, 2, N) waveforms: (B, 2, L), L the cut's
         length (zero-padded at the end where a recording is shorter), or the whole waveform."""
         if not self.cfg.cut:
             return wave
-        length = cut_length(self.max_depth_m, self.cfg.sample_rate_hz)
+        length = window_length(self.cfg, self.max_depth_m)
         offset = window_offset(self.cfg)
         if not self.cfg.align_to_emission:
             return wave[..., offset : offset + length]
