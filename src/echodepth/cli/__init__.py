@@ -89,10 +89,7 @@ def _check_data_flags(p: argparse.ArgumentParser) -> None:
         "--max_depth_m", type=float, default=None, help="default: 12 for V1, 30 for V2, the metadata's for synthetic"
     )
     p.add_argument("--location_blacklist", nargs="*", default=None, help="V2 locations to leave out")
-    p.add_argument(
-        "--depth_unit", choices=["mm", "cm", "m"], default=None,
-        help="the depth files' unit (default: the dataset's, millimetres)",
-    )  # fmt: skip
+    p.add_argument("--depth_unit", choices=["mm", "cm", "m"], help="the depth files' unit (default: the dataset's, mm)")
     p.add_argument(
         "--image_size", type=int, default=None,
         help="the training size: a depth map with no valid pixel left at this size is bad (default: 128)",
