@@ -91,3 +91,18 @@ def test_eval_refuses_another_sample_rate_like_predict(checkpoint, tmp_path, cap
     assert main(["eval", "--checkpoint", checkpoint, "--data_dir", str(data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sampled at 48000 Hz, the model expects 44100 Hz" in err[0]
+
+
+def test_one_place_names_every_output_and_no_two_are_the_same():
+    from pathlib import Path
+
+    from echodepth.predict import output_stems
+
+    cases = {
+        ("a/x.wav", "b/x.wav", "c/y.wav"): ["a_x", "b_x", "y"],
+        ("rec.wav", "rec.npy"): ["rec_wav", "rec_npy"],
+        ("q/a/x.wav", "r/a/x.wav"): ["q_a_x", "r_a_x"],
+        ("x_left.npy", "x.npy"): ["x_1", "x_2"],
+    }
+    for paths, expected in cases.items():
+        assert output_stems([Path(p) for p in paths]) == expected

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from echodepth.audio_io import load_npy, pcm_to_float, read_recording
+from echodepth import audio_io
+from echodepth.audio_io import read_recording
 from echodepth.config import TrainConfig
 from echodepth.data import FeatureConfig
 from echodepth.errors import DataError
@@ -72,7 +73,7 @@ def test_any_bytes_as_npy_are_an_array_or_named(tmp_path, data, magic):
     path = tmp_path / "y.npy"
     path.write_bytes((b"\x93NUMPY" if magic else b"") + data)
     try:
-        array = load_npy(path, "depth file")
+        array = audio_io.load_npy(path, "depth file")
     except DataError as err:
         assert one_line(err) and str(path) in str(err)
         return
@@ -82,7 +83,7 @@ def test_any_bytes_as_npy_are_an_array_or_named(tmp_path, data, magic):
 @SETTINGS
 @given(array=hnp.arrays(hnp.integer_dtypes() | hnp.unsigned_integer_dtypes(), st.integers(0, 20)))
 def test_integer_pcm_is_within_full_scale_and_keeps_order(array):
-    scaled = pcm_to_float(array, "x")
+    scaled = audio_io.pcm_to_float(array, "x")
     assert scaled.dtype == np.float32 and (np.abs(scaled) <= 1.0).all()
     order = np.argsort(array, kind="stable")
     assert (np.diff(scaled[order]) >= 0).all()  # louder stays louder

@@ -8,7 +8,7 @@ import torch
 from echodepth.cli import main
 from echodepth.config import TrainConfig
 from echodepth.data import AudioFeatures, FeatureConfig, build_dataset
-from echodepth.data.features import cut_length, emission_onsets
+from echodepth.data.features import cut_length
 from echodepth.errors import ConfigError
 from echodepth.synth import SynthConfig, chirp_signal
 
@@ -64,6 +64,8 @@ def test_the_baseline_window_loses_a_far_echo_after_the_lead_in_and_the_emission
 
 
 def test_the_emission_window_is_the_same_whatever_the_lead_in():
+    from echodepth.data.features import emission_onsets
+
     early = v1_recording(np.random.default_rng(2), 0)
     late = np.concatenate([np.zeros((2, LEAD_IN), np.float32), early], axis=1)
     late[:, :LEAD_IN] = np.random.default_rng(3).standard_normal((2, LEAD_IN)) * 1e-4

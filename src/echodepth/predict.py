@@ -176,22 +176,32 @@ def input_recordings(audio_paths) -> list[Path | UserError]:
 
 def output_stems(paths: list[Path]) -> list[str]:
     """Returns the output name stem of each recording, all different: the file's stem
-    (`recording_stem`), prefixed with as many parent folders as it takes where two recordings
-    share a stem (a/x.wav, b/x.wav -> a_x, b_x), and numbered if that does not part them."""
+    (`recording_stem`); where two recordings share one, the file type is added if that parts them
+    (x.wav, x.npy -> x_wav, x_npy), else as many parent folders as it takes (a/x.wav, b/x.wav ->
+    a_x, b_x), and a number if nothing does."""
     stems = [recording_stem(p) for p in paths]
-    for depth in range(1, max((len(p.parts) for p in paths), default=1)):
-        counts = {s: stems.count(s) for s in stems}
-        if all(n == 1 for n in counts.values()):
+
+    def clashing() -> set[str]:
+        return {s for s in stems if stems.count(s) > 1}
+
+    by_type = [f"{s}_{p.suffix.lstrip('.')}" for p, s in zip(paths, stems)]
+    if clashing():
+        stems = [t if s in clashing() and by_type.count(t) == 1 else s for s, t in zip(stems, by_type)]
+    folders = [p.absolute().parent.parts for p in paths]
+    for depth in range(1, max(map(len, folders), default=0) + 1):
+        # folders can part a clash only where the clashing files lie in different folders
+        clash = {c for c in clashing() if len({f for f, s in zip(folders, stems) if s == c}) > 1}
+        if not clash:
             break
         stems = [
-            "_".join((*p.absolute().parent.parts[-depth:], recording_stem(p))).lstrip("/_") if counts[s] > 1 else s
-            for p, s in zip(paths, stems)
+            "_".join((*f[-depth:], recording_stem(p))).lstrip("/_") if s in clash else s
+            for p, f, s in zip(paths, folders, stems)
         ]
-    taken: dict[str, int] = {}
+    counts: dict[str, int] = {}
     unique = []
-    for stem in stems:
-        taken[stem] = taken.get(stem, 0) + 1
-        unique.append(stem if taken[stem] == 1 and stems.count(stem) == 1 else f"{stem}_{taken[stem]}")
+    for stem, repeated in zip(stems, [stems.count(s) > 1 for s in stems]):
+        counts[stem] = counts.get(stem, 0) + 1
+        unique.append(f"{stem}_{counts[stem]}" if repeated else stem)
     return unique
 
 
