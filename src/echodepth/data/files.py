@@ -55,7 +55,8 @@ def read_csv(csv_path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict | 
             if missing:
                 raise DataError(f"{csv_path}: missing column(s) {missing}; found {columns}")
             for row in reader:
-                n_fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+                extra = [v for v in row.pop(None, None) or () if v.strip()]  # empty trailing fields are harmless
+                n_fields = sum(v is not None for v in row.values()) + len(extra)
                 if n_fields != len(columns):
                     where = f"{csv_path}, line {reader.line_num}"
                     row = DataError(f"{where}: {n_fields} field(s), expected {len(columns)} ({', '.join(columns)})")
