@@ -118,7 +118,7 @@ def test_test_split_equal_to_training_split_is_said_not_divided_by_zero():
     metrics = {"rmse": 0.5, "abs_rel": 0.1, "mae": 0.4, "delta1": 0.8, "log10": 0.05}
     exact = {**metrics, "rmse": 0.0}
     text = format_comparison(metrics, {"mean_depth": metrics, "per_pixel_mean_depth": exact})
-    assert "is the test split the training split?" in text
+    assert "matches every test depth map exactly" in text and "training split?" not in text
 
 
 def test_full_disk_during_training_is_one_line_and_keeps_the_last_good_checkpoint(

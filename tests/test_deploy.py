@@ -192,6 +192,16 @@ def test_long_recording_needs_a_chirp_and_reports_none_found(trained, tmp_path, 
         chirp_settings(predictor, chirp_file=chirp)
 
 
+def test_white_noise_holds_no_chirp(trained, tmp_path, capsys):
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, np.random.default_rng(0).standard_normal((2 * RATE, 2)) * 0.1, RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    code = main(["predict", "--checkpoint", str(trained), str(noise), "--chirps", "--out_dir", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "noise.wav: no chirp found" in captured.err and "above the noise floor" in captured.err
+    assert "predicted 0 of 1 recording(s); 1 failed" in captured.out and not list(out.glob("*_depth.npy"))
+
+
 def test_predictor_reports_clipping_and_silence(trained):
     predictor = Predictor.from_checkpoint(trained, device="cpu")
     loud = np.clip(np.random.default_rng(0).standard_normal((2, 4000)) * 3, -1, 1).astype(np.float32)

@@ -1,6 +1,10 @@
 """Reading recordings without torch: stereo audio files (any sample type soundfile reads, V2's
 32-bit PCM included), V1's per-ear waveforms and (2, N) arrays. `echodepth predict --model`
-(onnxruntime) and the training data both read through here; errors are one-line DataErrors."""
+(onnxruntime) and the training data both read through here; errors are one-line DataErrors.
+
+Every recording passes the same checks: integer samples are scaled to [-1, 1) as soundfile
+scales integer WAVs (int16 / 32768, ...), a file that is not a numeric .npy array (text, pickled,
+truncated, a PNG, a folder) is named as such, and a silent recording is refused."""
 
 from __future__ import annotations
 
@@ -10,6 +14,72 @@ import numpy as np
 import soundfile as sf
 
 from .errors import DataError
+
+NPY_MAGIC = b"\x93NUMPY"
+# what a file that is not a .npy array usually is, by its first bytes
+FILE_KINDS = {b"\x89PNG": "a PNG image", b"PK\x03\x04": "a zip archive (.npz?)", b"RIFF": "a WAV file"}
+MAX_SAMPLE = 2.0**31  # no recording's sample is larger, integer PCM stored as floats included
+SILENT_RMS_DBFS = -120.0  # 20 dB below the 16-bit quantisation floor (about -101 dBFS RMS): digital silence
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    """Returns the numeric array of a .npy file; a folder, a missing file, or a file that is not
+    a numeric .npy array (text, pickled objects, truncated, an image) is a one-line DataError
+    starting with `what` and naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a folder, expected a .npy file")
+    if not path.is_file():
+        raise DataError(f"{what} {path} not found")
+    with open(path, "rb") as f:
+        magic = f.read(len(NPY_MAGIC))
+    if magic != NPY_MAGIC:
+        kind = next((k for m, k in FILE_KINDS.items() if magic.startswith(m)), None)
+        kind = kind or ("an empty file" if not magic else "not a NumPy .npy file (text?)")
+        hint = " (load the image, e.g. with imageio, and numpy.save it, keeping its unit)" if "PNG" in kind else ""
+        raise DataError(f"{what} {path} is {kind}, expected an array written by numpy.save{hint}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as err:  # numpy raises ValueError, EOFError, OSError, SyntaxError... for bad files
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        pickled = "pickle" in message or "Object arrays" in message
+        reason = "holds Python objects (pickled), not numbers" if pickled else f"is truncated or damaged ({message})"
+        raise DataError(f"{what} {path} {reason}") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise DataError(f"{what} {path} holds {array.dtype} values, expected numbers")
+    return array
+
+
+def pcm_to_float(samples: np.ndarray, name) -> np.ndarray:
+    """Returns float32 samples in full-scale units (1.0 = full scale): floats as they are, signed
+    integers / 2**(bits - 1) and unsigned (offset binary, e.g. 8-bit WAV) (x - 2**(bits - 1)) /
+    2**(bits - 1), as soundfile reads integer WAVs. Booleans, complex numbers, text and objects are
+    a DataError naming `name`."""
+    samples = np.asarray(samples)
+    kind = samples.dtype.kind
+    if kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused by the checks
+            return samples.astype(np.float32)
+    if kind in "iu":
+        half = float(2 ** (8 * samples.dtype.itemsize - 1))
+        offset = half if kind == "u" else 0.0
+        return ((samples.astype(np.float64) - offset) / half).astype(np.float32)
+    raise DataError(f"{name}: samples of type {samples.dtype}, expected integer PCM or floating-point samples")
+
+
+def rms_dbfs(wave: np.ndarray) -> float:
+    """Returns the RMS level of samples in dB re full scale (-inf for zeros or no samples)."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if np.size(wave) else 0.0
+    return 20 * np.log10(rms) if rms > 0 else (-np.inf if rms == 0 else np.nan)
+
+
+def check_not_silent(wave: np.ndarray, name) -> None:
+    """Raises a DataError naming `name` when a recording (2, N) is digitally silent (RMS below
+    SILENT_RMS_DBFS): nothing to hear echoes in."""
+    level = rms_dbfs(wave)
+    if level < SILENT_RMS_DBFS:
+        shown = "all zeros" if level == -np.inf else f"RMS {level:.0f} dBFS"
+        raise DataError(f"{name}: silent recording ({shown}); nothing to predict from")
 
 
 def read_audio_file(path: Path, what: str = "audio file", dtype: str = "float32") -> tuple[np.ndarray, int]:
@@ -23,6 +93,8 @@ def read_audio_file(path: Path, what: str = "audio file", dtype: str = "float32"
 
 def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
     """Returns the (2, N) float32 waveform of a stereo audio file; `where` prefixes errors."""
+    if path.is_dir():
+        raise DataError(f"{where}: audio path {path} is a folder, expected an audio file")
     if not path.is_file():
         raise DataError(f"{where}: audio file {path} not found")
     data, rate = read_audio_file(path, f"{where}: audio file")
@@ -34,39 +106,38 @@ def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
 
 
 def read_ear_pair(left: Path, right: Path, where: str) -> np.ndarray:
-    """Returns the (2, N) float32 waveform from V1's two per-ear .npy files; `where` prefixes errors."""
+    """Returns the (2, N) float32 waveform from V1's two per-ear .npy files (float or integer
+    PCM, scaled by `pcm_to_float`); `where` prefixes errors."""
     ears = []
     for path in (left, right):
-        if not path.is_file():
-            raise DataError(f"{where}: audio file {path} not found")
-        try:
-            wave = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise DataError(f"{where}: audio file {path} is unreadable ({err})") from None
-        wave = np.squeeze(wave)
-        if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.number):
+        wave = np.squeeze(load_npy(path, f"{where}: audio file"))
+        if wave.ndim != 1:
             raise DataError(f"{where}: audio file {path} has shape {wave.shape}, expected a 1-D waveform (one ear)")
-        ears.append(wave.astype(np.float32))
+        ears.append(pcm_to_float(wave, f"{where}: audio file {path}"))
     if len(ears[0]) != len(ears[1]):
         raise DataError(f"{where}: left and right waveforms differ in length ({len(ears[0])} vs {len(ears[1])})")
     return np.stack(ears)
 
 
 LEFT, RIGHT = "_left.npy", "_right.npy"
+RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".npy")
 
 
 def read_recording(path: Path, sample_rate_hz: int) -> np.ndarray:
-    """Returns the (2, N) waveform of a BatVision recording: a stereo audio file (V2), a V1
-    `*_left.npy` whose `*_right.npy` lies beside it, or a (2, N) .npy array."""
+    """Returns the (2, N) float32 waveform of a BatVision recording: a stereo audio file (V2), a V1
+    `*_left.npy` whose `*_right.npy` lies beside it, or a (2, N) or (N, 2) .npy array (integer
+    PCM scaled). Anything unreadable is a one-line DataError (the level is checked by
+    `check_recording` and the datasets)."""
+    path = Path(path)
     if path.name.endswith(LEFT):
         return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + RIGHT), str(path))
     if path.suffix == ".npy":
-        wave = np.load(path, allow_pickle=False)
+        wave = load_npy(path, "audio file")
         if wave.ndim == 2 and wave.shape[1] == 2 and wave.shape[0] != 2:
             wave = wave.T
         if wave.ndim != 2 or wave.shape[0] != 2:
             raise DataError(f"{path}: expected a (2, N) waveform or a V1 *_left.npy, got shape {wave.shape}")
-        return wave.astype(np.float32)
+        return pcm_to_float(wave, path)
     return read_stereo(path, sample_rate_hz, str(path))
 
 
@@ -74,20 +145,56 @@ def recording_stem(path: Path) -> str:
     return path.name.removesuffix(LEFT) if path.name.endswith(LEFT) else path.stem
 
 
+def recordings_in(folder: Path) -> list[Path]:
+    """Returns the recordings in a folder (not its sub-folders), sorted: audio files, V1
+    `*_left.npy` (their `*_right.npy` is read with them) and (2, N) .npy arrays; a folder with
+    none is a DataError."""
+    found = sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES and not p.name.endswith(RIGHT)
+    )
+    if not found:
+        raise DataError(f"folder {folder} holds no recordings ({', '.join(RECORDING_SUFFIXES)})")
+    return found
+
+
+def as_waveform_batch(waveform, name) -> np.ndarray:
+    """Returns a recording (2, N) or a batch (B, 2, N) of any numeric array type as a float32
+    (B, 2, N) batch (integer PCM scaled by `pcm_to_float`); other types are a DataError."""
+    try:
+        wave = np.asarray(waveform)
+    except (TypeError, ValueError) as err:  # ragged lists and the like
+        raise DataError(f"{name}: not an array of samples ({err})") from None
+    wave = pcm_to_float(wave, name)
+    return wave[None] if wave.ndim == 2 else wave
+
+
 def check_recording(
-    shape: tuple, finite: bool, sample_rate_hz: int, expected_rate_hz: int, min_samples: int, max_depth_m: float, name
-) -> None:
-    """Raises a DataError naming `name` when a (B, 2, N) recording cannot be predicted from: wrong
-    sample rate or channels, shorter than the model's window, NaN or infinite samples."""
+    wave: np.ndarray, sample_rate_hz: int, expected_rate_hz: int, min_samples: int, max_depth_m: float, name,
+    samples_used: int | None = None,
+) -> None:  # fmt: skip
+    """Raises a DataError naming `name` when a float (B, 2, N) batch of recordings cannot be
+    predicted from: wrong sample rate or channels, an empty batch, shorter than the model's
+    window, NaN or infinite samples, samples beyond MAX_SAMPLE, or a silent window (the first
+    `samples_used` samples)."""
+    shape = wave.shape
     if sample_rate_hz != expected_rate_hz:
         raise DataError(f"{name}: sampled at {sample_rate_hz} Hz, the model expects {expected_rate_hz} Hz")
     if len(shape) != 3 or shape[1] != 2:
         raise DataError(f"{name}: shape {tuple(shape)}, expected (2, N) or (B, 2, N): left and right ear")
+    if shape[0] == 0:
+        raise DataError(f"{name}: an empty batch (0 recordings)")
     if shape[-1] < min_samples:
         seconds = min_samples / expected_rate_hz
         raise DataError(
             f"{name}: {shape[-1]} samples, the model needs at least {min_samples} "
             f"({seconds * 1000:.0f} ms: the echo of {max_depth_m:g} m)"
         )
-    if not finite:
+    if not np.isfinite(wave).all():
         raise DataError(f"{name}: contains NaN or infinite samples")
+    peak = float(np.abs(wave).max())
+    if peak > MAX_SAMPLE:
+        raise DataError(f"{name}: samples up to {peak:.3g}, expected full-scale units (1.0) or at most 2^31")
+    for i, recording in enumerate(wave):
+        check_not_silent(recording[:, :samples_used], name if len(wave) == 1 else f"{name} [{i}]")

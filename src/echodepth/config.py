@@ -26,6 +26,8 @@ PRECISIONS = ("auto", "auto-bf16", "32-true", "32", "bf16-mixed", "16-mixed", "b
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 OPTIMIZERS = ("AdamW", "Adam", "SGD")
 BASE_DECODERS = ("wide", "narrow")
+AUDIO_WINDOWS = ("start", "emission", "whole")
+DEPTH_UNITS = ("mm", "cm", "m")
 
 
 @dataclass
@@ -62,6 +64,12 @@ class TrainConfig:
     input_size: list[int] = field(default_factory=list)  # feature image H W when not image_size square
     audio_format: str = "spectrogram"  # a name in echodepth.data.FEATURES
     log_compression: bool = False  # log(1 + x) of spectrogram magnitudes
+    # the samples the features see: "start" (the baseline): 2 x max depth / 340 m/s from window_start_ms
+    # after the file's start; "emission": the same length from window_start_ms after the emission's
+    # onset found in each recording (BatVision V1 files begin with ~980 near-silent samples); "whole"
+    audio_window: str = "start"
+    window_start_ms: float = 0.0  # may be negative with "emission": keep some lead-in before the onset
+    depth_unit: str | None = None  # mm, cm or m: the unit of the depth files (None: the dataset's, mm)
     max_depth_m: float | None = None  # None: the dataset's (12 V1, 30 V2, synthetic: metadata)
     location_blacklist: list[str] = field(default_factory=list)  # V2 locations left out
     num_workers: int = 4  # loader processes for the uncached path (the cache needs none)
@@ -102,6 +110,8 @@ class TrainConfig:
             "compile": COMPILE_MODES,
             "optimizer": OPTIMIZERS,
             "base_decoder": BASE_DECODERS,
+            "audio_window": AUDIO_WINDOWS,
+            "depth_unit": (None, *DEPTH_UNITS),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -116,6 +126,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.silog_lambda <= 1:
             raise ConfigError(f"silog_lambda must be between 0 and 1, got {self.silog_lambda}")
+        if self.audio_window == "start" and self.window_start_ms < 0:
+            raise ConfigError(f"window_start_ms {self.window_start_ms}: expected >= 0 with audio_window start")
         if self.max_depth_m is not None and not self.max_depth_m > 0:
             raise ConfigError(f"max_depth_m must be > 0 metres, got {self.max_depth_m}")
         smallest = MODELS.get(self.model).min_image_size

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import prepare_batch
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .inference import Predictor
 from .metrics import METRIC_KEYS, aggregate, per_image_metrics
 from .rundir import RunDir
@@ -25,11 +26,23 @@ from .units import depth_norm_to_m
 EVAL_BATCH_SIZE = 64
 
 
+def check_sample_rate(predictor: Predictor, datamodule: EchoDepthDataModule, split: str) -> None:
+    """Raises a DataError when a split's recordings are sampled at another rate than the
+    predictor's training data (its spectrograms would mean other frequencies), as `predict` does."""
+    data_rate = datamodule.raw_dataset(split).sample_rate_hz
+    if data_rate != predictor.sample_rate_hz:
+        raise DataError(
+            f"the {split} split of {datamodule.root} is sampled at {data_rate} Hz, "
+            f"the model expects {predictor.sample_rate_hz} Hz (resample the recordings, or train at {data_rate} Hz)"
+        )
+
+
 def evaluate_split(
     predictor: Predictor, datamodule: EchoDepthDataModule, split: str, out_dir=None, progress: bool = True
 ) -> dict:
     """Returns the protocol's metrics of a predictor on a split; with out_dir, also writes
     {split}_metrics.json and a per-image CSV there."""
+    check_sample_rate(predictor, datamodule, split)
     parts, rows = [], []
     dataset = datamodule.dataset(split)
     loader = tqdm(
@@ -117,8 +130,14 @@ def format_comparison(test: dict, baselines: dict) -> str:
     for name, m in rows:
         lines.append(f"{name:<34}" + "".join(f"{m[k]:>10.4f}" for k in keys))
     best_baseline = min(m["rmse"] for _, m in rows[1:])
+    if not (math.isfinite(test["rmse"]) and math.isfinite(best_baseline)):
+        lines.append(
+            "no test metrics (NaN): the test split has no depth map with a valid pixel at the training size; "
+            "see echodepth check-data --image_size"
+        )
+        return "\n".join(lines)
     if not best_baseline > 0:
-        lines.append("the per-pixel mean depth is exact on this split: is the test split the training split?")
+        lines.append("the per-pixel mean depth of the training split matches every test depth map exactly")
         return "\n".join(lines)
     gain = 1 - test["rmse"] / best_baseline
     if gain > 0:

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio_io import check_recording
+from .audio_io import as_waveform_batch, check_recording
 from .config import TrainConfig
-from .data import AudioFeatures, FeatureConfig, cut_length, prepare_batch, with_features
+from .data import AudioFeatures, FeatureConfig, prepare_batch, with_features
+from .data.features import min_window_samples
 from .errors import CheckpointError, ConfigError, MissingFileError
 from .models import build_model_for_training
 from .prediction import Prediction, recording_report
@@ -120,7 +121,7 @@ class Predictor:
     @property
     def min_samples(self) -> int:
         """Returns the shortest recording the features accept (the cut's length)."""
-        return cut_length(self.max_depth_m, self.features.sample_rate_hz) if self.features.cut else 1
+        return min_window_samples(self.features, self.max_depth_m)
 
     @torch.no_grad()
     def predict_features(self, features: torch.Tensor) -> Prediction:
@@ -136,28 +137,25 @@ class Predictor:
             parts.append([depth_norm_to_m(t.float(), self.max_depth_m) for t in outputs])
         return Prediction(*(torch.cat(maps) for maps in zip(*parts)))
 
-    def check_waveform(self, wave: torch.Tensor, sample_rate_hz: int, name: str = "waveform") -> None:
-        """Raises a DataError naming `name` when a (B, 2, N) waveform cannot be predicted from."""
+    def check_waveform(self, wave: np.ndarray, sample_rate_hz: int, name: str = "waveform") -> None:
+        """Raises a DataError naming `name` when a float (B, 2, N) waveform cannot be predicted from."""
+        used = self.extractor.n_samples(wave.shape[-1]) if wave.ndim == 3 else None
         check_recording(
-            tuple(wave.shape),
-            bool(torch.isfinite(wave).all()),
-            sample_rate_hz,
-            self.features.sample_rate_hz,
-            self.min_samples,
-            self.max_depth_m,
-            name,
+            wave, sample_rate_hz, self.features.sample_rate_hz, self.min_samples, self.max_depth_m, name, used
         )
 
     @torch.no_grad()
     def predict(self, waveform, sample_rate_hz: int, name: str = "waveform") -> Prediction:
-        """Returns the prediction for one (2, N) recording or a batch (B, 2, N) (numpy or torch)."""
-        wave = torch.as_tensor(np.asarray(waveform) if not torch.is_tensor(waveform) else waveform).float()
-        if wave.ndim == 2:
-            wave = wave[None]
+        """Returns the prediction for one (2, N) recording or a batch (B, 2, N) (numpy or torch;
+        float samples in full-scale units, integer PCM scaled as soundfile scales WAVs). A waveform
+        that cannot be predicted from is a one-line DataError naming `name`."""
+        if torch.is_tensor(waveform):
+            waveform = waveform.detach().cpu()
+            waveform = (waveform.float() if waveform.is_floating_point() else waveform).numpy()
+        wave = as_waveform_batch(waveform, name)
         self.check_waveform(wave, sample_rate_hz, name)
-        prediction = self.predict_features(self.extractor(wave.to(self.device)))
-        used = self.extractor.n_samples(wave.shape[-1])
-        prediction.report = recording_report(wave.cpu().numpy(), used)
+        prediction = self.predict_features(self.extractor(torch.from_numpy(wave).to(self.device)))
+        prediction.report = recording_report(wave, self.extractor.n_samples(wave.shape[-1]))
         return prediction
 
     def predict_loader(self, loader):

@@ -26,15 +26,16 @@ def valid_mask(gt: torch.Tensor) -> torch.Tensor:
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Returns the mean of `values` over pixels where mask is 1 (0 when no pixel is valid)."""
-    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+    """Returns the mean of `values` over pixels where mask is 1 (NaN when no pixel is valid: no
+    loss is computed from zero pixels; the training step refuses such a batch by name)."""
+    return (values * mask).sum() / mask.sum()
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Returns the mean |pred - target| over valid pixels."""
+    """Returns the mean |pred - target| over valid pixels (NaN when there is none)."""
     # where() rather than multiplication: a NaN target at an invalid pixel must not leak in
     diff = torch.where(mask > 0, (pred - target).abs(), torch.zeros_like(pred))
-    return diff.sum() / mask.sum().clamp(min=1.0)
+    return diff.sum() / mask.sum()
 
 
 def lowpass(depth: torch.Tensor, mask: torch.Tensor, kernel: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,7 +66,7 @@ def silog(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: flo
         torch.where(mask > 0, target, torch.ones_like(target)).clamp(min=eps)
     )
     d = torch.where(mask > 0, d, torch.zeros_like(d))
-    n = mask.sum().clamp(min=1.0)
+    n = mask.sum()  # 0 valid pixels: NaN, never a loss from nothing
     mean_d = d.sum() / n
     return torch.sqrt(((d * d).sum() / n - lam * mean_d * mean_d).clamp(min=1e-8))
 

@@ -14,8 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import LEFT, RIGHT, read_audio_file, read_recording, recording_stem
-from .deploy.chirps import find_chirps, matched_filter, window_starts
+from .audio_io import (
+    LEFT,
+    RIGHT,
+    load_npy,
+    pcm_to_float,
+    read_audio_file,
+    read_recording,
+    recording_stem,
+    recordings_in,
+)
+from .deploy.chirps import NOISE_FLOOR_Z, find_chirps, normalised_correlation, window_starts
 from .errors import ConfigError, DataError, MissingFileError, UserError
 from .storage import atomic_write_bytes
 from .viz import decomposition_animation, decomposition_figure
@@ -58,7 +67,7 @@ def read_chirp(path: Path, sample_rate_hz: int) -> np.ndarray:
     if not path.is_file():
         raise MissingFileError(f"chirp file {path} not found")
     if path.suffix == ".npy":
-        chirp = np.load(path, allow_pickle=False)
+        chirp = pcm_to_float(load_npy(path, "chirp file"), f"chirp file {path}")
     else:
         chirp, rate = read_audio_file(path, "chirp file")
         if rate != sample_rate_hz:
@@ -91,20 +100,25 @@ def chirp_settings(predictor, chirp_file=None, lead_ms=None, min_gap_ms=None, th
 
 
 def predict_chirps(predictor, wave: np.ndarray, settings: ChirpSettings, name: str):
-    """Returns (rows of the onsets table, base, residual, final (n, H, W) in metres) for a long (2, N)
-    recording: one prediction per chirp found whose window fits inside the recording."""
+    """Returns (rows of the onsets table, base, residual, final (n, H, W) in metres, the windows'
+    warnings) for a long (2, N) recording: one prediction per chirp found whose window fits inside
+    the recording."""
     rate = predictor.sample_rate_hz
     peaks = find_chirps(wave, settings.chirp, settings.min_gap, settings.threshold)
     starts, cut_off = window_starts(peaks, settings.lead, settings.window, wave.shape[-1])
     for peak in cut_off:
         print(f"{name}: chirp at {peak / rate:.4f} s: its window runs past the recording; skipped")
     if len(starts) == 0:
-        raise DataError(f"{name}: no chirp found (matched filter above {settings.threshold:g} of its peak)")
-    score = matched_filter(wave, settings.chirp)
-    maps = [[], [], []]
+        raise DataError(
+            f"{name}: no chirp found (no matched-filter peak {NOISE_FLOOR_Z:g} robust standard deviations above "
+            "the noise floor whose window fits in the recording)"
+        )
+    score = normalised_correlation(wave, settings.chirp)
+    maps, warnings = [[], [], []], set()
     for i in range(0, len(starts), CHUNK):
         windows = np.stack([wave[:, s : s + settings.window] for s in starts[i : i + CHUNK]])
         prediction = predictor.predict(windows, rate, name)
+        warnings.update(w for report in prediction.report for w in report["warnings"])
         for store, part in zip(maps, (prediction.base_m, prediction.residual_m, prediction.final_m)):
             store.append(as_numpy(part))
     rows = [
@@ -113,11 +127,11 @@ def predict_chirps(predictor, wave: np.ndarray, settings: ChirpSettings, name: s
             "onset_s": round(s / rate, 6),
             "onset_sample": int(s),
             "peak_sample": int(s + settings.lead),
-            "peak_level": round(float(score[s + settings.lead] / score.max()), 4),
+            "correlation": round(float(score[s + settings.lead]), 4),  # normalised: 1 = the chirp itself
         }
         for k, s in enumerate(starts)
     ]
-    return (rows, *(np.concatenate(store) for store in maps))
+    return (rows, *(np.concatenate(store) for store in maps), sorted(warnings))
 
 
 def write_onsets(rows: list[dict], path: Path) -> None:
@@ -134,68 +148,120 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def input_recordings(audio_paths) -> list[Path | UserError]:
+    """Returns the recordings to predict, in order: each file named, each folder's recordings
+    (`recordings_in`), a path given twice once, a V1 `*_right.npy` whose `*_left.npy` is given
+    left out (read with it); a missing path or an empty folder is its UserError in place."""
+    found: list[Path | UserError] = []
+    for path in map(Path, audio_paths):
+        if path.is_dir():
+            try:
+                found.extend(recordings_in(path))
+            except UserError as err:
+                found.append(err)
+        else:
+            found.append(path if path.is_file() else MissingFileError(f"audio file {path} not found"))
+    paths = [p for p in found if isinstance(p, Path)]
+    lefts = {p.with_name(p.name[: -len(LEFT)]) for p in paths if p.name.endswith(LEFT)}
+    seen, unique = set(), []
+    for item in found:
+        if isinstance(item, Path):
+            key = item.resolve()
+            if key in seen or (item.name.endswith(RIGHT) and item.with_name(item.name[: -len(RIGHT)]) in lefts):
+                continue
+            seen.add(key)
+        unique.append(item)
+    return unique
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """Returns the output name stem of each recording, all different: the file's stem
+    (`recording_stem`); where two recordings share one, the file type is added if that parts them
+    (x.wav, x.npy -> x_wav, x_npy), else as many parent folders as it takes (a/x.wav, b/x.wav ->
+    a_x, b_x), and a number if nothing does."""
+    stems = [recording_stem(p) for p in paths]
+
+    def clashing() -> set[str]:
+        return {s for s in stems if stems.count(s) > 1}
+
+    by_type = [f"{s}_{p.suffix.lstrip('.')}" for p, s in zip(paths, stems)]
+    if clashing():
+        stems = [t if s in clashing() and by_type.count(t) == 1 else s for s, t in zip(stems, by_type)]
+    folders = [p.absolute().parent.parts for p in paths]
+    for depth in range(1, max(map(len, folders), default=0) + 1):
+        # folders can part a clash only where the clashing files lie in different folders
+        clash = {c for c in clashing() if len({f for f, s in zip(folders, stems) if s == c}) > 1}
+        if not clash:
+            break
+        stems = [
+            "_".join((*f[-depth:], recording_stem(p))).lstrip("/_") if s in clash else s
+            for p, f, s in zip(paths, folders, stems)
+        ]
+    counts: dict[str, int] = {}
+    unique = []
+    for stem, repeated in zip(stems, [stems.count(s) > 1 for s in stems]):
+        counts[stem] = counts.get(stem, 0) + 1
+        unique.append(f"{stem}_{counts[stem]}" if repeated else stem)
+    return unique
+
+
 def predict_files(
     checkpoint=None, audio_paths=(), out_dir="predictions", device="auto", on_error=None, model=None, threads=None,
     chirps: dict | None = None, precision: str = "fp32",
 ) -> list[dict]:  # fmt: skip
-    """Writes, per recording, `<stem>_depth.npy` (final depth, metres) and
-    `<stem>_decomposition.png` (base, residual, final); returns what it wrote. With `chirps` (the
-    keyword arguments of `chirp_settings`), each file is a long recording: `<stem>_depth.npy` is
+    """Writes, per recording (a file, or each recording of a folder), `<stem>_depth.npy` (final
+    depth, metres) and `<stem>_decomposition.png` (base, residual, final); returns what it wrote,
+    with the recording's `warnings` (clipping, level above full scale, near silence). Stems are
+    made unique by `output_stems`: no output overwrites another. With `chirps` (the keyword
+    arguments of `chirp_settings`), each file is a long recording: `<stem>_depth.npy` is
     (n_chirps, H, W), with `<stem>_onsets.csv` and `<stem>_decomposition.gif`.
 
-    A recording that cannot be predicted from (missing, unreadable, NaN, too short, wrong rate or
-    channels, no chirp) raises its one-line error, or, with `on_error` (a function of the
+    A recording that cannot be predicted from (missing, unreadable, silent, NaN, too short, wrong
+    rate or channels, no chirp) raises its one-line error, or, with `on_error` (a function of the
     message), is reported there and the others are still predicted."""
     predictor = load_predictor(checkpoint, model, device, threads, precision)
     settings = chirp_settings(predictor, **chirps) if chirps is not None else None
-    rate = predictor.sample_rate_hz
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = input_recordings(audio_paths)
+    paths = [p for p in inputs if isinstance(p, Path)]
+    stems = dict(zip(paths, output_stems(paths)))
     written = []
-    paths = [Path(p) for p in audio_paths]
-    lefts = {p.name[: -len(LEFT)] for p in paths if p.name.endswith(LEFT)}
-    for path in paths:
-        if path.name.endswith(RIGHT) and path.name[: -len(RIGHT)] in lefts:
-            continue  # read together with its left ear
-        stem = recording_stem(path)
+    for path in inputs:
         try:
-            if not path.is_file():
-                raise MissingFileError(f"audio file {path} not found")
-            wave = read_recording(path, rate)
-            if settings is None:
-                prediction = predictor.predict(wave, rate, name=str(path))
-                base, residual, final = (
-                    as_numpy(m) for m in (prediction.base_m, prediction.residual_m, prediction.final_m)
-                )
-            else:
-                rows, base, residual, final = predict_chirps(predictor, wave, settings, str(path))
+            if isinstance(path, UserError):
+                raise path
+            item = predict_one(predictor, path, out_dir / stems[path], settings)
         except UserError as err:
             if on_error is None:
                 raise
             on_error(str(err))
             continue
-        depth_path = out_dir / f"{stem}_depth.npy"
-        if settings is None:
-            save_npy(depth_path, final[0])
-            figure = decomposition_figure(
-                base, residual, final, None, out_dir / f"{stem}_decomposition.png", predictor.max_depth_m, path.name
-            )
-            written.append({"audio": str(path), "depth": str(depth_path), "figure": str(figure)})
-            continue
-        save_npy(depth_path, final)
-        write_onsets(rows, out_dir / f"{stem}_onsets.csv")
-        gaps = np.diff([r["onset_s"] for r in rows])
-        frame_ms = int(np.clip(np.median(gaps) * 1000, 100, 1000)) if len(gaps) else 500
-        titles = [f"{path.name}: chirp {r['chirp']} at {r['onset_s']:.3f} s" for r in rows]
-        gif = out_dir / f"{stem}_decomposition.gif"
-        decomposition_animation(base, residual, final, gif, predictor.max_depth_m, titles, frame_ms)
-        written.append(
-            {
-                "audio": str(path),
-                "depth": str(depth_path),
-                "figure": str(gif),
-                "onsets": str(out_dir / f"{stem}_onsets.csv"),
-                "n_chirps": len(rows),
-            }
-        )
+        written.append(item)
     return written
+
+
+def predict_one(predictor, path: Path, out_stem: Path, settings: ChirpSettings | None) -> dict:
+    """Predicts one recording and writes its outputs under `out_stem` + suffixes; returns what it wrote."""
+    rate = predictor.sample_rate_hz
+    wave = read_recording(path, rate)
+    depth_path = out_stem.with_name(out_stem.name + "_depth.npy")
+    if settings is None:
+        prediction = predictor.predict(wave, rate, name=str(path))
+        base, residual, final = (as_numpy(m) for m in (prediction.base_m, prediction.residual_m, prediction.final_m))
+        save_npy(depth_path, final[0])
+        figure = out_stem.with_name(out_stem.name + "_decomposition.png")
+        figure = decomposition_figure(base, residual, final, None, figure, predictor.max_depth_m, path.name)
+        warnings = prediction.report[0]["warnings"]
+        return {"audio": str(path), "depth": str(depth_path), "figure": str(figure), "warnings": warnings}
+    rows, base, residual, final, warnings = predict_chirps(predictor, wave, settings, str(path))
+    save_npy(depth_path, final)
+    onsets = out_stem.with_name(out_stem.name + "_onsets.csv")
+    write_onsets(rows, onsets)
+    gaps = np.diff([r["onset_s"] for r in rows])
+    frame_ms = int(np.clip(np.median(gaps) * 1000, 100, 1000)) if len(gaps) else 500
+    titles = [f"{path.name}: chirp {r['chirp']} at {r['onset_s']:.3f} s" for r in rows]
+    gif = out_stem.with_name(out_stem.name + "_decomposition.gif")
+    decomposition_animation(base, residual, final, gif, predictor.max_depth_m, titles, frame_ms)
+    item = {"audio": str(path), "depth": str(depth_path), "figure": str(gif), "onsets": str(onsets)}
+    return {**item, "n_chirps": len(rows), "warnings": warnings}

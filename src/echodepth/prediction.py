@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CLIP_LEVEL = 0.999  # |sample| at or above this (of full scale 1.0) counts as clipped
-SILENT_DBFS = -60.0
+SILENT_DBFS = -60.0  # quieter than this: a warning (digital silence is refused by audio_io)
+OVER_FULL_SCALE = 1.01  # a float peak above this is not a level a sound card records
 
 
 @dataclass
@@ -25,7 +26,8 @@ class Prediction:
 
 def recording_report(waves: np.ndarray, samples_used: int) -> list[dict]:
     """Returns, for each (2, N) recording of a batch (B, 2, N), its length, the samples the model
-    read, peak and RMS level, the share of clipped samples, and warnings (clipping, silence)."""
+    read, peak and RMS level, the share of clipped samples, and warnings (clipping, a level above
+    full scale, near silence)."""
     reports = []
     for wave in np.asarray(waves, dtype=np.float32):
         used = wave[:, :samples_used]
@@ -34,7 +36,12 @@ def recording_report(waves: np.ndarray, samples_used: int) -> list[dict]:
         clipped = float(np.mean(np.abs(used) >= CLIP_LEVEL)) if used.size else 0.0
         rms_dbfs = 20 * np.log10(rms) if rms > 0 else -np.inf
         warnings = []
-        if clipped > 0:
+        if peak > OVER_FULL_SCALE:
+            warnings.append(
+                f"odd level: peak {peak:.4g} x full scale (1.0); are integer samples stored as floats? "
+                "scale them to [-1, 1]"
+            )
+        elif clipped > 0:
             warnings.append(f"clipped: {clipped:.1%} of samples at full scale")
         if rms_dbfs < SILENT_DBFS:
             warnings.append(f"nearly silent: RMS {rms_dbfs:.0f} dBFS")

@@ -21,8 +21,10 @@ under 5 minutes on 2 cores from a fresh clone. With a dataset named, the design 
 learning rate 0.002, 64 base channels, 256 x 256). Precedence: defaults < --config < flags."""
 SYNTH_HELP = """Write the built-in synthetic dataset in the BatVision V2 layout. Every generator
 setting is a flag; an interrupted run resumes."""
-CHECK_HELP = """Validate every sample of every split; print a summary and one line per bad sample.
-Exit status 1 when any sample is bad."""
+CHECK_HELP = """Validate every sample of every split; print a summary and one line per bad sample
+(unreadable, silent, truncated, depth in an implausible unit, no valid depth pixel at the training
+size), then one line per recording named twice: a duplicate row, or a sample shared between splits.
+Exit status 1 when any sample is bad or repeated."""
 EVAL_HELP = """Evaluate a checkpoint on a split with the protocol's metrics; writes {split}_metrics.json
 and {split}_per_image.csv."""
 DIAGNOSE_HELP = """Measure the design guide's "what to look for" on a run's best checkpoint (base smoothness,
@@ -87,6 +89,11 @@ def _check_data_flags(p: argparse.ArgumentParser) -> None:
         "--max_depth_m", type=float, default=None, help="default: 12 for V1, 30 for V2, the metadata's for synthetic"
     )
     p.add_argument("--location_blacklist", nargs="*", default=None, help="V2 locations to leave out")
+    p.add_argument("--depth_unit", choices=["mm", "cm", "m"], help="the depth files' unit (default: the dataset's, mm)")
+    p.add_argument(
+        "--image_size", type=int, default=None,
+        help="the training size: a depth map with no valid pixel left at this size is bad (default: 128)",
+    )  # fmt: skip
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:

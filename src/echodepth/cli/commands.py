@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from ..errors import ConfigError
+
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from ..synth import SynthConfig, generate_dataset
@@ -28,7 +30,13 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from ..data import check_dataset
 
     kwargs = {"location_blacklist": args.location_blacklist} if args.location_blacklist else {}
-    n_bad = check_dataset(args.dataset, args.data_dir, splits=args.splits, max_depth_m=args.max_depth_m, **kwargs)
+    if args.image_size is not None:
+        if args.image_size < 1:
+            raise ConfigError(f"--image_size {args.image_size}: expected a positive number of pixels")
+        kwargs["depth_size"] = (args.image_size, args.image_size)
+    n_bad = check_dataset(
+        args.dataset, args.data_dir, args.splits, max_depth_m=args.max_depth_m, depth_unit=args.depth_unit, **kwargs
+    )
     return 1 if n_bad else 0
 
 
@@ -93,6 +101,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.checkpoint, args.audio, args.out_dir, args.device, report, args.model, args.threads, chirps, args.precision
     )
     for item in written:
+        for warning in item["warnings"]:
+            print(f"echodepth predict: warning: {item['audio']}: {warning}", file=sys.stderr)
         chirp_count = f" ({item['n_chirps']} chirps, onsets in {item['onsets']})" if "n_chirps" in item else ""
         print(f"{item['audio']} -> {item['depth']}, {item['figure']}{chirp_count}")
     print(f"predicted {len(written)} of {len(written) + len(failed)} recording(s); {len(failed)} failed")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 
 PREDICT_HELP = """Predict depth for BatVision recordings (stereo audio files of any sample type, V1
-*_left.npy with *_right.npy beside it, or (2, N) .npy arrays) from a checkpoint (PyTorch) or an
-exported model (--model model.onnx: onnxruntime only, torch is not imported). Writes
-<stem>_depth.npy (metres) and <stem>_decomposition.png. With --chirps, each file is a long
-recording holding many chirps: every emission is found by a matched filter, the window the model
-was trained on is cut after it, and <stem>_depth.npy (n_chirps, H, W), <stem>_onsets.csv and
-<stem>_decomposition.gif are written."""
+*_left.npy with *_right.npy beside it, or (2, N) .npy arrays, integer PCM scaled as in a WAV; a
+folder stands for its recordings) from a checkpoint (PyTorch) or an exported model (--model
+model.onnx: onnxruntime only, torch is not imported). Writes <stem>_depth.npy (metres) and
+<stem>_decomposition.png; two recordings with one stem get their folders in the name, so nothing
+is overwritten. A file that cannot be predicted from is one line, the others are still
+predicted, exit status 1. With --chirps, each file is a long recording holding many chirps:
+every emission is found by a matched filter with a significance test against the noise floor
+(noise alone holds no chirp), the window the model was trained on is cut after it, and
+<stem>_depth.npy (n_chirps, H, W), <stem>_onsets.csv and <stem>_decomposition.gif are written."""
 EXPORT_HELP = """Export a checkpoint's network with its feature extraction (STFT as a convolution,
 resizing as matrix products) to ONNX (dynamic batch) or TorchScript, with the settings, max depth,
 input shape and echodepth version inside the file. The exported model is then run (onnxruntime,
@@ -23,7 +26,7 @@ def predict_flags(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint written by echodepth train (PyTorch)")
     source.add_argument("--model", help="a model written by echodepth export (.onnx: onnxruntime; .pt: TorchScript)")
-    p.add_argument("audio", nargs="+")
+    p.add_argument("audio", nargs="+", help="recordings, or folders of recordings")
     p.add_argument("--out_dir", default="predictions")
     p.add_argument("--device", default="auto", help="--checkpoint: torch device (default: CUDA where available)")
     add_precision_flag(p)
@@ -36,7 +39,11 @@ def predict_flags(p: argparse.ArgumentParser) -> None:
         "training data)",
     )  # fmt: skip
     p.add_argument("--min_gap_ms", type=float, default=None, help="least time between chirps (default: the window)")
-    p.add_argument("--threshold", type=float, default=0.25, help="detection level, a fraction of the strongest peak")
+    p.add_argument(
+        "--threshold", type=float, default=0.25,
+        help="detection level, a fraction of the strongest matched-filter peak (a chirp must also stand out of the "
+        "noise floor)",
+    )  # fmt: skip
 
 
 def export_flags(p: argparse.ArgumentParser) -> None:

@@ -99,7 +99,7 @@ def with_features(batch: dict, extractor) -> dict:
     if "waveform" not in batch:
         return batch
     with torch.no_grad():
-        features = extractor(batch["waveform"])
+        features = extractor.image(batch["waveform"])  # the items hold windows already cut
     return {k: v for k, v in batch.items() if k != "waveform"} | {"features": features}
 
 

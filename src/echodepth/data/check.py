@@ -1,4 +1,5 @@
-"""`echodepth check-data`: validate every sample of every split before a long run."""
+"""`echodepth check-data`: validate every sample of every split before a long run, and the
+splits together: a recording named twice in a split, or in two splits (train / test leakage)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,33 @@ from .datasets import build_dataset
 SPLITS = ("train", "val", "test")
 
 
+def repeated_recordings(rows_per_split: dict[str, list]) -> list[str]:
+    """Returns one line per recording named by more than one row: twice in a split (a duplicate
+    row) or in two splits (a sample shared between them). `rows_per_split`: split -> SampleRefs."""
+    seen: dict[tuple, list[tuple[str, object]]] = {}
+    for split, refs in rows_per_split.items():
+        for ref in refs:
+            seen.setdefault(ref.audio, []).append((split, ref))
+    lines = []
+    for audio, rows in seen.items():
+        if len(rows) < 2:
+            continue
+        splits = sorted({split for split, _ in rows}, key=list(rows_per_split).index)
+        kind = f"DUPLICATE row in {splits[0]}" if len(splits) == 1 else f"SHARED between {' and '.join(splits)}"
+        named = "; ".join(f"{split}: {ref.where()}" for split, ref in rows)
+        lines.append(f"{kind}: recording {';'.join(str(p) for p in audio)} ({named})")
+    return lines
+
+
 def check_dataset(name: str, root, splits=SPLITS, print_fn=print, **dataset_kwargs) -> int:
-    """Prints a summary per split and one line per bad sample; returns the number of bad samples.
+    """Prints a summary per split and one line per bad sample, then one line per recording named
+    twice (within a split or across splits); returns the number of bad samples and repeats.
 
     Reports samples per split and per location, the depth range (m), the share of invalid
     depth pixels, audio lengths (samples) and sample rates.
     """
     n_bad = 0
+    rows_per_split = {}
     for split in splits:
         try:
             ds = build_dataset(name, root, split, on_error="skip", check_samples=False, **dataset_kwargs)
@@ -28,6 +49,7 @@ def check_dataset(name: str, root, splits=SPLITS, print_fn=print, **dataset_kwar
             n_bad += 1
             continue
         bad = list(ds.skipped)
+        rows_per_split[split] = list(ds.refs)
         per_location = Counter()
         lengths, rates = [], Counter()
         d_min, d_max, invalid, pixels = np.inf, 0.0, 0, 0
@@ -59,5 +81,9 @@ def check_dataset(name: str, root, splits=SPLITS, print_fn=print, **dataset_kwar
         for line in bad:
             print_fn(f"BAD {line}")
         n_bad += len(bad)
-    print_fn(f"{'OK' if n_bad == 0 else 'FAILED'}: {n_bad} bad sample(s)")
-    return n_bad
+    repeats = repeated_recordings(rows_per_split)
+    for line in repeats:
+        print_fn(line)
+    verdict = "OK" if n_bad + len(repeats) == 0 else "FAILED"
+    print_fn(f"{verdict}: {n_bad} bad sample(s), {len(repeats)} repeated recording(s)")
+    return n_bad + len(repeats)

@@ -3,7 +3,9 @@
 Each layout is an `EchoDepthDataset` subclass registered with `@DATASETS.register("name")`; it
 says where the rows and files are (`index`, `read_audio`) and which training settings it takes
 (`layout_settings`). A dataset indexes the rows of its split CSV(s) and loads, per sample, the
-binaural waveform (2, N) and the depth map. Depth: millimetres -> metres; NaN, +-inf and values <= 0 become 0
+binaural waveform (2, N) and the depth map. Depth: the file's unit (`depth_unit`, millimetres
+unless stated) -> metres, checked for plausibility (a median valid depth under 10 cm or beyond 3 x
+max depth names the unit as the likely cause); NaN, +-inf and values <= 0 become 0
 (invalid); clipped to max_depth; resized to the image size with nearest-neighbour sampling.
 Bilinear resizing would blend a near and a far surface into a depth that exists nowhere, and
 blend invalid zeros into valid pixels; nearest sampling keeps every output pixel a measured
@@ -20,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..audio_io import check_not_silent, load_npy
 from ..errors import ConfigError, DataError
 from ..registry import Registry
-from .features import AudioFeatures, FeatureConfig, cut_length
+from ..units import DEPTH_UNITS_PER_M, check_depth_unit
+from .features import AudioFeatures, FeatureConfig, min_window_samples
 from .files import SampleRef
 
 DATASETS = Registry("dataset")
@@ -39,6 +43,7 @@ class EchoDepthDataset(Dataset):
 
     name = "base"
     default_max_depth_m = 10.0
+    default_depth_unit = "mm"  # BatVision V1 and V2 store millimetres
     sample_rate_hz = 44100
     layout_option_names: tuple[str, ...] = ()  # keyword options of the layout (e.g. location_blacklist)
 
@@ -57,6 +62,7 @@ class EchoDepthDataset(Dataset):
         check_samples: bool = True,
         waveforms: bool = False,
         depth_size: tuple[int, int] | None = None,
+        depth_unit: str | None = None,
         **layout_options,
     ):
         self.root = Path(root)
@@ -69,6 +75,9 @@ class EchoDepthDataset(Dataset):
             raise ConfigError(
                 f"dataset {self.name!r} takes no option(s) {unknown}; allowed: {list(self.layout_option_names)}"
             )
+        self.depth_unit = depth_unit or self.default_depth_unit
+        if self.depth_unit not in DEPTH_UNITS_PER_M:
+            raise ConfigError(f"depth_unit {self.depth_unit!r}: expected one of {list(DEPTH_UNITS_PER_M)}")
         self.split = split
         self.features = features or FeatureConfig()
         # depth maps come out at depth_size; default: the feature image's size
@@ -123,9 +132,7 @@ class EchoDepthDataset(Dataset):
 
     # --- shared loading and checks
     def min_audio_samples(self) -> int:
-        if self.features.cut:
-            return cut_length(self.max_depth_m, self.sample_rate_hz)
-        return 1
+        return min_window_samples(self.features, self.max_depth_m)
 
     def load_audio(self, ref: SampleRef) -> np.ndarray:
         """Returns the (2, N) float32 waveform, checked."""
@@ -140,28 +147,40 @@ class EchoDepthDataset(Dataset):
             raise DataError(
                 f"{ref.where()}: {name}: truncated audio, {audio.shape[1]} samples, expected at least {need}"
             )
+        check_not_silent(audio, f"{ref.where()}: {name}")
         return audio
 
     def load_depth_m(self, ref: SampleRef) -> np.ndarray:
-        """Returns the (H, W) depth in metres, 0 where invalid, clipped to max_depth."""
-        try:
-            depth = np.load(ref.depth, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(f"{ref.where()}: depth file {ref.depth} not found") from None
-        except (ValueError, OSError, EOFError) as err:
-            raise DataError(f"{ref.where()}: depth file {ref.depth} is unreadable ({err})") from None
+        """Returns the (H, W) depth in metres, 0 where invalid, clipped to max_depth. A map with no
+        valid pixel (at its own size or at `depth_size`), or whose depths are implausible in
+        `depth_unit`, is a DataError naming the file."""
+        depth = load_npy(ref.depth, f"{ref.where()}: depth file")
         if depth.ndim == 3 and depth.shape[-1] == 1:
             depth = depth[..., 0]
-        if depth.ndim != 2 or min(depth.shape) < 2 or not np.issubdtype(depth.dtype, np.number):
+        if depth.ndim != 2 or min(depth.shape) < 2:
             raise DataError(
                 f"{ref.where()}: depth file {ref.depth} has shape {depth.shape} and dtype {depth.dtype}, "
                 "expected a 2-D numeric (H, W) map"
             )
-        depth_m = depth.astype(np.float32) / 1000.0
+        depth_m = depth.astype(np.float32) / DEPTH_UNITS_PER_M[self.depth_unit]
         depth_m[~np.isfinite(depth_m) | (depth_m < 0)] = 0.0
-        if not (depth_m > 0).any():
+        valid = depth_m > 0
+        if not valid.any():
             raise DataError(f"{ref.where()}: depth file {ref.depth} has no valid pixel")
-        return np.minimum(depth_m, self.max_depth_m)
+        check_depth_unit(
+            float(np.median(depth_m[valid])),
+            self.depth_unit,
+            self.max_depth_m,
+            f"{ref.where()}: depth file {ref.depth}",
+        )
+        depth_m = np.minimum(depth_m, self.max_depth_m)
+        if not (self.depth_tensor(depth_m) > 0).any():
+            raise DataError(
+                f"{ref.where()}: depth file {ref.depth}: none of its {int(valid.sum())} valid pixel(s) of "
+                f"{depth_m.size} survives the resize to {self.depth_size[0]} x {self.depth_size[1]} (nearest); "
+                "too sparse for this size: densify the map or train at a larger --image_size"
+            )
+        return depth_m
 
     def load_raw(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray]:
         return self.load_audio(ref), self.load_depth_m(ref)
@@ -180,7 +199,8 @@ class EchoDepthDataset(Dataset):
         depth = self.depth_tensor(depth_m)
         item = {"depth_m": depth, "valid": depth > 0, "index": i}
         if self.waveforms:  # the features are made later, a batch at a time, where the batch goes
-            return {**item, "waveform": torch.from_numpy(audio[:, : self.min_audio_samples()].copy())}
+            window = self.feature_extractor.window(torch.from_numpy(audio)[None])[0]
+            return {**item, "waveform": window.contiguous()}
         with torch.no_grad():
             features = self.feature_extractor(torch.from_numpy(audio)[None])[0]
         return {**item, "features": features}
@@ -241,6 +261,7 @@ class EchoDepthDataset(Dataset):
             "features": self.features.to_dict(),
             "depth_size": list(self.depth_size),
             "max_depth_m": self.max_depth_m,
+            "depth_unit": self.depth_unit,
             "on_error": self.on_error,
             "files": files,
         }

@@ -7,7 +7,10 @@ optional log(1 + x), and the resize to the image size.
 
 Settings default to the dataset baseline: n_fft 512, win 64, hop 16, power 1 (magnitude), no
 dB, per channel, giving 2 x 257 x T, then resized to the image size. The waveform is first cut
-to 2 * max_depth / 340 s (the time for an echo from max_depth to return), as the baseline does.
+to a window of 2 * max_depth / 340 s (the time for an echo from max_depth to return): from the
+file's start as the baseline does, or `window_start_ms` later, or from the emission's onset found
+in each recording (`align_to_emission`: BatVision V1 files begin with about 980 near-silent
+samples, which the baseline's window spends on silence); `cut=False` keeps the whole waveform.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..registry import Registry
 
 FEATURES = Registry("audio feature")
 BASELINE_SPEED_OF_SOUND_M_S = 340.0  # the value the baseline's cut uses
+ONSET_FRACTION = 0.1  # the emission's onset: the first sample within 20 dB of the recording's peak
 
 
 @dataclass
@@ -35,7 +39,9 @@ class FeatureConfig:
     n_mels: int = 32
     f_min_hz: float = 20.0
     f_max_hz: float = 20000.0
-    cut: bool = True  # keep the first 2 * max_depth / 340 s only
+    cut: bool = True  # keep a window of 2 * max_depth / 340 s only (False: the whole waveform)
+    window_start_ms: float = 0.0  # the window's start after the file's start (or the emission's onset)
+    align_to_emission: bool = False  # the window starts at the emission's onset found in each recording
     log: bool = False  # log(1 + x) compression of spectrogram magnitudes
     image_size: tuple[int, int] = (128, 128)  # features are resized to this (H, W)
 
@@ -57,6 +63,34 @@ class FeatureConfig:
 def cut_length(max_depth_m: float, sample_rate_hz: int) -> int:
     """Returns the number of samples kept by the cut: 2 * max_depth / 340 * sample rate."""
     return int(2 * max_depth_m / BASELINE_SPEED_OF_SOUND_M_S * sample_rate_hz)
+
+
+def window_length(cfg: FeatureConfig, max_depth_m: float) -> int:
+    """Returns the window's length in samples: the cut's, and at least n_fft / 2 + 1 (what the
+    STFT's reflect padding needs; only a max depth under 1 m at 44.1 kHz asks for more)."""
+    return max(cut_length(max_depth_m, cfg.sample_rate_hz), cfg.n_fft // 2 + 1)
+
+
+def window_offset(cfg: FeatureConfig) -> int:
+    """Returns the window's start in samples after the file's start (or the emission's onset)."""
+    return round(cfg.window_start_ms * cfg.sample_rate_hz / 1000)
+
+
+def min_window_samples(cfg: FeatureConfig, max_depth_m: float) -> int:
+    """Returns the shortest recording a window fits in: the fixed window's end, the window's
+    length when it follows the emission, n_fft / 2 + 1 for the whole waveform."""
+    if not cfg.cut:
+        return cfg.n_fft // 2 + 1  # the STFT's reflect padding
+    length = window_length(cfg, max_depth_m)
+    return length if cfg.align_to_emission else window_offset(cfg) + length
+
+
+def emission_onsets(wave: torch.Tensor) -> torch.Tensor:
+    """Returns, per recording of a (B, 2, N) batch, the first sample whose |amplitude| (either
+    ear) reaches ONSET_FRACTION of the recording's peak: where the direct sound arrives. (B,) long."""
+    envelope = wave.abs().amax(dim=1)  # (B, N)
+    above = envelope >= ONSET_FRACTION * envelope.amax(dim=-1, keepdim=True).clamp(min=1e-30)
+    return above.int().argmax(dim=-1)
 
 
 def mel_filterbank(n_freqs: int, n_mels: int, sample_rate_hz: int, f_min: float, f_max: float) -> torch.Tensor:
@@ -149,15 +183,35 @@ class AudioFeatures(nn.Module):
         return self.feature.n_channels
 
     def n_samples(self, available: int) -> int:
-        """Returns the number of input samples used (the cut, or all)."""
-        if not self.cfg.cut:
+        """Returns how many samples from the file's start the window may read: the fixed window's
+        end (at most `available`), or all of them (whole waveform, or a window that follows the
+        emission)."""
+        if not self.cfg.cut or self.cfg.align_to_emission:
             return available
-        return min(available, cut_length(self.max_depth_m, self.cfg.sample_rate_hz))
+        return min(available, window_offset(self.cfg) + window_length(self.cfg, self.max_depth_m))
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        wave = wave[..., : self.n_samples(wave.shape[-1])].float()
-        image = self.feature(wave)  # (B, C, F, T)
+    def window(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns the samples the features see of (B, 2, N) waveforms: (B, 2, L), L the cut's
+        length (zero-padded at the end where a recording is shorter), or the whole waveform."""
+        if not self.cfg.cut:
+            return wave
+        length = window_length(self.cfg, self.max_depth_m)
+        offset = window_offset(self.cfg)
+        if not self.cfg.align_to_emission:
+            return wave[..., offset : offset + length]
+        n = wave.shape[-1]
+        padded = F.pad(wave, (0, max(0, length - n)))
+        starts = (emission_onsets(wave) + offset).clamp(min=0, max=max(0, n - length))  # (B,)
+        index = starts[:, None] + torch.arange(length, device=wave.device)  # (B, L)
+        return padded.gather(-1, index[:, None, :].expand(-1, wave.shape[1], -1))
+
+    def image(self, window: torch.Tensor) -> torch.Tensor:
+        """Returns the (B, C, H, W) feature images of windows already cut by `window`."""
+        image = self.feature(window.float())  # (B, C, F, T)
         if self.cfg.log and self.feature.compressible:
             image = torch.log1p(image)
         # antialias: a plain bilinear shrink of 487 STFT frames to 128 columns would skip most frames
         return F.interpolate(image, size=self.cfg.image_size, mode="bilinear", align_corners=False, antialias=True)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.image(self.window(wave))

@@ -4,6 +4,7 @@ and V1's per-ear waveforms. Every error is a one-line DataError naming the CSV l
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,24 +26,41 @@ class SampleRef:
         return f"{self.csv_path}, line {self.line}"
 
 
-def resolve_inside(root: Path, relative: str, where: str) -> Path:
-    """Returns root / relative, refusing a path that leaves the dataset root."""
+def resolve_inside(root: Path, relative: str | None, where: str) -> Path:
+    """Returns root / relative, refusing a path that leaves the dataset root. The check is
+    lexical ("..", absolute paths): a sub-folder that is a symlink to another disk, as large
+    datasets are often laid out, stays inside the root."""
     if not relative or not relative.strip():
         raise DataError(f"{where}: empty path")
-    path = (root / relative.strip()).resolve()
-    if not path.is_relative_to(root.resolve()):
+    root_path = Path(os.path.normpath(Path(root).absolute()))
+    path = Path(os.path.normpath(root_path / relative.strip()))
+    if not path.is_relative_to(root_path):
         raise DataError(f"{where}: path {relative!r} escapes the dataset root {root}")
     return path
 
 
-def read_csv(csv_path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict]]:
-    """Returns (line number, row) pairs; a missing file or column is a DataError."""
+def read_csv(csv_path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict | DataError]]:
+    """Returns (line number, row) pairs, the row a DataError where its number of fields is not the
+    header's; a missing file or column, or a file that is not UTF-8 text, is a DataError. A
+    byte-order mark (as spreadsheet programs save UTF-8) and spaces around column names are ignored."""
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: split CSV not found")
-    with open(csv_path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        missing = [c for c in needed if c not in columns]
-        if missing:
-            raise DataError(f"{csv_path}: missing column(s) {missing}; found {columns}")
-        return [(i + 2, row) for i, row in enumerate(reader)]
+    rows = []
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
+            columns = reader.fieldnames
+            missing = [c for c in needed if c not in columns]
+            if missing:
+                raise DataError(f"{csv_path}: missing column(s) {missing}; found {columns}")
+            for row in reader:
+                extra = [v for v in row.pop(None, None) or () if v.strip()]  # empty trailing fields are harmless
+                n_fields = sum(v is not None for v in row.values()) + len(extra)
+                if n_fields != len(columns):
+                    where = f"{csv_path}, line {reader.line_num}"
+                    row = DataError(f"{where}: {n_fields} field(s), expected {len(columns)} ({', '.join(columns)})")
+                rows.append((reader.line_num, row))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{csv_path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+    return rows

@@ -34,6 +34,9 @@ class BatvisionV1(EchoDepthDataset):
     def index(self):
         csv_path = self.csv_path()
         for line, row in read_csv(csv_path, self.columns):
+            if isinstance(row, DataError):
+                yield row
+                continue
             where = f"{csv_path}, line {line}"
             try:
                 left = resolve_inside(self.root, row["audio path left"], where)
@@ -76,6 +79,9 @@ class BatvisionV2(EchoDepthDataset):
         for location in self.locations():
             csv_path = location / f"{self.split}.csv"
             for line, row in read_csv(csv_path, self.columns):
+                if isinstance(row, DataError):
+                    yield row
+                    continue
                 where = f"{csv_path}, line {line}"
                 try:
                     audio = resolve_inside(
@@ -106,5 +112,6 @@ class SyntheticDataset(BatvisionV2):
             raise DataError(f"{meta_path} not found: {root} is not a synthetic dataset written by `echodepth synth`")
         self.metadata = json.loads(meta_path.read_text())
         self.default_max_depth_m = float(self.metadata["max_depth_m"])
+        self.default_depth_unit = self.metadata.get("depth_unit", "mm")
         self.sample_rate_hz = int(self.metadata["sample_rate_hz"])
         super().__init__(root, split, **kwargs)

@@ -1,10 +1,17 @@
 """Finding chirps in long recordings, without torch.
 
 A robot chirps again and again; the model was trained on windows that start a fixed time before
-the chirp reaches the ears. `find_chirps` runs a matched filter (the recording correlated with
-the emitted chirp, summed over both ears), walks forward in time, takes the first point above
-`threshold` x the strongest peak, the highest peak within one chirp length after it, and then
-skips `min_gap` samples (echoes of that chirp). The window of each chirp starts `lead` samples
+the chirp reaches the ears. `find_chirps` runs a matched filter normalised to a correlation
+coefficient (the recording correlated with the emitted chirp, divided by both energies, mean of
+the ears: 1 for an exact copy of the chirp at any level, about 1/sqrt(chirp length) for noise),
+and tests each point against the noise floor: a chirp must stand `NOISE_FLOOR_Z` robust standard
+deviations (1.4826 x the median absolute deviation) above the median coefficient. Noise alone
+therefore holds no chirp, at any level. Among significant points, a chirp's raw matched filter
+must also reach `threshold` x its strongest peak (weaker echoes are no new chirp). It walks
+forward in time, takes the first such point, the highest peak within one chirp length after it,
+and then skips `min_gap` samples (echoes of that chirp).
+`benchmarks/bench_chirps.py` measures false chirps per minute on noise and the detection rate
+at 0, 10 and 20 dB SNR. The window of each chirp starts `lead` samples
 before its peak, where `lead` is where the peak lies in the training recordings
 (`measure_emission`, stored in the checkpoint and in exported models).
 """
@@ -15,6 +22,8 @@ import numpy as np
 from scipy.signal import correlate
 
 from ..errors import DataError
+
+NOISE_FLOOR_Z = 8.0  # robust standard deviations above the median: no false chirp in 10 minutes of noise
 
 
 def matched_filter(wave: np.ndarray, chirp: np.ndarray) -> np.ndarray:
@@ -27,21 +36,53 @@ def matched_filter(wave: np.ndarray, chirp: np.ndarray) -> np.ndarray:
     return sum(np.abs(correlate(ear, chirp, mode="valid", method="fft")) for ear in wave)
 
 
+def normalised_correlation(wave: np.ndarray, chirp: np.ndarray) -> np.ndarray:
+    """Returns, for each start sample i, the mean over ears of |correlation of wave[:, i:i+n] with
+    the chirp| / (||chirp|| x ||wave[:, i:i+n]||), in [0, 1] (length N - n + 1; 0 where the
+    recording is digitally silent)."""
+    wave = np.asarray(wave, dtype=np.float64)
+    chirp = np.asarray(chirp, dtype=np.float64)
+    n = len(chirp)
+    if wave.shape[-1] < n:
+        return np.zeros(0)
+    chirp_norm = np.sqrt(np.sum(chirp**2))
+    scores = []
+    for ear in wave:
+        energy = np.concatenate([[0.0], np.cumsum(ear**2)])
+        segment_norm = np.sqrt(np.clip(energy[n:] - energy[:-n], 0, None))
+        corr = np.abs(correlate(ear, chirp, mode="valid", method="fft"))
+        floor = 1e-9 * chirp_norm * (segment_norm.max() if segment_norm.size else 0.0)  # digital silence
+        scores.append(np.where(segment_norm > floor, corr / np.maximum(segment_norm * chirp_norm, 1e-300), 0.0))
+    return np.clip(np.mean(scores, axis=0), 0.0, 1.0)
+
+
+def significance_level(score: np.ndarray, chirp_length: int) -> float:
+    """Returns the least normalised correlation a chirp needs: NOISE_FLOOR_Z robust standard
+    deviations above the median, the spread at least white noise's (0.5 / sqrt(n) for the mean
+    of two ears' |coefficient|, n the chirp's length)."""
+    median = float(np.median(score))
+    spread = max(1.4826 * float(np.median(np.abs(score - median))), 0.5 / np.sqrt(chirp_length))
+    return median + NOISE_FLOOR_Z * spread
+
+
 def find_chirps(wave: np.ndarray, chirp: np.ndarray, min_gap: int, threshold: float = 0.25) -> np.ndarray:
-    """Returns the matched filter's peak sample of each chirp in a (2, N) recording, in order."""
+    """Returns the matched filter's peak sample of each chirp in a (2, N) recording, in order:
+    points that pass the significance test against the noise floor (`significance_level`) and
+    reach `threshold` x the strongest matched-filter peak."""
     if not 0 < threshold < 1:
         raise DataError(f"chirp detection threshold {threshold}: expected a fraction between 0 and 1")
-    score = matched_filter(wave, chirp)
-    if score.size == 0 or not np.isfinite(score).all() or score.max() <= 0:
+    raw = matched_filter(wave, chirp)
+    score = normalised_correlation(wave, chirp)
+    if score.size == 0 or not np.isfinite(raw).all() or raw.max() <= 0:
         return np.zeros(0, dtype=np.int64)
-    level = threshold * score.max()
+    candidate = (score >= significance_level(score, len(chirp))) & (raw >= threshold * raw.max())
     peaks, i, n = [], 0, len(chirp)
     while i < score.size:
-        above = np.flatnonzero(score[i:] >= level)
+        above = np.flatnonzero(candidate[i:])
         if above.size == 0:
             break
         start = i + int(above[0])
-        peak = start + int(np.argmax(score[start : start + n]))
+        peak = start + int(np.argmax(raw[start : start + n]))
         peaks.append(peak)
         i = peak + max(int(min_gap), 1)
     return np.asarray(peaks, dtype=np.int64)

@@ -90,6 +90,11 @@ def export_model(
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError(f"--output {output}: give --format onnx or torchscript (or name it .onnx / .pt)")
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    if predictor.features.align_to_emission or predictor.features.window_start_ms:
+        raise ConfigError(
+            "export takes models whose window starts at the file's start (audio_window start, window_start_ms 0); "
+            "this one's follows the emission or starts later: predict with --checkpoint"
+        )
     if n_samples is None:
         if not predictor.features.cut:
             raise ConfigError("this model reads whole recordings (no cut): give --samples, the recording length")

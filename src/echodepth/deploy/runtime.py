@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio_io import check_recording
+from ..audio_io import as_waveform_batch, check_recording
 from ..errors import CheckpointError, MissingFileError, UserError
 from ..prediction import Prediction, recording_report
 
@@ -49,12 +49,9 @@ class ExportedModel:
 
     def predict(self, waveform, sample_rate_hz: int, name: str = "waveform") -> Prediction:
         """Returns the prediction for one (2, N) recording or a batch (B, 2, N), checked like Predictor."""
-        wave = np.asarray(waveform, dtype=np.float32)
-        if wave.ndim == 2:
-            wave = wave[None]
-        finite = bool(np.isfinite(wave).all())
+        wave = as_waveform_batch(waveform, name)
         check_recording(
-            wave.shape, finite, sample_rate_hz, self.sample_rate_hz, self.min_samples, self.max_depth_m, name
+            wave, sample_rate_hz, self.sample_rate_hz, self.min_samples, self.max_depth_m, name, self.n_samples
         )
         return Prediction(*self.run(wave), report=recording_report(wave, self.n_samples))
 

@@ -33,6 +33,16 @@ class Check:
         return asdict(self)
 
 
+def at_most(value: float, limit: float) -> bool:
+    """Returns whether a statistic is measured (finite) and at most `limit`: NaN is never healthy."""
+    return math.isfinite(value) and value <= limit
+
+
+def at_least(value: float, limit: float) -> bool:
+    """Returns whether a statistic is measured (finite) and at least `limit`."""
+    return math.isfinite(value) and value >= limit
+
+
 def raised(weight: float, at_least: float) -> float:
     """Returns a loss weight doubled, and at least `at_least` (the guide's suggested value)."""
     return round(max(2 * weight, at_least), 3)
@@ -57,7 +67,7 @@ def base_smoothness(split: dict, cfg) -> Check:
         f"base energy above 1/{split['analysis_kernel']} cycles/px / the ground truth's",
         ratio,
         f"<= {BASE_HF_RATIO_MAX}",
-        not ratio > BASE_HF_RATIO_MAX,
+        at_most(ratio, BASE_HF_RATIO_MAX),
         "Base is too noisy or has sharp edges: it holds fine detail that belongs to the residual",
         "raise lambda_base and lowpass_kernel (the guide: 12 or 16) so the base learns only the room layout",
         flags,
@@ -75,7 +85,7 @@ def residual_small(split: dict, cfg) -> Check:
         "mean abs(residual) / mean abs(final)",
         share,
         f"<= {RESIDUAL_SHARE_MAX}",
-        not share > RESIDUAL_SHARE_MAX,
+        at_most(share, RESIDUAL_SHARE_MAX),
         "Residual dominates or is very large: the base is not learning the structure",
         "raise lambda_sparse, and lambda_base (the guide: 1.0 or 1.5)",
         flags,
@@ -90,7 +100,7 @@ def base_not_final(split: dict, cfg) -> Check:
         "share of the final's variation the base explains, 1 - sum(residual^2) / sum((final - mean)^2)",
         explained,
         f"<= {BASE_EXPLAINS_MAX}",
-        not explained > BASE_EXPLAINS_MAX,
+        at_most(explained, BASE_EXPLAINS_MAX),
         "Base looks identical to final: the residual is suppressed too much",
         "lower lambda_sparse (the guide: 0.05 or 0.01)",
         {"lambda_sparse": target},
@@ -104,7 +114,7 @@ def residual_near_objects(split: dict, cfg) -> Check:
         "mean abs(residual) within a pixel of a >10% depth jump / in smooth regions",
         ratio,
         f">= {RESIDUAL_EDGE_RATIO_MIN}",
-        not ratio < RESIDUAL_EDGE_RATIO_MIN,
+        at_least(ratio, RESIDUAL_EDGE_RATIO_MIN),
         "Residual lies in flat regions rather than near objects: the base leaves room structure to it",
         "raise lambda_base so the base carries the walls and floor",
         {"lambda_base": raised(cfg.lambda_base, 1.0)},
@@ -120,7 +130,7 @@ def reconstruction(split: dict, cfg) -> Check:
         f"RMSE ({rmse:.3f} m) / the better mean-depth predictor's ({better:.3f} m)",
         ratio,
         f"<= {RMSE_RATIO_MAX}",
-        not ratio > RMSE_RATIO_MAX,
+        at_most(ratio, RMSE_RATIO_MAX),
         "Poor reconstruction: the final depth does not match the ground truth much better than ignoring the audio",
         "raise lambda_recon (and train longer)",
         {"lambda_recon": round(2 * cfg.lambda_recon, 3), "epochs": 2 * cfg.epochs},
@@ -136,7 +146,9 @@ def training_stability(history: dict, cfg) -> Check:
     if history["loss_spikes"]:
         problems.append(f"loss spikes in epochs {history['loss_spikes']}")
     rise = history["val_rise_from_best"]
-    if rise > VAL_RISE_MAX:
+    if not math.isfinite(rise):
+        problems.append("validation RMSE not measured (NaN: no valid depth pixel?)")
+    elif rise > VAL_RISE_MAX:
         problems.append(f"last validation RMSE {100 * rise:.0f}% above the best")
     flags = {"use_adaptive_loss": True} if cfg.loss != "adaptive" else {"learning_rate": cfg.learning_rate / 2}
     return Check(
@@ -155,9 +167,16 @@ SPLIT_CHECKS = (base_smoothness, residual_small, base_not_final, residual_near_o
 DECOMPOSING_MODEL_CHECKS = ("base_smoothness", "residual_small", "base_not_final", "residual_near_objects")
 
 
+NOT_MEASURED = "not measured (NaN): the split has no valid depth pixel at the training size, or a metric failed"
+
+
 def run_checks(split: dict, history: dict, cfg, decomposes: bool) -> list[Check]:
-    """Returns every check; a model without a residual (the baseline) gets only the ones that apply."""
+    """Returns every check; a model without a residual (the baseline) gets only the ones that apply.
+    A statistic that is NaN is unhealthy, its symptom saying it was not measured."""
     checks = [check(split, cfg) for check in SPLIT_CHECKS]
+    for check in checks:
+        if not math.isfinite(check.value):
+            check.symptom = NOT_MEASURED
     if not decomposes:
         checks = [c for c in checks if c.name not in DECOMPOSING_MODEL_CHECKS]
     return checks + [training_stability(history, cfg)]

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from ..evaluate import EVAL_BATCH_SIZE, mean_depth_baselines
+from ..evaluate import EVAL_BATCH_SIZE, check_sample_rate, mean_depth_baselines
 from ..inference import Predictor
 from ..metrics import METRIC_KEYS, aggregate, analysis_kernel, finish_structure, per_image_metrics, structure_sums
 from ..rundir import RunDir
@@ -42,6 +42,7 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
     """Returns the decomposition's statistics on a split: the protocol metrics, the structure
     metrics (analysis low-pass kernel from the image size), how much of the final's variation
     the base explains, the mean-depth predictors' metrics, and the best and worst samples."""
+    check_sample_rate(predictor, datamodule, split)
     kernel = analysis_kernel(predictor.cfg.image_size)
     sums: dict[str, float] = {}
     per_image, extremes = [], ExtremeSamples(N_EXAMPLES)

@@ -57,8 +57,15 @@ class EchoDepthDataModule(L.LightningDataModule):
         return default_synthetic_dir(self.cfg)
 
     def feature_config(self) -> FeatureConfig:
-        size = self.cfg.input_hw
-        return FeatureConfig(audio_format=self.cfg.audio_format, log=self.cfg.log_compression, image_size=size)
+        cfg = self.cfg
+        return FeatureConfig(
+            audio_format=cfg.audio_format,
+            log=cfg.log_compression,
+            image_size=cfg.input_hw,
+            cut=cfg.audio_window != "whole",
+            window_start_ms=cfg.window_start_ms,
+            align_to_emission=cfg.audio_window == "emission",
+        )
 
     def prepare_data(self) -> None:
         if not self.cfg.data_dir and self.cfg.dataset == "synthetic":
@@ -88,6 +95,7 @@ class EchoDepthDataModule(L.LightningDataModule):
                 check_samples=not self.cfg.cache,  # the cache build checks each sample in its one pass
                 waveforms=not self.cfg.cache,  # uncached: STFTs in batches on the training device
                 depth_size=(self.cfg.image_size, self.cfg.image_size),
+                depth_unit=self.cfg.depth_unit,
                 **layout,
             )
         return self._raw[split]

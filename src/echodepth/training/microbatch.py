@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import DataError
+
 MAX_TENSOR_ELEMENTS = 2**31 - 1
 
 
@@ -19,16 +21,25 @@ def accumulate_gradients(
     model, criterion, features, depth_norm, valid, micro_batch: int, backward, prepare=None
 ) -> dict:
     """Runs forward and backward over micro-batches of a batch; returns the batch's loss parts
-    (detached), which equal those of one pass over the whole batch."""
+    (detached), which equal those of one pass over the whole batch. A batch without a valid
+    depth pixel is a DataError (no loss is computed from zero pixels); a micro-batch without one
+    adds nothing."""
     n = len(features)
     valid_total = valid.sum()
+    if not valid_total > 0:
+        raise DataError(
+            "a training batch holds no valid depth pixel: no loss can be computed from it "
+            "(echodepth check-data --image_size names the depth maps with none left at the training size)"
+        )
     totals: dict[str, torch.Tensor] = {}
     for start in range(0, n, micro_batch):
         rows = slice(start, start + micro_batch)
+        if n > micro_batch and not bool(valid[rows].any()):
+            continue
         x = features[rows] if prepare is None else prepare(features[rows])
         base, residual, final = model(x)
         parts = criterion(base.float(), residual.float(), final.float(), depth_norm[rows])
-        share = valid[rows].sum() / valid_total if valid_total > 0 else torch.tensor(len(x) / n, device=features.device)
+        share = valid[rows].sum() / valid_total
         backward(parts["loss"] * share)
         for k, v in parts.items():
             totals[k] = totals.get(k, 0.0) + v.detach() * share
