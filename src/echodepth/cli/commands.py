@@ -35,10 +35,12 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..config import TrainConfig, load_yaml, resolve_config
     from ..evaluate import format_comparison
+    from ..recipes import resolve_config_path
     from ..run import train
     from .flags import given_settings
 
-    cfg = resolve_config(load_yaml(args.config) if args.config else {}, given_settings(args, TrainConfig))
+    file_values = load_yaml(resolve_config_path(args.config)) if args.config else {}
+    cfg = resolve_config(file_values, given_settings(args, TrainConfig))
     print(
         f"experiment {cfg.experiment_name}: {cfg.model}, {cfg.loss} loss, dataset {cfg.dataset}, "
         f"{cfg.epochs} epochs, outputs in {cfg.run_dir.path}"
@@ -57,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate
+    from ..evaluate import evaluate, format_protocols
 
     metrics = evaluate(
         args.checkpoint,
@@ -67,9 +69,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         device=args.device,
         precision=args.precision,
+        protocol=args.protocol,
     )
     skipped = metrics.pop("skipped_samples")
-    print(json.dumps(metrics, indent=2))
+    headline = {k: v for k, v in metrics.items() if k != "protocols"}
+    print(f"headline protocol {metrics['headline']}: " + json.dumps(headline, indent=2))
+    print(format_protocols(metrics))
     for message in skipped:
         print(f"echodepth eval: error: {message}", file=sys.stderr)
     print(f"evaluated {metrics['n_images']} image(s) of the {args.split} split; {len(skipped)} sample(s) failed")
@@ -116,6 +121,15 @@ def cmd_audio_stats(args: argparse.Namespace) -> int:
 
     columns = {path: path_stats(path, args.sample_rate_hz, args.limit or None) for path in args.paths}
     print(json.dumps(columns, indent=2) if args.json else format_table(columns))
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from ..recipes import RECIPE_DIR, recipe_description, recipe_names
+
+    for name in recipe_names():
+        print(f"{name}\n  {recipe_description(name)}\n  file: {RECIPE_DIR / (name + '.yaml')}")
+    print("train one: echodepth train --config NAME [--dataset ... --data_dir ... and any flag to override]")
     return 0
 
 
