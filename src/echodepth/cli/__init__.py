@@ -163,6 +163,10 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image_size", type=int, default=None)
     p.add_argument("--base_channels", type=int, default=None)
     p.add_argument("--batch_size", type=int, default=None)
+    p.add_argument(
+        "--protocol", default=None, choices=_protocol_names(),
+        help="the headline evaluation protocol of the tables and verdicts (default: echodepth); every one is reported",
+    )  # fmt: skip
 
 
 AUDIO_STATS_HELP = """Statistics that tell synthetic echoes from real ones, side by side for each input

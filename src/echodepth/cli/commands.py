@@ -139,7 +139,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return run(args)
 
 
-COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size")
+COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size", "protocol")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

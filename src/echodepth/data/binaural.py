@@ -77,6 +77,7 @@ class InterauralLevelPhase(_BinauralCues):
     (B, 2, N) -> (B, 5, n_fft/2 + 1, T)."""
 
     n_channels = 5
+    compare_variants = {"ild_ipd": {}}
 
     def from_stft(self, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
         """(B, 2, F, T) real and imaginary STFT parts -> (B, 5, F, T)."""
@@ -92,6 +93,7 @@ class GccPhat(_BinauralCues):
     (B, 2, N) -> (B, 3, n_fft/2 + 1, T), the third channel's rows being lags."""
 
     n_channels = 3
+    compare_variants = {"gcc_phat": {}}
 
     def __init__(self, cfg):
         super().__init__(cfg)

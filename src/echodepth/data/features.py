@@ -79,6 +79,7 @@ class AudioFeature(nn.Module):
 
     n_channels = 2  # one image per ear
     compressible = True  # whether FeatureConfig.log applies
+    compare_variants: dict[str, dict] = {}  # `echodepth compare` variants on this input (name -> settings)
 
     def __init__(self, cfg: FeatureConfig):
         super().__init__()
