@@ -81,7 +81,7 @@ def metrics_section(results: dict) -> list[str]:
         for name, m in results[BASELINE]["baselines"].items():
             if name in ("mean_depth", "per_pixel_mean_depth"):
                 rows.append([f"{name.replace('_', ' ')} predictor (no audio)", *(fmt(m[k]) for k in METRIC_COLUMNS)])
-    title = f"## Final metrics under the {headline} protocol (test split)"
+    title = f"## Final protocol metrics (test split, headline protocol {headline})"
     return [title, "", *table(["variant", *METRIC_COLUMNS], rows), "", *protocols_section(results)]
 
 
