@@ -12,7 +12,7 @@ import torch
 
 from echodepth.cli import main
 from echodepth.data import build_dataset
-from echodepth.evaluate import ProtocolGroundTruth
+from echodepth.evaluate import ProtocolGroundTruth, format_comparison
 from echodepth.metrics import PROTOCOLS, protocol_metrics
 from echodepth.rundir import RunDir
 
@@ -117,6 +117,21 @@ def test_train_reports_every_protocol_with_its_own_headline(trained):
     assert test["protocols"]["htf"]["pixels"] == "gt >= 0.5 m"
     assert test["protocols"]["echogeom"]["depth_range_m"] == [0.0, 30.0]
     assert "replaced by 0" in test["protocols"]["batvision"]["nan_handling"]
+    lines = format_comparison(trained["test"], trained["baselines"]).splitlines()
+    assert next(line for line in lines if line.startswith("echogeom ")).endswith("(headline)")
+
+
+def test_the_end_of_training_table_holds_the_model_against_the_mean_depth_under_echodepths_protocol():
+    def metrics(rmse):
+        return {"rmse": rmse, "abs_rel": 0.1, "mae": 0.4, "delta1": 0.8, "log10": 0.05}
+
+    entry = {"resolution": "256 x 256", "depth_range_m": [0.0, 30.0], "pixels": "gt >= 0.5 m"}
+    test = {**metrics(9.0), "headline": "htf"}  # the headline (htf) at the top level
+    test["protocols"] = {"echodepth": {**entry, "metrics": metrics(0.5)}, "htf": {**entry, "metrics": metrics(9.0)}}
+    lines = format_comparison(test, {"mean_depth": metrics(1.0), "per_pixel_mean_depth": metrics(0.8)}).splitlines()
+    assert lines[1].split()[3] == "0.5000"  # echodepth's, the protocol the mean-depth predictors use
+    assert "RMSE 37.5% lower than the better mean-depth predictor" in lines
+    assert lines[-1].startswith("htf") and lines[-1].endswith("(headline)")
 
 
 def test_eval_prints_the_headline_and_writes_every_protocol(trained, tmp_path, capsys):

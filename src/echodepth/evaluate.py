@@ -184,7 +184,8 @@ def format_comparison(test: dict, baselines: dict) -> str:
     """Returns the test metrics next to the mean-depth predictors' as a small table (both under
     echodepth's protocol, the one the mean-depth predictors are measured with), then every
     protocol's."""
-    rows = [("model (best checkpoint)", test["protocols"][DEFAULT_PROTOCOL]["metrics"])]
+    own = test["protocols"][DEFAULT_PROTOCOL]["metrics"] if "protocols" in test else test  # flat: echodepth's
+    rows = [("model (best checkpoint)", own)]
     rows += [(name.replace("_", " ") + " predictor", m) for name, m in baselines.items()]
     keys = ("rmse", "abs_rel", "mae", "delta1", "log10")
     lines = [f"{'test split':<34}" + "".join(f"{k:>10}" for k in keys)]
@@ -199,4 +200,4 @@ def format_comparison(test: dict, baselines: dict) -> str:
         lines.append(f"RMSE {100 * gain:.1f}% lower than the better mean-depth predictor")
     else:
         lines.append(f"RMSE {100 * -gain:.1f}% HIGHER than the better mean-depth predictor")
-    return "\n".join([*lines, format_protocols(test)])
+    return "\n".join([*lines, format_protocols(test)] if "protocols" in test else lines)
