@@ -25,6 +25,18 @@ def tiny_report(tmp_path_factory):
     return out, tiny_compare(out, tmp_path / "cache", lambda *_: None), tmp_path
 
 
+def test_the_report_gives_the_test_rmse_under_every_protocol(tiny_report):
+    from echodepth.metrics import PROTOCOLS
+
+    text = tiny_report[1].read_text()
+    assert "headline protocol echodepth" in text
+    header = next(line for line in text.splitlines() if line.startswith("| variant | RMSE echodepth (m)"))
+    assert all(f"RMSE {name} (m)" in header for name in PROTOCOLS)
+    assert "htf: 256 x 256, 0-30 m, gt >= 0.5 m" in text
+    row = next(line for line in text.splitlines() if line.startswith("| unet_baseline | ") and "±" in line)
+    assert "n/a" not in row
+
+
 def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
     out, report, tmp_path = tiny_report
     text = report.read_text()
@@ -58,7 +70,7 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
         for line in text.splitlines()
         if line.startswith("| base_residual |") or line.startswith("| unet_baseline |")
     ]
-    assert len(rows) == 8  # convergence, metrics, structure, magnitudes tables
+    assert len(rows) == 10  # convergence, metrics, protocols, structure, magnitudes tables
     numbers = [float(x) for row in rows for x in re.findall(r"-?\d+\.\d+", row)]
     assert numbers and all(math.isfinite(x) for x in numbers)
     results = json.loads((out / "results.json").read_text())["results"]
@@ -95,6 +107,8 @@ def test_variants_come_from_the_registries():
         "narrow_base",
         "residual_0.3",
         "adam",
+        "ild_ipd",  # the binaural cue features (FEATURES' compare_variants)
+        "gcc_phat",
     }
 
 

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 from echodepth.cli import main
-from echodepth.data import AudioFeatures, FeatureConfig
+from echodepth.data import FEATURES, AudioFeatures, FeatureConfig
 from echodepth.deploy.frontend import LinearFrontend
 from echodepth.errors import ConfigError
 from echodepth.inference import Predictor
@@ -45,7 +45,7 @@ def clips(synth_dir, n):
     return sorted(synth_dir.glob("*/audio/*.wav"))[:n]
 
 
-@pytest.mark.parametrize("audio_format", ["spectrogram", "mel", "waveform"])
+@pytest.mark.parametrize("audio_format", FEATURES.names())
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("image_size", [(16, 16), (128, 128), (64, 200)])
 def test_linear_frontend_equals_the_training_features(audio_format, log, image_size):

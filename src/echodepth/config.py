@@ -17,6 +17,7 @@ import yaml
 from .data import DATASETS, FEATURES
 from .errors import ConfigError, MissingFileError
 from .losses import LOSSES
+from .metrics import PROTOCOLS
 from .models import MODELS
 from .rundir import RunDir
 
@@ -77,6 +78,8 @@ class TrainConfig:
     cache_dir: str = ".echodepth_cache"
     weight_decay: float = 0.01  # AdamW's default
     lr_schedule: str = "none"  # none | cosine
+    lr_warmup_epochs: int = 0  # linear learning-rate warm-up over N epochs, then lr_schedule over the rest
+    protocol: str = "echodepth"  # the headline evaluation protocol of the test at the end (metrics.PROTOCOLS)
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
@@ -112,6 +115,7 @@ class TrainConfig:
             "base_decoder": BASE_DECODERS,
             "audio_window": AUDIO_WINDOWS,
             "depth_unit": (None, *DEPTH_UNITS),
+            "protocol": list(PROTOCOLS),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -124,6 +128,12 @@ class TrainConfig:
         for name in (*positive, "devices", "num_nodes", "checkpoint_every", "val_every", "residual_scale"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.lr_warmup_epochs < self.epochs:
+            raise ConfigError(
+                f"lr_warmup_epochs must be >= 0 and below epochs ({self.epochs}), got {self.lr_warmup_epochs}"
+            )
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.silog_lambda <= 1:
             raise ConfigError(f"silog_lambda must be between 0 and 1, got {self.silog_lambda}")
         if self.audio_window == "start" and self.window_start_ms < 0:

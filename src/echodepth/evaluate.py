@@ -7,6 +7,7 @@ depends on it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -18,8 +19,17 @@ from .config import TrainConfig
 from .data import prepare_batch
 from .errors import ConfigError, DataError
 from .inference import Predictor
-from .metrics import METRIC_KEYS, aggregate, per_image_metrics
+from .metrics import (
+    DEFAULT_PROTOCOL,
+    METRIC_KEYS,
+    PROTOCOLS,
+    aggregate,
+    get_protocol,
+    per_image_metrics,
+    protocol_per_image,
+)
 from .rundir import RunDir
+from .storage import atomic_write_bytes
 from .training import EchoDepthDataModule
 from .units import depth_norm_to_m
 
@@ -37,36 +47,78 @@ def check_sample_rate(predictor: Predictor, datamodule: EchoDepthDataModule, spl
         )
 
 
+class ProtocolGroundTruth:
+    """A split's ground truth on the protocols' grids, read again from its depth files (the cache
+    holds it at the model's grid only) with the loader's nearest-neighbour resize."""
+
+    def __init__(self, raw_dataset):
+        self.raw = raw_dataset
+        self.refs = {str(ref.depth): ref for ref in raw_dataset.refs}
+
+    def grids(self, depth_files: list[str], sides: set[int]) -> dict[int, torch.Tensor]:
+        """Returns side -> (B, 1, side, side) depth in metres of the given depth files."""
+        maps = [self.raw.load_depth_m(self.refs[f]) for f in depth_files] if sides else []
+        return {side: torch.stack([self.raw.depth_tensor(m, (side, side)) for m in maps]) for side in sides}
+
+
+def protocol_summary(name: str, per_image: dict, predictor: Predictor, side: int) -> dict:
+    """Returns one protocol's entry of the metrics JSON: its definition and its metrics."""
+    protocol = get_protocol(name)
+    metrics = aggregate(per_image, protocol.nan_to_zero)
+    return {**protocol.describe(side, predictor.max_depth_m), "metrics": metrics}
+
+
 def evaluate_split(
-    predictor: Predictor, datamodule: EchoDepthDataModule, split: str, out_dir=None, progress: bool = True
+    predictor: Predictor,
+    datamodule: EchoDepthDataModule,
+    split: str,
+    out_dir=None,
+    progress: bool = True,
+    headline: str = DEFAULT_PROTOCOL,
 ) -> dict:
-    """Returns the protocol's metrics of a predictor on a split; with out_dir, also writes
-    {split}_metrics.json and a per-image CSV there."""
+    """Returns the metrics of a predictor on a split under every protocol (`metrics.PROTOCOLS`):
+    the headline protocol's at the top level, with "headline" naming it and "protocols" holding
+    each one's definition and metrics. With out_dir, also writes {split}_metrics.json and a
+    per-image CSV (the headline's metrics, then every protocol's as `name/metric`) there."""
+    get_protocol(headline)  # an unknown name fails before the work
     check_sample_rate(predictor, datamodule, split)
-    parts, rows = [], []
+    parts: dict[str, list] = {name: [] for name in PROTOCOLS}
+    rows = []
     dataset = datamodule.dataset(split)
+    truth = ProtocolGroundTruth(datamodule.raw_dataset(split))
+    sides = {p.image_size for p in PROTOCOLS.values() if p.image_size}
     loader = tqdm(
         datamodule.loader(split, batch_size=EVAL_BATCH_SIZE), desc=f"eval {split}", disable=not progress, leave=False
     )
     for b, prediction in predictor.predict_loader(loader):
-        per = per_image_metrics(prediction.final_m, b["depth_m"])
-        parts.append({k: v.cpu() for k, v in per.items()})
+        files = [dataset.sample_files(i) for i in b["index"].tolist()]
+        grids = truth.grids([f["depth"] for f in files], sides)
+        for name, protocol in PROTOCOLS.items():
+            gt = b["depth_m"] if protocol.image_size is None else grids[protocol.image_size]
+            per = protocol_per_image(prediction.final_m, gt.to(prediction.final_m.device), protocol)
+            parts[name].append({k: v.cpu() for k, v in per.items()})
         for j, i in enumerate(b["index"].tolist()):
-            rows.append(
-                {"index": i, **dataset.sample_files(i), **{k: float(per[k][j]) for k in (*METRIC_KEYS, "n_valid")}}
-            )
-    metrics = aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
+            row = {"index": i, **files[j]}
+            row.update({k: float(parts[headline][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
+            for name in PROTOCOLS:
+                row.update({f"{name}/{k}": float(parts[name][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
+            rows.append(row)
+    per_image = {name: {k: torch.cat([p[k] for p in ps]) for k in ps[0]} for name, ps in parts.items()}
+    side = datamodule.cfg.image_size
+    protocols = {name: protocol_summary(name, per_image[name], predictor, side) for name in PROTOCOLS}
+    metrics = {**protocols[headline]["metrics"], "headline": headline, "protocols": protocols}
     metrics["skipped_samples"] = list(dataset.skipped)  # bad samples left out (one line each)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = {"checkpoint": str(predictor.checkpoint_path), "split": split, **metrics}
-        (out_dir / f"{split}_metrics.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_bytes(out_dir / f"{split}_metrics.json", json.dumps(summary, indent=2).encode())
         rows.sort(key=lambda r: r["index"])
-        with open(out_dir / f"{split}_per_image.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(out_dir / f"{split}_per_image.csv", text.getvalue().encode())
     return metrics
 
 
@@ -94,12 +146,17 @@ def evaluate(
     device="auto",
     progress=True,
     precision: str = "fp32",
+    protocol: str | None = None,
 ) -> dict:
-    """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split."""
+    """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split
+    under every protocol, `protocol` the headline (None: the checkpoint's `protocol` setting)."""
+    if protocol is not None:
+        get_protocol(protocol)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE, precision=precision)
+    protocol = protocol or predictor.cfg.protocol
     datamodule = datamodule_for(predictor, dataset, data_dir, progress, on_error="skip")
     out_dir = Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir
-    return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress)
+    return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress, headline=protocol)
 
 
 def mean_depth_baselines(datamodule: EchoDepthDataModule, split: str) -> dict[str, dict]:
@@ -121,9 +178,27 @@ def mean_depth_baselines(datamodule: EchoDepthDataModule, split: str) -> dict[st
     return {name: aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]}) for name, parts in per.items()}
 
 
+def format_protocols(metrics: dict) -> str:
+    """Returns one line per protocol: its grid, depth range, counted pixels and main metrics, the
+    headline marked."""
+    lines = [f"{'protocol':<18}{'grid':>10}{'depth m':>9}{'pixels':>13}{'rmse':>9}{'abs_rel':>9}{'delta1':>8}"]
+    for name, entry in metrics["protocols"].items():
+        m = entry["metrics"]
+        mark = " (headline)" if name == metrics["headline"] else ""
+        depth = f"0-{entry['depth_range_m'][1]:g}"
+        lines.append(
+            f"{name:<18}{entry['resolution']:>10}{depth:>9}{entry['pixels']:>13}"
+            f"{m['rmse']:>9.4f}{m['abs_rel']:>9.4f}{m['delta1']:>8.4f}{mark}"
+        )
+    return "\n".join(lines)
+
+
 def format_comparison(test: dict, baselines: dict) -> str:
-    """Returns the test metrics next to the mean-depth predictors' as a small table."""
-    rows = [("model (best checkpoint)", test)]
+    """Returns the test metrics next to the mean-depth predictors' as a small table (both under
+    echodepth's protocol, the one the mean-depth predictors are measured with), then every
+    protocol's."""
+    own = test["protocols"][DEFAULT_PROTOCOL]["metrics"] if "protocols" in test else test  # flat: echodepth's
+    rows = [("model (best checkpoint)", own)]
     rows += [(name.replace("_", " ") + " predictor", m) for name, m in baselines.items()]
     keys = ("rmse", "abs_rel", "mae", "delta1", "log10")
     lines = [f"{'test split':<34}" + "".join(f"{k:>10}" for k in keys)]
@@ -139,9 +214,9 @@ def format_comparison(test: dict, baselines: dict) -> str:
     if not best_baseline > 0:
         lines.append("the per-pixel mean depth of the training split matches every test depth map exactly")
         return "\n".join(lines)
-    gain = 1 - test["rmse"] / best_baseline
+    gain = 1 - rows[0][1]["rmse"] / best_baseline
     if gain > 0:
         lines.append(f"RMSE {100 * gain:.1f}% lower than the better mean-depth predictor")
     else:
         lines.append(f"RMSE {100 * -gain:.1f}% HIGHER than the better mean-depth predictor")
-    return "\n".join(lines)
+    return "\n".join([*lines, format_protocols(test)] if "protocols" in test else lines)

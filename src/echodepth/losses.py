@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .registry import Registry
 
 LOSSES = Registry("loss")
+LOG_1_25 = 0.22314355131420976  # ln 1.25: the delta1 threshold as a log ratio
 
 
 def valid_mask(gt: torch.Tensor) -> torch.Tensor:
@@ -153,11 +154,7 @@ class BaseResidualLoss(DepthLoss):
     def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
         parts = self.parts(base, residual, final, gt)
         w = self.weights()
-        total = (
-            w["lambda_recon"] * parts["loss_recon"]
-            + w["lambda_base"] * parts["loss_base"]
-            + w["lambda_sparse"] * parts["loss_sparse"]
-        )
+        total = sum(w[f"lambda_{k}"] * parts[f"loss_{k}"] for k in ("recon", "base", "sparse"))
         return {"loss": total, **parts}
 
 
@@ -274,6 +271,23 @@ class FrequencyAwareBaseResidualLoss(DepthLoss):
             + self.lambda_residual * parts["loss_residual_hf"]
         )
         return {"loss": total, **parts}
+
+
+@LOSSES.register("htf")
+class LogRatioHingeL1Loss(DepthLoss):
+    """HTF-EchoDepth's loss (shared/spec/batvision_format.md) on the final map, over valid pixels: L1 + hinge_weight
+    * mean(max(0, |ln(final / gt)| - ln 1.25)), a hinge acting outside the delta1 band (depths clamped at 1e-3)."""
+
+    def __init__(self, hinge_weight: float = 0.003):
+        super().__init__()
+        self.hinge_weight = hinge_weight
+
+    def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
+        mask = valid_mask(gt)
+        log_gt = torch.log(torch.where(mask > 0, gt, torch.ones_like(gt)).clamp(min=1e-3))
+        hinge = F.relu((torch.log(final.clamp(min=1e-3)) - log_gt).abs() - LOG_1_25)
+        l1, log_hinge = masked_l1(final, gt, mask), masked_mean(hinge, mask)
+        return {"loss": l1 + self.hinge_weight * log_hinge, "loss_l1": l1, "loss_log_hinge": log_hinge}
 
 
 def build_loss(name: str, **settings) -> DepthLoss:

@@ -227,7 +227,7 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
         print(f"no test evaluation: {err}")
         return result
     predictor = Predictor.from_checkpoint(checkpoints.best_model_path, device="auto")
-    test = evaluate_split(predictor, datamodule, split, progress=progress)
+    test = evaluate_split(predictor, datamodule, split, progress=progress, headline=cfg.protocol)
     baselines = mean_depth_baselines(datamodule, split)
     result.update({"test": test, "baselines": baselines})
     run_dir.test_metrics.write_text(json.dumps({"split": split, "model": test, **baselines}, indent=2))

@@ -18,15 +18,19 @@ from .deploy_flags import EXPORT_HELP, PREDICT_HELP, add_precision_flag, export_
 TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
 --config naming one), trains a CPU-sized configuration on the built-in synthetic data, made once:
 under 5 minutes on 2 cores from a fresh clone. With a dataset named, the design guide's defaults apply (batch 256,
-learning rate 0.002, 64 base channels, 256 x 256). Precedence: defaults < --config < flags."""
+learning rate 0.002, 64 base channels, 256 x 256). Precedence: defaults < --config < flags.
+--config takes a YAML file or the name of a published recipe shipped with echodepth (`echodepth recipes`
+lists them): batvision_unet (the dataset paper's U-Net), htf (HTF-EchoDepth's recipe), guide_defaults."""
 SYNTH_HELP = """Write the built-in synthetic dataset in the BatVision V2 layout. Every generator
 setting is a flag; an interrupted run resumes."""
 CHECK_HELP = """Validate every sample of every split; print a summary and one line per bad sample
 (unreadable, silent, truncated, depth in an implausible unit, no valid depth pixel at the training
 size), then one line per recording named twice: a duplicate row, or a sample shared between splits.
 Exit status 1 when any sample is bad or repeated."""
-EVAL_HELP = """Evaluate a checkpoint on a split with the protocol's metrics; writes {split}_metrics.json
-and {split}_per_image.csv."""
+EVAL_HELP = """Evaluate a checkpoint on a split under every evaluation protocol (echodepth's own and the
+published papers': batvision, batvision_strict, htf, echogeom; each with its grid, depth range and
+counted pixels); prints the headline one (--protocol) and a line per protocol; writes
+{split}_metrics.json (all of them, "headline" naming the one at its top level) and {split}_per_image.csv."""
 DIAGNOSE_HELP = """Measure the design guide's "what to look for" on a run's best checkpoint (base smoothness,
 residual share and location, base against final, reconstruction against the mean-depth predictors,
 training stability) and print the guide's advice as flags, with a ready command line. Writes
@@ -100,7 +104,10 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
     from ..config import TrainConfig
     from .flags import add_settings_flags
 
-    p.add_argument("--config", default=None, help="YAML file of settings (flags override it)")
+    p.add_argument(
+        "--config", default=None,
+        help="YAML file of settings, or a recipe name (batvision_unet, htf, guide_defaults); flags override it",
+    )  # fmt: skip
     add_settings_flags(p, TrainConfig)
 
 
@@ -111,7 +118,17 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out_dir", default=None, help="default: eval/ beside the run's checkpoints/")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--protocol", default=None, choices=_protocol_names(),
+        help="the headline evaluation protocol (default: the checkpoint's --protocol setting, else echodepth)",
+    )  # fmt: skip
     add_precision_flag(p)
+
+
+def _protocol_names() -> list[str]:
+    from ..metrics import PROTOCOLS
+
+    return list(PROTOCOLS)
 
 
 def _diagnose_flags(p: argparse.ArgumentParser) -> None:
@@ -153,6 +170,10 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image_size", type=int, default=None)
     p.add_argument("--base_channels", type=int, default=None)
     p.add_argument("--batch_size", type=int, default=None)
+    p.add_argument(
+        "--protocol", default=None, choices=_protocol_names(),
+        help="the headline evaluation protocol of the tables and verdicts (default: echodepth); every one is reported",
+    )  # fmt: skip
 
 
 AUDIO_STATS_HELP = """Statistics that tell synthetic echoes from real ones, side by side for each input
@@ -168,6 +189,14 @@ def _audio_stats_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
 
+RECIPES_HELP = """List the published training recipes shipped with echodepth, with their sources and files:
+`echodepth train --config NAME` trains one (flags override its settings)."""
+
+
+def _no_flags(p: argparse.ArgumentParser) -> None:
+    pass
+
+
 # name: (one-line help, description, flags, function of the parsed arguments)
 COMMANDS = {
     "synth": ("write the built-in synthetic dataset (BatVision V2 layout)", SYNTH_HELP, _synth_flags, "cmd_synth"),
@@ -179,6 +208,7 @@ COMMANDS = {
     "audio-stats": ("compare recordings' echo statistics", AUDIO_STATS_HELP, _audio_stats_flags, "cmd_audio_stats"),
     "diagnose": ("check a trained run against the guide's advice", DIAGNOSE_HELP, _diagnose_flags, "cmd_diagnose"),
     "cache": ("list, verify or clear the feature cache", CACHE_HELP, _cache_flags, "cmd_cache"),
+    "recipes": ("list the published training recipes (train --config NAME)", RECIPES_HELP, _no_flags, "cmd_recipes"),
     "compare": ("test the guide's claims against the baseline U-Net", COMPARE_HELP, _compare_flags, "cmd_compare"),
 }
 

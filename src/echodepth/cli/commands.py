@@ -43,10 +43,12 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..config import TrainConfig, load_yaml, resolve_config
     from ..evaluate import format_comparison
+    from ..recipes import resolve_config_path
     from ..run import train
     from .flags import given_settings
 
-    cfg = resolve_config(load_yaml(args.config) if args.config else {}, given_settings(args, TrainConfig))
+    file_values = load_yaml(resolve_config_path(args.config)) if args.config else {}
+    cfg = resolve_config(file_values, given_settings(args, TrainConfig))
     print(
         f"experiment {cfg.experiment_name}: {cfg.model}, {cfg.loss} loss, dataset {cfg.dataset}, "
         f"{cfg.epochs} epochs, outputs in {cfg.run_dir.path}"
@@ -65,7 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate
+    from ..evaluate import evaluate, format_protocols
 
     metrics = evaluate(
         args.checkpoint,
@@ -75,9 +77,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         device=args.device,
         precision=args.precision,
+        protocol=args.protocol,
     )
     skipped = metrics.pop("skipped_samples")
-    print(json.dumps(metrics, indent=2))
+    headline = {k: v for k, v in metrics.items() if k != "protocols"}
+    print(f"headline protocol {metrics['headline']}: " + json.dumps(headline, indent=2))
+    print(format_protocols(metrics))
     for message in skipped:
         print(f"echodepth eval: error: {message}", file=sys.stderr)
     print(f"evaluated {metrics['n_images']} image(s) of the {args.split} split; {len(skipped)} sample(s) failed")
@@ -129,13 +134,22 @@ def cmd_audio_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from ..recipes import RECIPE_DIR, recipe_description, recipe_names
+
+    for name in recipe_names():
+        print(f"{name}\n  {recipe_description(name)}\n  file: {RECIPE_DIR / (name + '.yaml')}")
+    print("train one: echodepth train --config NAME [--dataset ... --data_dir ... and any flag to override]")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     from .cache_command import cmd_cache as run
 
     return run(args)
 
 
-COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size")
+COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channels", "batch_size", "protocol")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..metrics import analysis_kernel
+from ..metrics import DEFAULT_PROTOCOL, analysis_kernel
 from ..storage import atomic_write_bytes
 from ..viz import decomposition_figure, plot_curves, plot_magnitudes
 from .html import markdown_to_html
@@ -76,10 +76,31 @@ def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> l
 
 def metrics_section(results: dict) -> list[str]:
     rows = [[v, *(seed_stat([t[k] for t in e["test"]]) for k in METRIC_COLUMNS)] for v, e in results.items()]
-    for name, m in results[BASELINE]["baselines"].items():
-        if name in ("mean_depth", "per_pixel_mean_depth"):
-            rows.append([f"{name.replace('_', ' ')} predictor (no audio)", *(fmt(m[k]) for k in METRIC_COLUMNS)])
-    return ["## Final protocol metrics (test split)", "", *table(["variant", *METRIC_COLUMNS], rows), ""]
+    headline = results[BASELINE]["test"][0].get("headline", DEFAULT_PROTOCOL)
+    if headline == DEFAULT_PROTOCOL:  # the mean-depth predictors are measured under echodepth's protocol
+        for name, m in results[BASELINE]["baselines"].items():
+            if name in ("mean_depth", "per_pixel_mean_depth"):
+                rows.append([f"{name.replace('_', ' ')} predictor (no audio)", *(fmt(m[k]) for k in METRIC_COLUMNS)])
+    title = f"## Final protocol metrics (test split, headline protocol {headline})"
+    return [title, "", *table(["variant", *METRIC_COLUMNS], rows), "", *protocols_section(results)]
+
+
+def protocols_section(results: dict) -> list[str]:
+    """Returns the test RMSE under every evaluation protocol (runs that recorded them)."""
+    tests = [t for e in results.values() for t in e["test"]]
+    if not tests or not all("protocols" in t for t in tests):
+        return []
+    names = list(tests[0]["protocols"])
+    header = ["variant", *(f"RMSE {n} (m)" for n in names)]
+    rows = [
+        [v, *(seed_stat([t["protocols"][n]["metrics"]["rmse"] for t in e["test"]]) for n in names)]
+        for v, e in results.items()
+    ]
+    definitions = "; ".join(
+        f"{n}: {p['resolution']}, 0-{p['depth_range_m'][1]:g} m, {p['pixels']}"
+        for n, p in tests[0]["protocols"].items()
+    )
+    return ["Test RMSE under each evaluation protocol (" + definitions + "):", "", *table(header, rows), ""]
 
 
 def structure_section(results: dict, image_size: int) -> list[str]:

@@ -1,8 +1,9 @@
 """What `echodepth compare` runs: presets (sizes) and variants (what differs), over seeds.
 
 Variants come from the registries: every registered model (with its `compare_settings`), every
-registered loss other than the default, each model's and loss's `compare_variants` (ablations and the
-seed research script's choices) and the training-recipe variants (`TRAINING_VARIANTS`). The
+registered loss other than the default, each model's, loss's and audio feature's `compare_variants`
+(ablations, the seed research script's choices, the binaural cue features) and the training-recipe
+variants (`TRAINING_VARIANTS`). The
 baseline is the dataset paper's U-Net; the proposal is the guide's base + residual network.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import CPU_PRESET, TrainConfig
+from ..data import FEATURES
 from ..errors import ConfigError
 from ..losses import LOSSES
 from ..models import MODELS
@@ -72,6 +74,9 @@ def all_variants() -> dict[str, dict]:
             out[name] = {"loss": name}
         for variant, settings in LOSSES.get(name).compare_variants.items():
             out[variant] = {"loss": name, **settings}
+    for name in FEATURES.names():  # the same network and loss on another input
+        for variant, settings in FEATURES.get(name).compare_variants.items():
+            out[variant] = {"audio_format": name, **settings}
     return out
 
 

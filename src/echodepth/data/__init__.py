@@ -4,6 +4,7 @@ Importing this package registers the built-in dataset layouts and audio features
 """
 
 from ..errors import DataError
+from .binaural import EAR_SPACING_M, GccPhat, InterauralLevelPhase
 from .cache import CachedDataset, build_cache, collate_batch, prepare_batch, with_features
 from .check import check_dataset
 from .datasets import DATASETS, EchoDepthDataset, build_dataset
@@ -12,6 +13,7 @@ from .layouts import BatvisionV1, BatvisionV2, SyntheticDataset
 
 __all__ = [
     "DATASETS",
+    "EAR_SPACING_M",
     "FEATURES",
     "AudioFeature",
     "AudioFeatures",
@@ -21,6 +23,8 @@ __all__ = [
     "DataError",
     "EchoDepthDataset",
     "FeatureConfig",
+    "GccPhat",
+    "InterauralLevelPhase",
     "SyntheticDataset",
     "build_cache",
     "build_dataset",

@@ -185,10 +185,10 @@ class EchoDepthDataset(Dataset):
     def load_raw(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray]:
         return self.load_audio(ref), self.load_depth_m(ref)
 
-    def depth_tensor(self, depth_m: np.ndarray) -> torch.Tensor:
-        """Returns the (1, H, W) depth in metres resized (nearest) to depth_size."""
+    def depth_tensor(self, depth_m: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Returns the (1, H, W) depth in metres resized (nearest) to `size` (default: depth_size)."""
         depth = torch.from_numpy(depth_m)[None, None]
-        return F.interpolate(depth, size=self.depth_size, mode="nearest-exact")[0]
+        return F.interpolate(depth, size=tuple(size or self.depth_size), mode="nearest-exact")[0]
 
     def __len__(self) -> int:
         return len(self.refs)

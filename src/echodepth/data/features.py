@@ -113,6 +113,7 @@ class AudioFeature(nn.Module):
 
     n_channels = 2  # one image per ear
     compressible = True  # whether FeatureConfig.log applies
+    compare_variants: dict[str, dict] = {}  # `echodepth compare` variants on this input (name -> settings)
 
     def __init__(self, cfg: FeatureConfig):
         super().__init__()
@@ -126,14 +127,18 @@ class _Spectrogram(AudioFeature):
         super().__init__(cfg)
         self.register_buffer("window", torch.hann_window(cfg.win_length), persistent=False)
 
-    def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
+    def stft(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns the complex STFT of each ear, (B, 2, n_fft/2 + 1, T)."""
         b, c, _ = wave.shape
         cfg = self.cfg
         flat = wave.reshape(b * c, -1)
         spec = torch.stft(
             flat, cfg.n_fft, cfg.hop_length, cfg.win_length, self.window, center=True, return_complex=True
         )
-        return spec.abs().reshape(b, c, *spec.shape[-2:])  # (B, 2, n_fft/2 + 1, T)
+        return spec.reshape(b, c, *spec.shape[-2:])
+
+    def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.stft(wave).abs()  # (B, 2, n_fft/2 + 1, T)
 
 
 @FEATURES.register("spectrogram")

@@ -7,6 +7,8 @@ linear maps, so `LinearFrontend` rebuilds them from fixed weights:
   win_length samples where the Hann window is not zero), stride hop_length, after the same
   reflect padding of n_fft / 2 samples that `torch.stft(center=True)` applies;
 - the mel bands: a matrix product with the same filterbank;
+- the binaural cue features (`data.binaural`): their own `from_stft` on the convolution's real
+  and imaginary parts;
 - the waveform feature: a convolution with the identity kernel (the frames `unfold` cuts);
 - the resize: image -> R_h @ image @ R_w^T, where R_h and R_w are the antialiased bilinear resize
   applied to identity matrices (the resize is separable, so this is the same map); the
@@ -49,7 +51,8 @@ class LinearFrontend(nn.Module):
         self.cfg = cfg
         self.n_samples = features.n_samples(n_samples)
         self.kind = type(features.feature)
-        if self.kind not in (Spectrogram, MelSpectrogram, Waveform):
+        self.cues = features.feature if hasattr(features.feature, "from_stft") else None
+        if self.kind not in (Spectrogram, MelSpectrogram, Waveform) and self.cues is None:
             raise NotImplementedError(f"no exportable form of the audio feature {cfg.audio_format!r}")
         self.log = cfg.log and features.feature.compressible
         n_frames = 1 + self.n_samples // cfg.hop_length
@@ -78,12 +81,16 @@ class LinearFrontend(nn.Module):
         frames = F.conv1d(padded, self.kernels, stride=self.cfg.hop_length)[:, :, : self.n_frames]
         if self.kind is Waveform:
             image = frames
+        elif self.cues is not None:  # (B*2, 2F, T) -> real and imaginary parts, each (B, 2, F, T)
+            half = frames.shape[1] // 2
+            parts = frames.reshape(b, 2, 2, half, self.n_frames)
+            image = self.cues.from_stft(parts[:, :, 0], parts[:, :, 1])
         else:
             half = frames.shape[1] // 2
             image = torch.sqrt(frames[:, :half] ** 2 + frames[:, half:] ** 2)
             if self.kind is MelSpectrogram:
                 image = torch.matmul(self.mel_fb, image)
-        image = image.reshape(b, 2, image.shape[1], self.n_frames)
+        image = image.reshape(b, -1, image.shape[-2], self.n_frames)
         if self.log:
             image = torch.log1p(image)
         return torch.matmul(torch.matmul(self.resize_h, image), self.resize_w_t)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 
@@ -42,6 +44,26 @@ def make_optimizer(cfg: TrainConfig, parameters) -> torch.optim.Optimizer:
     if cfg.optimizer == "SGD":
         return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=decay)
     return getattr(torch.optim, cfg.optimizer)(parameters, lr=lr, weight_decay=decay)
+
+
+def warmup_factor(epoch: int, warmup_epochs: int, epochs: int, cosine: bool) -> float:
+    """Returns the learning rate of 0-based `epoch` as a fraction of the configured one: (epoch + 1) /
+    warmup_epochs during the warm-up, then 1 (no schedule) or a cosine from 1 to 0 over the rest."""
+    if epoch < warmup_epochs:
+        return (epoch + 1) / warmup_epochs
+    if not cosine:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
+
+
+def make_lr_schedule(cfg: TrainConfig, optimizer):
+    """Returns the per-epoch scheduler of cfg.lr_schedule and cfg.lr_warmup_epochs (None: a constant rate)."""
+    if cfg.lr_warmup_epochs == 0:  # cosine alone: the schedule of runs before the warm-up existed
+        if cfg.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        return None
+    args = (cfg.lr_warmup_epochs, cfg.epochs, cfg.lr_schedule == "cosine")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: warmup_factor(epoch, *args))
 
 
 class DepthModule(L.LightningModule):
@@ -213,8 +235,8 @@ class DepthModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = make_optimizer(self.cfg, self.model.parameters())
-        if self.cfg.lr_schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.cfg.epochs)
+        scheduler = make_lr_schedule(self.cfg, optimizer)
+        if scheduler is not None:
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
         return optimizer
 

@@ -1,0 +1,149 @@
+"""The named evaluation protocols: hand-computed values where they disagree (pixels between 0.1 and
+0.5 m, a NaN-producing prediction, a 256 x 256 map at 128 x 128), and `eval` reporting every one."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from echodepth.cli import main
+from echodepth.data import build_dataset
+from echodepth.evaluate import ProtocolGroundTruth, format_comparison
+from echodepth.metrics import PROTOCOLS, protocol_metrics
+from echodepth.rundir import RunDir
+
+from .conftest import make_v2, tiny_config
+
+
+def maps(*rows):
+    """(B, 1, 1, N) depth maps in metres from per-image lists."""
+    return torch.tensor(rows, dtype=torch.float64)[:, None, None, :]
+
+
+def test_pixels_between_0_1_and_0_5_m_count_under_some_protocols_only():
+    gt = maps([0.05, 0.3, 1.0, 2.0])
+    pred = maps([1.05, 0.6, 1.0, 1.0])  # errors 1.0, 0.3, 0, 1.0; ratios 21, 2, 1, 2
+    every = protocol_metrics(pred, gt, PROTOCOLS["batvision"])  # gt > 0: all four
+    assert every["mae"] == pytest.approx(2.3 / 4)
+    assert every["rmse"] == pytest.approx(math.sqrt(2.09 / 4))
+    assert every["abs_rel"] == pytest.approx((20 + 1 + 0 + 0.5) / 4)
+    assert every["delta1"] == pytest.approx(1 / 4)
+    echogeom = protocol_metrics(pred, gt, PROTOCOLS["echogeom"])  # gt > 0.1 m: 0.3, 1, 2
+    assert echogeom["mae"] == pytest.approx(1.3 / 3)
+    assert echogeom["rmse"] == pytest.approx(math.sqrt(1.09 / 3))
+    assert echogeom["abs_rel"] == pytest.approx(0.5)
+    assert echogeom["delta1"] == pytest.approx(1 / 3)
+    htf = protocol_metrics(pred, gt, PROTOCOLS["htf"])  # gt >= 0.5 m: 1, 2
+    assert htf["mae"] == pytest.approx(0.5)
+    assert htf["rmse"] == pytest.approx(math.sqrt(0.5))
+    assert htf["abs_rel"] == pytest.approx(0.25)
+    assert htf["delta1"] == pytest.approx(0.5)
+
+
+def test_htf_counts_a_pixel_at_exactly_0_5_m_and_protocols_clip_to_30_m():
+    gt, pred = maps([0.5, 1.0, 40.0]), maps([1.0, 1.0, 30.0])  # 40 m ground truth counts as 30 m
+    assert protocol_metrics(pred, gt, PROTOCOLS["htf"])["mae"] == pytest.approx(0.5 / 3)
+    assert protocol_metrics(pred, gt, PROTOCOLS["echogeom"])["mae"] == pytest.approx(0.5 / 3)
+    assert protocol_metrics(pred, gt, PROTOCOLS["echodepth"])["mae"] == pytest.approx(10.5 / 3)  # no clip of its own
+
+
+def test_a_negative_prediction_is_nan_under_the_published_code_and_replaced_by_0():
+    gt = maps([1.0, 2.0], [1.0, 1.0])
+    pred = maps([-1.0, 2.0], [1.0, 1.0])  # image 1: log10(-1) is NaN; its ratio -1 counts inside delta1
+    published = protocol_metrics(pred, gt, PROTOCOLS["batvision"])
+    assert published["log10"] == 0.0 and published["n_nan_replaced"] == 1
+    assert published["delta1"] == pytest.approx(1.0)  # the published code's quirk, kept
+    assert published["rmse"] == pytest.approx(math.sqrt(2) / 2)  # image 1: sqrt(4 / 2); image 2: 0
+    strict = protocol_metrics(pred, gt, PROTOCOLS["batvision_strict"])  # clamped to 1 mm
+    assert strict["log10"] == pytest.approx(3 / 2 / 2)
+    assert strict["delta1"] == pytest.approx(0.75)
+    assert strict["rmse"] == pytest.approx(0.999 / math.sqrt(2) / 2)
+    assert "n_nan_replaced" not in strict
+
+
+def test_a_nan_prediction_scores_0_as_published_and_nan_under_echodepth():
+    gt = maps([1.0, 2.0], [1.0, 1.0], [0.0, 0.0])  # image 3: no valid pixel
+    pred = maps([math.nan, math.nan], [2.0, 2.0], [1.0, 1.0])
+    published = protocol_metrics(pred, gt, PROTOCOLS["batvision"])
+    assert published["rmse"] == pytest.approx(1.0 / 3)  # NaN image and empty image count as 0
+    # NaN image: abs_rel, rmse, log10, mae are NaN (a NaN ratio is simply not < 1.25: deltas 0, as in
+    # numpy); the empty image: all 7
+    assert published["n_images"] == 3 and published["n_nan_replaced"] == 4 + 7
+    own = protocol_metrics(pred, gt, PROTOCOLS["echodepth"])
+    assert math.isnan(own["rmse"]) and own["n_images"] == 2 and own["n_skipped"] == 1
+
+
+def test_a_256_map_at_128_is_resized_and_its_ground_truth_read_on_the_protocol_grid(tmp_path):
+    pred = torch.full((1, 1, 256, 256), 2.0)
+    pred[..., 128:] = 4.0
+    gt = torch.full((1, 1, 128, 128), 3.0)
+    m = protocol_metrics(pred, gt, PROTOCOLS["echogeom"])
+    # antialiased bilinear halving: weights 1/8, 3/8, 3/8, 1/8; columns 63 and 64 straddle the step
+    # (2.25 and 3.75 m, error 0.75), every other column is off by 1 m
+    assert m["mae"] == pytest.approx((126 + 2 * 0.75) / 128)
+    assert m["rmse"] == pytest.approx(math.sqrt((126 + 2 * 0.5625) / 128))
+    # ground truth from a 256 x 256 file: nearest-neighbour to 128 x 128, clipped to the protocol's 30 m
+    root = make_v2(tmp_path / "v2", n_per_split=1, depth_shape=(256, 256))
+    depth = np.full((256, 256), 1000.0, dtype=np.float32)
+    depth[:, 128:] = 40000.0  # 40 m
+    for path in root.glob("*/depth/test_0.npy"):
+        np.save(path, depth)
+    raw = build_dataset("batvisionv2", root, "test", max_depth_m=50.0)
+    grids = ProtocolGroundTruth(raw).grids([str(ref.depth) for ref in raw.refs], {128})
+    assert grids[128].shape == (2, 1, 128, 128)
+    assert float(grids[128][0, 0, 5, 5]) == pytest.approx(1.0) and float(grids[128][0, 0, 5, 100]) == 40.0
+    clipped = protocol_metrics(torch.full((2, 1, 256, 256), 30.0), grids[128], PROTOCOLS["echogeom"])
+    assert clipped["mae"] == pytest.approx(29.0 / 2)  # left half 29 m off, right half 40 -> 30 m: exact
+
+
+@pytest.fixture(scope="module")
+def trained(synth_dir, tmp_path_factory):
+    from echodepth.run import train
+
+    root = tmp_path_factory.mktemp("protocols")
+    return train(tiny_config(synth_dir, root, protocol="echogeom"), progress=False)
+
+
+def test_train_reports_every_protocol_with_its_own_headline(trained):
+    test = json.loads(RunDir(trained["out_dir"]).test_metrics.read_text())["model"]
+    assert test["headline"] == "echogeom"
+    assert set(test["protocols"]) == set(PROTOCOLS)
+    assert test["rmse"] == test["protocols"]["echogeom"]["metrics"]["rmse"]
+    assert test["protocols"]["htf"]["resolution"] == "256 x 256"
+    assert test["protocols"]["htf"]["pixels"] == "gt >= 0.5 m"
+    assert test["protocols"]["echogeom"]["depth_range_m"] == [0.0, 30.0]
+    assert "replaced by 0" in test["protocols"]["batvision"]["nan_handling"]
+    lines = format_comparison(trained["test"], trained["baselines"]).splitlines()
+    assert next(line for line in lines if line.startswith("echogeom ")).endswith("(headline)")
+
+
+def test_the_end_of_training_table_holds_the_model_against_the_mean_depth_under_echodepths_protocol():
+    def metrics(rmse):
+        return {"rmse": rmse, "abs_rel": 0.1, "mae": 0.4, "delta1": 0.8, "log10": 0.05}
+
+    entry = {"resolution": "256 x 256", "depth_range_m": [0.0, 30.0], "pixels": "gt >= 0.5 m"}
+    test = {**metrics(9.0), "headline": "htf"}  # the headline (htf) at the top level
+    test["protocols"] = {"echodepth": {**entry, "metrics": metrics(0.5)}, "htf": {**entry, "metrics": metrics(9.0)}}
+    lines = format_comparison(test, {"mean_depth": metrics(1.0), "per_pixel_mean_depth": metrics(0.8)}).splitlines()
+    assert lines[1].split()[3] == "0.5000"  # echodepth's, the protocol the mean-depth predictors use
+    assert "RMSE 37.5% lower than the better mean-depth predictor" in lines
+    assert lines[-1].startswith("htf") and lines[-1].endswith("(headline)")
+
+
+def test_eval_prints_the_headline_and_writes_every_protocol(trained, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", trained["best_checkpoint"], "--protocol", "htf", "--out_dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "headline protocol htf" in printed
+    assert all(name in printed for name in PROTOCOLS)
+    written = json.loads((out / "test_metrics.json").read_text())
+    assert written["headline"] == "htf" and written["rmse"] == written["protocols"]["htf"]["metrics"]["rmse"]
+    header = (out / "test_per_image.csv").read_text().splitlines()[0].split(",")
+    assert {"rmse", "htf/rmse", "batvision/rmse", "echogeom/n_valid"} <= set(header)
+    # without --protocol, the checkpoint's own setting is the headline
+    assert main(["eval", "--checkpoint", trained["best_checkpoint"], "--out_dir", str(out)]) == 0
+    assert json.loads((out / "test_metrics.json").read_text())["headline"] == "echogeom"
