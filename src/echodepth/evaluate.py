@@ -7,6 +7,7 @@ depends on it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .errors import ConfigError
 from .inference import Predictor
 from .metrics import METRIC_KEYS, aggregate, per_image_metrics
 from .rundir import RunDir
+from .storage import atomic_write_text, make_dir
 from .training import EchoDepthDataModule
 from .units import depth_norm_to_m
 
@@ -45,15 +47,15 @@ def evaluate_split(
     metrics = aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
     metrics["skipped_samples"] = list(dataset.skipped)  # bad samples left out (one line each)
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = make_dir(out_dir, "--out_dir")
         summary = {"checkpoint": str(predictor.checkpoint_path), "split": split, **metrics}
-        (out_dir / f"{split}_metrics.json").write_text(json.dumps(summary, indent=2))
         rows.sort(key=lambda r: r["index"])
-        with open(out_dir / f"{split}_per_image.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out_dir / f"{split}_per_image.csv", text.getvalue())
+        atomic_write_text(out_dir / f"{split}_metrics.json", json.dumps(summary, indent=2))
     return metrics
 
 
@@ -84,8 +86,8 @@ def evaluate(
 ) -> dict:
     """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split."""
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE, precision=precision)
+    out_dir = make_dir(Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir, "--out_dir")
     datamodule = datamodule_for(predictor, dataset, data_dir, progress, on_error="skip")
-    out_dir = Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir
     return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress)
 
 

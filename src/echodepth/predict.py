@@ -17,7 +17,7 @@ import numpy as np
 from .audio_io import LEFT, RIGHT, read_audio_file, read_recording, recording_stem
 from .deploy.chirps import find_chirps, matched_filter, window_starts
 from .errors import ConfigError, DataError, MissingFileError, UserError
-from .storage import atomic_write_bytes
+from .storage import atomic_write_bytes, make_dir, save_npy
 from .viz import decomposition_animation, decomposition_figure
 
 CHUNK = 64  # windows predicted at a time
@@ -128,12 +128,6 @@ def write_onsets(rows: list[dict], path: Path) -> None:
     atomic_write_bytes(path, text.getvalue().encode())
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def predict_files(
     checkpoint=None, audio_paths=(), out_dir="predictions", device="auto", on_error=None, model=None, threads=None,
     chirps: dict | None = None, precision: str = "fp32",
@@ -149,8 +143,7 @@ def predict_files(
     predictor = load_predictor(checkpoint, model, device, threads, precision)
     settings = chirp_settings(predictor, **chirps) if chirps is not None else None
     rate = predictor.sample_rate_hz
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_dir(out_dir, "--out_dir")
     written = []
     paths = [Path(p) for p in audio_paths]
     lefts = {p.name[: -len(LEFT)] for p in paths if p.name.endswith(LEFT)}
