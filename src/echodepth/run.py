@@ -27,6 +27,7 @@ from .interrupt import stop_on_signals
 from .resume import holds_a_run, resolve_resume
 from .storage import FileLock, atomic_write_text, make_dir, remove_stale_partials
 from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
+from .training.loggers import safe_wandb_logger
 
 
 class RunInUseError(UserError):
@@ -39,11 +40,10 @@ def make_loggers(cfg: TrainConfig) -> list:
     if cfg.use_wandb:
         try:
             import wandb  # noqa: F401
-            from lightning.pytorch.loggers import WandbLogger
         except ImportError:
             raise ConfigError("--use_wandb needs the wandb package: pip install 'echodepth[wandb]'") from None
         loggers.append(
-            WandbLogger(
+            safe_wandb_logger(
                 project=cfg.wandb_project, name=cfg.experiment_name, save_dir=str(run_dir.path), config=cfg.to_dict()
             )
         )

@@ -1,5 +1,5 @@
-"""The TensorBoard logger with its own writes wrapped: a full disk or an unwritable folder while it
-writes its event files or hparams.yaml is our one-line error naming the folder, not TensorBoard's
+"""The loggers with their own writes wrapped: a full disk or an unwritable folder while TensorBoard
+(or Weights & Biases) writes its files is our one-line error naming the folder, not TensorBoard's
 misleading ValueError ("you tried to log 150.0 which is currently not supported")."""
 
 from __future__ import annotations
@@ -9,20 +9,20 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from ..storage import writer_errors_as_user_error
 
 
-class SafeTensorBoardLogger(TensorBoardLogger):
-    """TensorBoardLogger whose writes raise DiskFullError / UnwritableError (storage) on a full or
-    unwritable disk; `add_image` sends an image through the same path."""
+class GuardedWrites:
+    """Mixin for a Lightning logger: every method that writes raises DiskFullError /
+    UnwritableError (storage) when the disk is full or the folder cannot be written."""
 
     def _guard(self):
-        return writer_errors_as_user_error(self.log_dir, "TensorBoard's event files")
+        return writer_errors_as_user_error(self.save_dir, f"{type(self).__name__}'s files")
 
     def log_metrics(self, metrics, step=None):
         with self._guard():
             return super().log_metrics(metrics, step)
 
-    def log_hyperparams(self, params, metrics=None, **kwargs):
+    def log_hyperparams(self, params, *args, **kwargs):
         with self._guard():
-            return super().log_hyperparams(params, metrics, **kwargs)
+            return super().log_hyperparams(params, *args, **kwargs)
 
     def save(self):
         with self._guard():
@@ -32,8 +32,24 @@ class SafeTensorBoardLogger(TensorBoardLogger):
         with self._guard():
             return super().finalize(status)
 
-    def add_image(self, tag: str, image, step: int) -> None:
+
+class SafeTensorBoardLogger(GuardedWrites, TensorBoardLogger):
+    """TensorBoardLogger whose writes are guarded; `log_rgb_image` sends an image the same way."""
+
+    def log_rgb_image(self, tag: str, image, step: int) -> None:
         """Logs an (H, W, 3) image."""
         with self._guard():
             self.experiment.add_image(tag, image, step, dataformats="HWC")
             self.experiment.flush()
+
+
+def safe_wandb_logger(**kwargs):
+    """Returns a WandbLogger whose writes (and `log_image`) are guarded (wandb is optional)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    class SafeWandbLogger(GuardedWrites, WandbLogger):
+        def log_image(self, *args, **kw):
+            with self._guard():
+                return super().log_image(*args, **kw)
+
+    return SafeWandbLogger(**kwargs)

@@ -22,4 +22,4 @@ def write_epoch_outputs(module, record: dict, figure_samples) -> None:
         elif isinstance(logger, SafeTensorBoardLogger):
             import matplotlib.image as mpimg
 
-            logger.add_image("val/decomposition", mpimg.imread(path)[..., :3], module.current_epoch)
+            logger.log_rgb_image("val/decomposition", mpimg.imread(path)[..., :3], module.current_epoch)
