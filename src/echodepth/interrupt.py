@@ -28,7 +28,8 @@ class Interrupted(BaseException):
 @contextlib.contextmanager
 def stop_on_signals(advice: str):
     """Within the block, SIGTERM and SIGINT raise `Interrupted(signum, advice)` (main thread only;
-    elsewhere the block runs unchanged). The previous handlers are restored after it."""
+    elsewhere the block runs unchanged; a signal already ignored stays ignored). The previous
+    handlers are restored after it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -36,7 +37,9 @@ def stop_on_signals(advice: str):
     def handler(signum, frame):
         raise Interrupted(signum, advice)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    # a signal ignored by whoever started us (SIGINT in a shell's background job) stays ignored
+    chosen = [s for s in (signal.SIGTERM, signal.SIGINT) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, handler) for s in chosen}
     try:
         yield
     finally:

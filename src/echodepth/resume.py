@@ -64,13 +64,20 @@ def resolve_resume(cfg: TrainConfig) -> str | None:
     path = run_dir.last_checkpoint if cfg.resume == "last" else Path(cfg.resume)
     if not path.is_file():
         raise MissingFileError(f"--resume: checkpoint {path} not found")
-    stored = TrainConfig.from_dict(upgrade_metadata(read_checkpoint(path)["echodepth"])["config"])
+    ckpt = read_checkpoint(path)
+    stored = TrainConfig.from_dict(upgrade_metadata(ckpt["echodepth"])["config"])
     changes = changed_settings(stored, cfg)
     if changes:
         raise ConfigError(
             f"--resume {cfg.resume}: the run was trained with other settings: {'; '.join(changes)}; "
             "a resumed run keeps its settings (only --epochs extends it): drop these flags, or train afresh "
             "with another --experiment_name"
+        )
+    done = int(ckpt.get("epoch", -1)) + 1  # Lightning counts epochs from 0
+    if cfg.epochs < done:
+        raise ConfigError(
+            f"--resume {cfg.resume}: the run has trained {done} epochs already, more than --epochs {cfg.epochs}; "
+            f"give --epochs above {done} to extend it"
         )
     own = path.resolve().parent == run_dir.checkpoints.resolve()
     if not own and holds_a_run(run_dir) and not cfg.overwrite:

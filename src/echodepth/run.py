@@ -160,22 +160,33 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     predictors, when the dataset has a test split, and with the diagnosis of the run. The run
     folder is held (a lock) while this runs: a second run into it is refused.
     """
+    check_places(cfg)
+    ckpt_path = resolve_resume(cfg)  # read only: a refused resume writes nothing
     lock = hold_run_folder(cfg.run_dir)
     try:
         if lock is None:  # a DDP worker: its launcher handles the signals
-            return _train(cfg, progress)
+            return _train(cfg, ckpt_path, progress)
         with stop_on_signals("resume with --resume last"):
-            return _train(cfg, progress)
+            return _train(cfg, ckpt_path, progress)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(cfg: TrainConfig, progress: bool) -> dict:
+def check_places(cfg: TrainConfig) -> None:
+    """Raises a one-line error, before anything is written, when --data_dir is not a folder or
+    --results_dir / --cache_dir is a file."""
+    if cfg.data_dir and not Path(cfg.data_dir).is_dir():
+        raise ConfigError(f"--data_dir {cfg.data_dir} is not a folder")
+    for flag, place in (("--results_dir", cfg.results_dir), ("--cache_dir", cfg.cache_dir)):
+        if Path(place).exists() and not Path(place).is_dir():
+            raise ConfigError(f"{flag} {place} is a file, not a folder")
+
+
+def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
-    ckpt_path = resolve_resume(cfg)
     datamodule = EchoDepthDataModule(cfg, progress=progress)
     datamodule.prepare_data()
     if not cfg.data_dir:  # record where the data is, so that the checkpoint finds it again
