@@ -44,9 +44,8 @@ def parse_metadata(text: str, path) -> dict:
             "input": len(meta["input"]["shape"]) == 3 and int(meta["input"]["shape"][-1]) > 0,
         }
     except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise CheckpointError(
-            f"model {path}: its echodepth metadata is damaged (field {err} missing or wrong)"
-        ) from None
+        reason = f"a field missing or of the wrong type: {err}"
+        raise CheckpointError(f"model {path}: its echodepth metadata is damaged ({reason})") from None
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
         raise CheckpointError(f"model {path}: its echodepth metadata is damaged (field(s) {bad} out of range)")
