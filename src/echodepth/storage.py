@@ -43,7 +43,7 @@ UNWRITABLE = {
 
 
 def _mb(n_bytes: float) -> str:
-    return f"{n_bytes / 1024**2:,.1f} MB"
+    return f"{n_bytes / 1024**2:,.1f} MB" if n_bytes >= 1024**2 else f"{n_bytes / 1024:,.1f} KB"
 
 
 def free_bytes(path) -> int:

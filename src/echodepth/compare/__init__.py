@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
-from ..storage import FileLock
+from ..storage import FileLock, make_dir
 from ..training import EchoDepthDataModule
 from .report import write_report
 from .results import collect, structure_metrics
@@ -47,6 +47,7 @@ def compare(
             raise ConfigError(f"{flag} must be > 0, got {value if flag != '--time_limit_min' else value / 60:g}")
     names = list(variants or defaults.get("variants") or all_variants())
     runs = plan_runs(out_dir, preset, seeds, names, overrides or {})  # every run's settings checked
+    make_dir(out_dir, "--out")
     lock = FileLock(out_dir / ".lock")  # held while this runs: a second compare into it is refused
     if not lock.acquire(blocking=False):
         raise UserError(
