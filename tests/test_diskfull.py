@@ -3,49 +3,12 @@ root, as CI has; skipped with the reason elsewhere): train (checkpoints and Tens
 eval, predict, export and compare end with one line naming the place, leave no partial or empty
 file, and keep what was there."""
 
-import os
 import re
-import subprocess
-
-import pytest
 
 from echodepth.cli import main
 
+from .conftest import fill
 from .test_training import train_args, trained  # noqa: F401 (a fixture)
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    """Returns mount(path, size, read_only=False): a tmpfs of `size` (e.g. "64k") mounted at path."""
-    mounted = []
-
-    def mount(path, size="64k", read_only=False):
-        if os.geteuid() != 0:
-            pytest.skip("a small file system needs root to mount a tmpfs (CI runs the tests as root)")
-        path.mkdir(parents=True, exist_ok=True)
-        options = f"size={size}" + (",ro" if read_only else "")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-def fill(folder):
-    """Fills the file system of folder to the last byte; returns folder."""
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return folder
 
 
 def error_lines(capsys) -> list[str]:

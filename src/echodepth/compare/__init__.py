@@ -41,10 +41,11 @@ def compare(
     out_dir = Path(out_dir)
     defaults = PRESET_DEFAULTS.get(preset, {})
     seeds = defaults.get("seeds", 3) if seeds is None else seeds
-    numbers = {"--seeds": seeds, "--jobs": jobs, "--target_rmse": target_rmse, "--time_limit_min": time_limit_s}
-    for flag, value in numbers.items():
+    for flag, value in {"--seeds": seeds, "--jobs": jobs, "--target_rmse": target_rmse}.items():
         if value is not None and not value > 0:
-            raise ConfigError(f"{flag} must be > 0, got {value if flag != '--time_limit_min' else value / 60:g}")
+            raise ConfigError(f"{flag} must be > 0, got {value:g}")
+    if time_limit_s is not None and not time_limit_s >= 0:
+        raise ConfigError(f"--time_limit_min must be >= 0, got {time_limit_s / 60:g}")
     names = list(variants or defaults.get("variants") or all_variants())
     runs = plan_runs(out_dir, preset, seeds, names, overrides or {})  # every run's settings checked
     make_dir(out_dir, "--out")
