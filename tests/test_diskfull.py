@@ -38,7 +38,7 @@ def test_train_on_a_full_disk_for_tensorboard_is_our_line(synth_dir, tmp_path, s
     small_fs(tmp_path / "results" / "smoke" / "tensorboard", "8k")  # the first figure does not fit
     assert main(train_args(synth_dir, tmp_path, "--epochs", "2")) == 2
     lines = error_lines(capsys)
-    assert len(lines) == 1 and "no space left on the device writing SafeTensorBoardLogger's files" in lines[0], lines
+    assert len(lines) == 1 and "no space left on the device writing TensorBoard's event files" in lines[0], lines
 
 
 def test_eval_on_a_full_disk_is_one_line_and_leaves_no_empty_file(trained, tmp_path, small_fs, capsys):  # noqa: F811

@@ -13,8 +13,10 @@ class GuardedWrites:
     """Mixin for a Lightning logger: every method that writes raises DiskFullError /
     UnwritableError (storage) when the disk is full or the folder cannot be written."""
 
+    files = "the logger's files"
+
     def _guard(self):
-        return writer_errors_as_user_error(self.save_dir, f"{type(self).__name__}'s files")
+        return writer_errors_as_user_error(getattr(self, "log_dir", None) or self.save_dir, self.files)
 
     def log_metrics(self, metrics, step=None):
         with self._guard():
@@ -36,6 +38,8 @@ class GuardedWrites:
 class SafeTensorBoardLogger(GuardedWrites, TensorBoardLogger):
     """TensorBoardLogger whose writes are guarded; `log_rgb_image` sends an image the same way."""
 
+    files = "TensorBoard's event files"
+
     def log_rgb_image(self, tag: str, image, step: int) -> None:
         """Logs an (H, W, 3) image."""
         with self._guard():
@@ -48,6 +52,8 @@ def safe_wandb_logger(**kwargs):
     from lightning.pytorch.loggers import WandbLogger
 
     class SafeWandbLogger(GuardedWrites, WandbLogger):
+        files = "Weights & Biases' files"
+
         def log_image(self, *args, **kw):
             with self._guard():
                 return super().log_image(*args, **kw)
