@@ -184,3 +184,17 @@ def test_cache_clear_leaves_folders_in_use_alone(synth_dir, tmp_path, capsys):
         lock.release()
     assert main(["cache", "clear", "--cache_dir", str(tmp_path / "cache")]) == 0
     assert not any(f.exists() for f in folders)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--tolerance_m", "0"], "--tolerance_m 0 and --samples None: expected numbers above 0"),
+        (["--samples", "-5"], "--samples -5: expected numbers above 0"),
+        (["--opset", "99"], "--opset 99: the exporter writes opsets 7 to 20"),
+    ],
+)
+def test_export_flags_are_checked_before_the_checkpoint_is_read(tmp_path, capsys, flags, message):
+    args = ["export", "--checkpoint", str(tmp_path / "missing.ckpt"), "--output", str(tmp_path / "m.onnx")]
+    assert main([*args, *flags]) == 2
+    assert message in one_line_error(capsys)

@@ -26,6 +26,7 @@ from .frontend import DepthPipeline
 from .runtime import METADATA_KEY, TORCHSCRIPT_METADATA, load_model
 
 OUTPUTS = ("base_m", "residual_m", "final_m")
+MIN_OPSET, MAX_OPSET = 7, 20  # the TorchScript-based exporter's range (torch.onnx._constants, torch 2.13)
 INPUT = "waveform"
 
 
@@ -94,6 +95,10 @@ def export_model(
     fmt = fmt or ("onnx" if output.suffix == ".onnx" else "torchscript" if output.suffix in (".pt", ".ts") else None)
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError(f"--output {output}: give --format onnx or torchscript (or name it .onnx / .pt)")
+    if not tolerance_m > 0 or (n_samples is not None and n_samples < 1):
+        raise ConfigError(f"--tolerance_m {tolerance_m:g} and --samples {n_samples}: expected numbers above 0")
+    if fmt == "onnx" and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ConfigError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {MAX_OPSET}")
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     if n_samples is None:
         if not predictor.features.cut:
