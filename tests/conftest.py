@@ -1,6 +1,8 @@
 """Fixtures: small BatVision V1 / V2 datasets written into tmp_path."""
 
 import csv
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +115,37 @@ def tiny_config(synth_dir, root, **settings):
         "cache_dir": str(root / "cache"),
     }
     return TrainConfig(**{**values, **settings})
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """Returns mount(path, size, read_only=False): a tmpfs of `size` (e.g. "64k") mounted at path."""
+    mounted = []
+
+    def mount(path, size="64k", read_only=False):
+        if os.geteuid() != 0:
+            pytest.skip("a small file system needs root to mount a tmpfs (CI runs the tests as root)")
+        path.mkdir(parents=True, exist_ok=True)
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(folder):
+    """Fills the file system of folder to the last byte; returns folder."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return folder

@@ -3,13 +3,19 @@ import math
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from echodepth.cli import main
 from echodepth.compare import all_variants, compare, plan_runs
 from echodepth.losses import LOSSES
 from echodepth.models import MODELS
+from echodepth.storage import DiskFullError
+
+from .conftest import fill
 
 
 def tiny_compare(out, cache_dir, progress):
@@ -165,3 +171,49 @@ def test_time_limit_stops_the_runs_and_the_same_call_resumes_them(tmp_path):
     assert not (tmp_path / "cmp" / "report.md").exists()
     report = compare(tmp_path / "cmp", **args)
     assert report.exists() and (tmp_path / "cmp" / "report.html").exists()
+
+
+def test_a_compare_into_a_folder_held_by_another_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    script = f"from echodepth.storage import FileLock; lock = FileLock({str(out / '.lock')!r}); lock.acquire(); "
+    script += "print('held', flush=True); input()"
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert main(["compare", "--out", str(out), "--preset", "tiny", "--seeds", "1"]) == 2
+    holder.communicate("\n", timeout=60)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"comparison folder {out} is in use by process {holder.pid}" in err[0], err
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing prepared
+
+
+@pytest.mark.slow
+def test_a_second_compare_into_a_folder_in_use_is_refused_and_the_first_finishes(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--out", str(out), "--preset", "tiny", "--seeds", "1", "--epochs", "1"]
+    args += ["--variants", "unet_baseline", "base_residual"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "echodepth.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lock = out / ".lock"
+    deadline = time.time() + 120
+    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"comparison folder {out} is in use by process {first.pid}" in err[0], err
+    stdout, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-3000:]
+    assert "report:" in stdout and (out / "report.md").exists() and (out / "report.html").exists()
+
+
+def test_compare_on_a_full_disk_is_one_line_and_keeps_the_old_report(tiny_report, tmp_path, small_fs):
+    out, report, cache_root = tiny_report
+    size_kb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) // 1024 + 1024
+    copy = small_fs(tmp_path / "fs", f"{size_kb}k") / "cmp"
+    shutil.copytree(out, copy)
+    old = (copy / "report.md").read_bytes()
+    fill(copy.parent)
+    with pytest.raises(DiskFullError, match="no space left on the device writing"):
+        tiny_compare(copy, cache_root / "cache", lambda *_: None)
+    assert (copy / "report.md").read_bytes() == old
+    assert not [p for p in copy.rglob("*") if ".tmp-" in p.name]

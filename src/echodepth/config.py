@@ -20,6 +20,7 @@ from .losses import LOSSES
 from .metrics import PROTOCOLS
 from .models import MODELS
 from .rundir import RunDir
+from .storage import atomic_write_text
 
 LR_SCHEDULES = ("none", "cosine")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -145,6 +146,11 @@ class TrainConfig:
             raise ConfigError(f"image_size {self.image_size} is too small for model {self.model}: at least {smallest}")
         if self.input_size and (len(self.input_size) != 2 or min(self.input_size) < 1):
             raise ConfigError(f"input_size must be two positive numbers (height width), got {self.input_size}")
+        if self.val_every > self.epochs:
+            raise ConfigError(
+                f"val_every {self.val_every} is more than epochs {self.epochs}: the run would never validate "
+                "and write no best checkpoint; give --val_every at most --epochs"
+            )
         if self.lowpass_kernel > self.image_size:
             raise ConfigError(f"lowpass_kernel {self.lowpass_kernel} must be at most image_size ({self.image_size})")
         if not PLAIN_NAME.fullmatch(self.experiment_name):
@@ -226,12 +232,39 @@ CPU_PRESET = {
 }
 
 
+class SettingsLoader(yaml.SafeLoader):
+    """YAML as people write settings: `1e-3` is a number (YAML 1.1 wants `1.0e-3`), and a key
+    given twice is an error (PyYAML lets the last one win silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"setting {key!r} is given twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+SettingsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.?[0-9]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_yaml(path) -> dict:
+    """Returns the settings of a YAML file; one-line errors for a missing file, one that is not
+    UTF-8 text, invalid YAML, a key given twice, or anything but a mapping."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"config file {path} not found")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.load(path.read_bytes().decode("utf-8"), Loader=SettingsLoader) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not a YAML text file (byte {err.start} is not UTF-8)") from None
+    except ConfigError as err:
+        raise ConfigError(f"config file {path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(values, dict):
@@ -250,4 +283,5 @@ def resolve_config(file_values: dict, flag_values: dict) -> TrainConfig:
 
 
 def save_yaml(cfg: TrainConfig, path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Writes the settings as YAML (atomically, through storage)."""
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -29,7 +29,7 @@ from .metrics import (
     protocol_per_image,
 )
 from .rundir import RunDir
-from .storage import atomic_write_bytes
+from .storage import atomic_write_text, make_dir
 from .training import EchoDepthDataModule
 from .units import depth_norm_to_m
 
@@ -109,16 +109,15 @@ def evaluate_split(
     metrics = {**protocols[headline]["metrics"], "headline": headline, "protocols": protocols}
     metrics["skipped_samples"] = list(dataset.skipped)  # bad samples left out (one line each)
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = make_dir(out_dir, "--out_dir")
         summary = {"checkpoint": str(predictor.checkpoint_path), "split": split, **metrics}
-        atomic_write_bytes(out_dir / f"{split}_metrics.json", json.dumps(summary, indent=2).encode())
         rows.sort(key=lambda r: r["index"])
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write_bytes(out_dir / f"{split}_per_image.csv", text.getvalue().encode())
+        atomic_write_text(out_dir / f"{split}_per_image.csv", text.getvalue())
+        atomic_write_text(out_dir / f"{split}_metrics.json", json.dumps(summary, indent=2))
     return metrics
 
 
@@ -154,8 +153,8 @@ def evaluate(
         get_protocol(protocol)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE, precision=precision)
     protocol = protocol or predictor.cfg.protocol
+    out_dir = make_dir(Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir, "--out_dir")
     datamodule = datamodule_for(predictor, dataset, data_dir, progress, on_error="skip")
-    out_dir = Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir
     return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress, headline=protocol)
 
 

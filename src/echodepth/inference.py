@@ -33,17 +33,46 @@ def resolve_device(name: str = "auto") -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
+def exported_format(path: Path) -> str | None:
+    """Returns "ONNX" or "TorchScript" when the file is an exported model (`echodepth export`),
+    else None: the zip of a TorchScript archive holds code/, an ONNX file starts with its IR
+    version (protobuf field 1) and producer name (field 2)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        return "TorchScript" if any("/code/" in n or n.endswith("/constants.pkl") for n in names) else None
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return "ONNX" if path.suffix == ".onnx" or (len(head) == 3 and head[0] == 0x08 and head[2] == 0x12) else None
+
+
+def unpickling_error(err: Exception) -> str:
+    """Returns the first line of torch.load's error, unless it advises loading without
+    weights_only (which would run the file's code): then a plain description."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return "it holds more than tensors and plain values" if "weights_only" in first or "trusted" in first else first
+
+
 def read_checkpoint(path, device: str = "cpu") -> dict:
     """Returns the checkpoint's contents, loaded with weights_only=True; one-line errors for a
-    missing, unreadable or foreign file."""
+    missing, unreadable or foreign file, and for an exported model given as a checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"checkpoint {path} not found")
+    exported = exported_format(path)
+    if exported:
+        raise CheckpointError(
+            f"{path} is an exported {exported} model, not a training checkpoint: predict from it with "
+            "`echodepth predict --model`; train --resume, eval and export take a .ckpt from results/*/checkpoints/"
+        )
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is unreadable or not a plain weights file ({first})") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable or not a plain weights file ({unpickling_error(err)})"
+        ) from None
     if not isinstance(ckpt, dict) or "echodepth" not in ckpt:
         raise CheckpointError(f"checkpoint {path} was not written by echodepth train (no 'echodepth' settings inside)")
     return ckpt

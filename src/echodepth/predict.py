@@ -26,7 +26,7 @@ from .audio_io import (
 )
 from .deploy.chirps import NOISE_FLOOR_Z, find_chirps, normalised_correlation, window_starts
 from .errors import ConfigError, DataError, MissingFileError, UserError
-from .storage import atomic_write_bytes
+from .storage import atomic_write_bytes, make_dir, save_npy
 from .viz import decomposition_animation, decomposition_figure
 
 CHUNK = 64  # windows predicted at a time
@@ -142,12 +142,6 @@ def write_onsets(rows: list[dict], path: Path) -> None:
     atomic_write_bytes(path, text.getvalue().encode())
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def input_recordings(audio_paths) -> list[Path | UserError]:
     """Returns the recordings to predict, in order: each file named, each folder's recordings
     (`recordings_in`), a path given twice once, a V1 `*_right.npy` whose `*_left.npy` is given
@@ -221,8 +215,7 @@ def predict_files(
     message), is reported there and the others are still predicted."""
     predictor = load_predictor(checkpoint, model, device, threads, precision)
     settings = chirp_settings(predictor, **chirps) if chirps is not None else None
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_dir(out_dir, "--out_dir")
     inputs = input_recordings(audio_paths)
     paths = [p for p in inputs if isinstance(p, Path)]
     stems = dict(zip(paths, output_stems(paths)))

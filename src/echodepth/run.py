@@ -14,46 +14,36 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from .config import TrainConfig, save_yaml
 from .data import cut_length
 from .deploy.chirps import synthetic_emission
 from .diagnose import diagnose
-from .errors import ConfigError, MissingFileError, NonFiniteLossError, UserError
+from .errors import ConfigError, NonFiniteLossError, UserError
 from .evaluate import evaluate_split, mean_depth_baselines
-from .inference import Predictor, read_checkpoint
-from .storage import FileLock, remove_stale_partials
-from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint
+from .inference import Predictor
+from .interrupt import stop_on_signals
+from .resume import holds_a_run, resolve_resume
+from .storage import FileLock, atomic_write_text, make_dir, remove_stale_partials
+from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
+from .training.loggers import safe_wandb_logger
 
 
 class RunInUseError(UserError):
     """Another process trains into the same results folder."""
 
 
-def resolve_resume(cfg: TrainConfig) -> str | None:
-    """Returns the checkpoint to resume from (--resume PATH, or "last" for this run's last one)."""
-    if not cfg.resume:
-        return None
-    path = cfg.run_dir.last_checkpoint if cfg.resume == "last" else Path(cfg.resume)
-    if not path.is_file():
-        raise MissingFileError(f"--resume: checkpoint {path} not found")
-    read_checkpoint(path)  # a foreign or damaged file: one line now, before any data is prepared
-    return str(path)
-
-
 def make_loggers(cfg: TrainConfig) -> list:
     run_dir = cfg.run_dir
-    loggers = [TensorBoardLogger(save_dir=str(run_dir.path), name=run_dir.tensorboard.name, version="")]
+    loggers = [SafeTensorBoardLogger(save_dir=str(run_dir.path), name=run_dir.tensorboard.name, version="")]
     if cfg.use_wandb:
         try:
             import wandb  # noqa: F401
-            from lightning.pytorch.loggers import WandbLogger
         except ImportError:
             raise ConfigError("--use_wandb needs the wandb package: pip install 'echodepth[wandb]'") from None
         loggers.append(
-            WandbLogger(
+            safe_wandb_logger(
                 project=cfg.wandb_project, name=cfg.experiment_name, save_dir=str(run_dir.path), config=cfg.to_dict()
             )
         )
@@ -95,6 +85,7 @@ def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, 
         logger=loggers,
         # best first, then last: last.ckpt then holds the best-checkpoint state of its epoch
         callbacks=[
+            WriteConfig(cfg),
             checkpoints,
             LastCheckpoint(cfg.run_dir.last_checkpoint, every_n_epochs=cfg.checkpoint_every),
             LearningRateMonitor(logging_interval="epoch"),
@@ -107,6 +98,19 @@ def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, 
         enable_model_summary=progress,
         default_root_dir=str(cfg.run_dir.path),
     )
+
+
+class WriteConfig(Callback):
+    """Writes config.yaml when training starts: after a resumed checkpoint has loaded, so that a
+    failed resume leaves the run's config.yaml as it was."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:  # resume and overwrite are what this invocation does, not settings
+            values = {**self.cfg.to_dict(), "resume": None, "overwrite": False}
+            save_yaml(TrainConfig.from_dict(values), self.cfg.run_dir.config)
 
 
 def is_launching_process() -> bool:
@@ -130,7 +134,7 @@ def hold_run_folder(run_dir) -> FileLock | None:
 def clear_previous_run(run_dir, overwrite: bool) -> None:
     """Refuses to start afresh over a previous run's checkpoints (they would be lost), unless
     overwrite: then removes that run's outputs."""
-    if not (run_dir.last_checkpoint.exists() or run_dir.test_metrics.exists()):
+    if not holds_a_run(run_dir):
         return
     if not overwrite:
         raise ConfigError(
@@ -156,19 +160,33 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     predictors, when the dataset has a test split, and with the diagnosis of the run. The run
     folder is held (a lock) while this runs: a second run into it is refused.
     """
+    check_places(cfg)
+    ckpt_path = resolve_resume(cfg)  # read only: a refused resume writes nothing
     lock = hold_run_folder(cfg.run_dir)
     try:
-        return _train(cfg, progress)
+        if lock is None:  # a DDP worker: its launcher handles the signals
+            return _train(cfg, ckpt_path, progress)
+        with stop_on_signals("resume with --resume last"):
+            return _train(cfg, ckpt_path, progress)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(cfg: TrainConfig, progress: bool) -> dict:
+def check_places(cfg: TrainConfig) -> None:
+    """Raises a one-line error, before anything is written, when --data_dir is not a folder or
+    --results_dir / --cache_dir is a file."""
+    if cfg.data_dir and not Path(cfg.data_dir).is_dir():
+        raise ConfigError(f"--data_dir {cfg.data_dir} is not a folder")
+    for flag, place in (("--results_dir", cfg.results_dir), ("--cache_dir", cfg.cache_dir)):
+        if Path(place).exists() and not Path(place).is_dir():
+            raise ConfigError(f"{flag} {place} is a file, not a folder")
+
+
+def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
-    ckpt_path = resolve_resume(cfg)
     datamodule = EchoDepthDataModule(cfg, progress=progress)
     datamodule.prepare_data()
     if not cfg.data_dir:  # record where the data is, so that the checkpoint finds it again
@@ -176,11 +194,13 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
     if cfg.max_depth_m is None:
         cfg.max_depth_m = datamodule.max_depth_m
     run_dir = cfg.run_dir
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume:
-        clear_previous_run(run_dir, cfg.overwrite)
+    make_dir(run_dir.path, "results folder")
+    foreign = ckpt_path is not None and not Path(ckpt_path).resolve().is_relative_to(run_dir.path.resolve())
+    if not cfg.resume or (cfg.overwrite and foreign):
+        clear_previous_run(run_dir, cfg.overwrite)  # a checkpoint of another run continues afresh here
     remove_stale_partials(run_dir.path)  # left by a run killed while writing
     run_dir.stop_reason.unlink(missing_ok=True)
+    run_dir.test_metrics.unlink(missing_ok=True)  # a resumed run is unfinished until its test evaluation
     checkpoints = ModelCheckpoint(
         dirpath=run_dir.checkpoints,
         filename=run_dir.best_checkpoint.stem,
@@ -198,8 +218,6 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
     if trainer.precision != resolve_precision(cfg):  # e.g. 16-mixed on a CPU runs as bf16-mixed
         print(f"precision {cfg.precision} is not available here; training in {trainer.precision}")
     cfg.precision = trainer.precision  # config.yaml records what was used
-    # resume and overwrite are what this invocation does, not settings of the run
-    save_yaml(TrainConfig.from_dict({**cfg.to_dict(), "resume": None, "overwrite": False}), run_dir.config)
     module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict(), emission_of(datamodule))
     start = time.perf_counter()
     try:
@@ -208,7 +226,7 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
         last = run_dir.last_checkpoint
         kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
         if trainer.is_global_zero:
-            run_dir.stop_reason.write_text(json.dumps({"reason": "non-finite loss", "message": str(err)}))
+            atomic_write_text(run_dir.stop_reason, json.dumps({"reason": "non-finite loss", "message": str(err)}))
         raise NonFiniteLossError(f"{err}; {kept}") from None
     result = {
         "out_dir": str(run_dir.path),
@@ -221,15 +239,13 @@ def _train(cfg: TrainConfig, progress: bool) -> dict:
     if trainer.global_rank != 0:
         return result
     split = "test"
-    try:
-        datamodule.dataset(split)
-    except (ValueError, OSError) as err:  # a dataset without a test split still trains
-        print(f"no test evaluation: {err}")
+    if not datamodule.has_split(split):  # a dataset without a test split still trains
+        print(f"no test evaluation: {datamodule.root} has no {split} split (no {split}.csv)")
         return result
     predictor = Predictor.from_checkpoint(checkpoints.best_model_path, device="auto")
     test = evaluate_split(predictor, datamodule, split, progress=progress, headline=cfg.protocol)
     baselines = mean_depth_baselines(datamodule, split)
     result.update({"test": test, "baselines": baselines})
-    run_dir.test_metrics.write_text(json.dumps({"split": split, "model": test, **baselines}, indent=2))
+    atomic_write_text(run_dir.test_metrics, json.dumps({"split": split, "model": test, **baselines}, indent=2))
     result["diagnosis"] = diagnose(run_dir.path, "val", predictor=predictor, datamodule=datamodule, progress=progress)
     return result

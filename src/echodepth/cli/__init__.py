@@ -11,6 +11,7 @@ import os
 import sys
 
 from ..errors import UserError
+from ..interrupt import Interrupted
 from ..version import __version__
 from . import commands
 from .deploy_flags import EXPORT_HELP, PREDICT_HELP, add_precision_flag, export_flags, predict_flags
@@ -247,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"echodepth {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as stop:  # SIGTERM or SIGINT inside a command that handles them (train)
+        print(f"echodepth {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print(f"echodepth {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -8,11 +8,33 @@ import shutil
 from pathlib import Path
 
 from ..data.cache import verify_sources
-from ..data.cache_files import cache_folders, describe
+from ..data.cache_files import cache_folders, describe, in_use_lock
+from ..storage import FileLock
 
 
 def mb(n_bytes: int) -> str:
     return f"{n_bytes / 1024**2:,.1f} MB"
+
+
+def clear(infos: list[dict], stale_only: bool) -> int:
+    """Removes the cache folders (only damaged or stale ones with stale_only), leaving alone those
+    a running process uses (it holds their in-use lock), and says which."""
+    removed, kept = [], []
+    for info in (i for i in infos if not stale_only or i["status"] != "ok"):
+        lock = FileLock(in_use_lock(Path(info["folder"])).path)  # exclusive: no user holds it
+        if not lock.acquire(blocking=False):
+            kept.append(info)
+            print(f"left {info['folder']} alone: in use by a running echodepth process")
+            continue
+        try:
+            shutil.rmtree(info["folder"], ignore_errors=True)
+        finally:
+            lock.release()
+        removed.append(info)
+        print(f"removed {info['folder']} ({mb(info['bytes'])})")
+    in_use = f"; {len(kept)} in use left alone (clear again when those runs have ended)" if kept else ""
+    print(f"freed {mb(sum(i['bytes'] for i in removed))} in {len(removed)} folder(s){in_use}")
+    return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -23,12 +45,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     checksums = args.action == "verify"
     infos = [describe(f, checksums=checksums) for f in folders]
     if args.action == "clear":
-        chosen = [i for i in infos if not args.stale or i["status"] != "ok"]
-        for info in chosen:
-            shutil.rmtree(info["folder"], ignore_errors=True)
-            print(f"removed {info['folder']} ({mb(info['bytes'])})")
-        print(f"freed {mb(sum(i['bytes'] for i in chosen))} in {len(chosen)} folder(s)")
-        return 0
+        return clear(infos, args.stale)
     bad = 0
     for info in infos:
         status = info["status"]

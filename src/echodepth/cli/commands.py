@@ -156,7 +156,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..compare import compare
 
     overrides = {name: getattr(args, name) for name in COMPARE_OVERRIDES if getattr(args, name) is not None}
-    limit = args.time_limit_min * 60 if args.time_limit_min else None
+    limit = args.time_limit_min * 60 if args.time_limit_min is not None else None
     path = compare(
         args.out, args.preset, args.seeds, args.variants, args.jobs, args.target_rmse, overrides, time_limit_s=limit
     )

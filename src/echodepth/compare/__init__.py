@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError, UserError
+from ..storage import FileLock, make_dir
 from ..training import EchoDepthDataModule
 from .report import write_report
 from .results import collect, structure_metrics
@@ -38,9 +40,28 @@ def compare(
     unless all finished, no report is written and None is returned."""
     out_dir = Path(out_dir)
     defaults = PRESET_DEFAULTS.get(preset, {})
-    seeds = seeds or defaults.get("seeds", 3)
+    seeds = defaults.get("seeds", 3) if seeds is None else seeds
+    for flag, value in {"--seeds": seeds, "--jobs": jobs, "--target_rmse": target_rmse}.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"{flag} must be > 0, got {value:g}")
+    if time_limit_s is not None and not time_limit_s >= 0:
+        raise ConfigError(f"--time_limit_min must be >= 0, got {time_limit_s / 60:g}")
     names = list(variants or defaults.get("variants") or all_variants())
-    runs = plan_runs(out_dir, preset, seeds, names, overrides or {})
+    runs = plan_runs(out_dir, preset, seeds, names, overrides or {})  # every run's settings checked
+    make_dir(out_dir, "--out")
+    lock = FileLock(out_dir / ".lock")  # held while this runs: a second compare into it is refused
+    if not lock.acquire(blocking=False):
+        raise UserError(
+            f"comparison folder {out_dir} is in use by process {lock.holder()} (another echodepth compare); "
+            "wait for it to end, or give another --out"
+        )
+    try:
+        return _compare(out_dir, runs, preset, seeds, jobs, target_rmse, progress, time_limit_s)
+    finally:
+        lock.release()
+
+
+def _compare(out_dir, runs, preset, seeds, jobs, target_rmse, progress, time_limit_s) -> Path | None:
     # make the data and its caches once, before the runs start side by side
     datamodule = EchoDepthDataModule(runs[0].cfg, progress=False)
     datamodule.prepare_data()

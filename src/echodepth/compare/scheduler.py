@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import yaml
 
 from ..errors import UserError
+from ..storage import atomic_write_text, make_dir, open_log
 from .variants import Run
 
 STOPPED = -1000  # launch()'s exit code for a run stopped at the time limit
@@ -21,14 +22,14 @@ def launch(run: Run, threads: int, deadline: float | None = None) -> tuple[str, 
     code). At the deadline (time.monotonic()) the child is stopped: its last.ckpt is at most an
     epoch old and a rerun resumes it exactly; the exit code is then STOPPED."""
     run_dir = run.run_dir
-    run_dir.path.mkdir(parents=True, exist_ok=True)
+    make_dir(run_dir.path, "results folder")
     cfg = run.cfg.to_dict()
     if run_dir.last_checkpoint.exists():
         cfg["resume"] = "last"  # an interrupted run continues
-    run_dir.compare_config.write_text(yaml.safe_dump(cfg))
+    atomic_write_text(run_dir.compare_config, yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "echodepth.cli", "train", "--config", str(run_dir.compare_config)]
-    with open(run_dir.train_log, "a") as log:
+    with open_log(run_dir.train_log) as log:
         if deadline is not None and time.monotonic() >= deadline:
             return run.name, STOPPED
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

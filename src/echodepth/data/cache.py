@@ -22,7 +22,16 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..storage import FileLock, disk_full_as_error, ensure_space
+from ..storage import (
+    FileLock,
+    atomic_write_text,
+    disk_full_as_error,
+    ensure_space,
+    make_dir,
+    move_into_place,
+    open_npy_map,
+    save_npy,
+)
 from ..units import depth_m_to_norm
 from .cache_files import CacheError, array_records, cache_key, check_folder, dataset_from_identity, remove_dead_partials
 from .datasets import EchoDepthDataset
@@ -132,8 +141,7 @@ def build_cache(
                 log(f"{err}; rebuilding it")
                 shutil.rmtree(folder)
         remove_dead_partials(cache_root, folder.name)
-        tmp = cache_root / f"{folder.name}.partial-{os.getpid()}"
-        tmp.mkdir()
+        tmp = make_dir(cache_root / f"{folder.name}.partial-{os.getpid()}", "cache folder")
         try:
             kept = _write_arrays(dataset, tmp, feature_dtype, progress, batch_size)
         except BaseException:
@@ -148,16 +156,9 @@ def build_cache(
             "arrays": array_records(tmp),
         }
         with disk_full_as_error(tmp / "meta.json", cleanup=[tmp]):
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, folder)
+            atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1))
+        move_into_place(tmp, folder)
     return CachedDataset(folder, checksums=False)  # just written
-
-
-def _reserve(path: Path) -> None:
-    """Allocates a memory-mapped file's blocks now: writing into a sparse map on a full disk
-    would kill the process with SIGBUS instead of raising an error."""
-    with open(path, "r+b") as f:
-        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
 
 
 def _write_arrays(
@@ -170,11 +171,8 @@ def _write_arrays(
     shape = (n, dataset.n_channels, h, w)
     needed = n * (h * w * dataset.n_channels * np.dtype(feature_dtype).itemsize + dh * dw * 2)
     ensure_space(folder, needed, f"the feature cache of {n} samples")
-    with disk_full_as_error(folder, needed):
-        features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=feature_dtype, shape=shape)
-        depth = np.lib.format.open_memmap(folder / "depth_mm.npy", mode="w+", dtype=np.uint16, shape=(n, 1, dh, dw))
-        _reserve(folder / "features.npy")
-        _reserve(folder / "depth_mm.npy")
+    features = open_npy_map(folder / "features.npy", feature_dtype, shape)
+    depth = open_npy_map(folder / "depth_mm.npy", np.uint16, (n, 1, dh, dw))
     kept: list[int] = []
     bar = tqdm(total=n, unit="sample", desc=f"cache {dataset.split}", disable=not progress)
     with bar:
@@ -199,12 +197,10 @@ def _write_arrays(
 
 
 def _shrink(folder: Path, n: int) -> None:
-    with disk_full_as_error(folder):
-        for name in ("features.npy", "depth_mm.npy"):
-            arr = np.load(folder / name, mmap_mode="r")[:n]
-            np.save(folder / f"{name}.tmp.npy", np.ascontiguousarray(arr))
-            del arr
-            os.replace(folder / f"{name}.tmp.npy", folder / name)
+    for name in ("features.npy", "depth_mm.npy"):
+        arr = np.load(folder / name, mmap_mode="r")[:n]
+        save_npy(folder / name, np.ascontiguousarray(arr))
+        del arr
 
 
 def verify_sources(folder: Path, batch_size: int = 64) -> list[str]:

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import UserError
-from ..storage import process_alive
+from ..storage import FileLock, process_alive
 
 ARRAYS = ("features.npy", "depth_mm.npy")
 CHUNK_BYTES = 64 * 1024**2
@@ -66,6 +66,13 @@ def remove_dead_partials(cache_root: Path, name: str) -> None:
         pid = partial.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(partial, ignore_errors=True)
+
+
+def in_use_lock(folder: Path) -> FileLock:
+    """Returns the lock marking a cache folder in use: each user holds it shared while it runs;
+    `cache clear` takes it exclusively, and leaves the folder alone when it cannot."""
+    folder = Path(folder)
+    return FileLock(folder.with_name(folder.name + ".inuse"), shared=True)
 
 
 def folder_bytes(folder: Path) -> int:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..registry import Registry
 
 FEATURES = Registry("audio feature")
@@ -48,6 +49,26 @@ class FeatureConfig:
     def __post_init__(self):
         self.image_size = tuple(int(v) for v in self.image_size)
         FEATURES.get(self.audio_format)  # an unknown name is an error listing the known ones
+        if not 1 <= self.win_length <= self.n_fft or self.hop_length < 1:
+            raise ConfigError(
+                f"STFT settings n_fft {self.n_fft}, win_length {self.win_length}, hop_length {self.hop_length}: "
+                "expected 1 <= win_length <= n_fft and hop_length >= 1"
+            )
+
+    def check_cut(self, max_depth_m: float) -> None:
+        """Raises a ConfigError unless the cut for max_depth_m is long enough for the STFT window
+        (torch.stft's centred frames pad by n_fft / 2 on each side, a reflection of the signal)."""
+        if not self.cut:
+            return
+        n = cut_length(max_depth_m, self.sample_rate_hz)
+        needed = self.n_fft // 2 + 1 if self.audio_format != "waveform" else self.win_length // 2 + 1
+        if n < needed:
+            least = needed * BASELINE_SPEED_OF_SOUND_M_S / (2 * self.sample_rate_hz)
+            raise ConfigError(
+                f"max_depth_m {max_depth_m:g} keeps {n} samples of each recording (the echo's return time at "
+                f"{self.sample_rate_hz} Hz); the {self.audio_format} features' window needs {needed}: "
+                f"give max_depth_m of at least {least:.2f}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -179,6 +200,7 @@ class AudioFeatures(nn.Module):
 
     def __init__(self, cfg: FeatureConfig, max_depth_m: float):
         super().__init__()
+        cfg.check_cut(max_depth_m)
         self.cfg = cfg
         self.max_depth_m = max_depth_m
         self.feature = FEATURES.get(cfg.audio_format)(cfg)

@@ -9,9 +9,9 @@ exported through the TorchScript-based exporter (no onnxscript needed).
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,12 +20,13 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..inference import Predictor
-from ..storage import atomic_write_bytes
+from ..storage import UnwritableError, atomic_write_bytes, make_dir
 from ..version import __version__
 from .frontend import DepthPipeline
 from .runtime import METADATA_KEY, TORCHSCRIPT_METADATA, load_model
 
 OUTPUTS = ("base_m", "residual_m", "final_m")
+MIN_OPSET, MAX_OPSET = 7, 20  # the TorchScript-based exporter's range (torch.onnx._constants, torch 2.13)
 INPUT = "waveform"
 
 
@@ -51,32 +52,37 @@ def verification_waves(n_samples: int, n: int = 3, seed: int = 0) -> np.ndarray:
     return (0.3 * rng.standard_normal((n, 2, n_samples)) * decay).astype(np.float32)
 
 
-def _export_onnx(pipeline, example: torch.Tensor, path: Path, opset: int, meta: dict) -> None:
+def _export_onnx(pipeline, example: torch.Tensor, opset: int, meta: dict) -> bytes:
+    """Returns the ONNX file's bytes (made in memory: only storage writes files)."""
     import onnx
 
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
         torch.onnx.export(
             pipeline,
             (example,),
-            str(path),
+            buffer,
             input_names=[INPUT],
             output_names=list(OUTPUTS),
             dynamic_axes={name: {0: "batch"} for name in (INPUT, *OUTPUTS)},
             opset_version=opset,
             dynamo=False,
         )
-    model = onnx.load(str(path))
+    model = onnx.load_from_string(buffer.getvalue())
     model.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
     model.producer_name = "echodepth"
-    onnx.save(model, str(path))
+    return model.SerializeToString()
 
 
-def _export_torchscript(pipeline, example: torch.Tensor, path: Path, meta: dict) -> None:
+def _export_torchscript(pipeline, example: torch.Tensor, meta: dict) -> bytes:
+    """Returns the TorchScript archive's bytes (made in memory)."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript announces its deprecation in favour of torch.export
         traced = torch.jit.trace(pipeline, example, check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})
+        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})
+    return buffer.getvalue()
 
 
 def export_model(
@@ -89,6 +95,10 @@ def export_model(
     fmt = fmt or ("onnx" if output.suffix == ".onnx" else "torchscript" if output.suffix in (".pt", ".ts") else None)
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError(f"--output {output}: give --format onnx or torchscript (or name it .onnx / .pt)")
+    if not tolerance_m > 0 or (n_samples is not None and n_samples < 1):
+        raise ConfigError(f"--tolerance_m {tolerance_m:g} and --samples {n_samples}: expected numbers above 0")
+    if fmt == "onnx" and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ConfigError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {MAX_OPSET}")
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     if predictor.features.align_to_emission or predictor.features.window_start_ms:
         raise ConfigError(
@@ -104,16 +114,17 @@ def export_model(
     pipeline = DepthPipeline(predictor.network, predictor.extractor, n_samples, predictor.max_depth_m).eval()
     meta = model_metadata(predictor, pipeline.frontend.n_samples)
     waves = verification_waves(pipeline.frontend.n_samples)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    make_dir(output.parent, "--output's folder")
+    if output.is_dir():
+        raise UnwritableError(f"--output {output} is a folder; give a file name (.onnx or .pt)")
+    tmp = output.with_name(f".{output.name}.verify-{os.getpid()}{output.suffix}")
     try:
         example = torch.from_numpy(waves[:1])
         if fmt == "onnx":
-            _export_onnx(pipeline, example, tmp, opset, meta)
+            data = _export_onnx(pipeline, example, opset, meta)
         else:
-            _export_torchscript(pipeline, example, tmp, meta)
+            data = _export_torchscript(pipeline, example, meta)
+        atomic_write_bytes(tmp, data)  # the file the runtime verifies, before the output exists
         reference = predictor.predict(waves, predictor.features.sample_rate_hz)
         exported = load_model(tmp, threads=None, fmt=fmt).run(waves)
         diff = max(
@@ -126,7 +137,7 @@ def export_model(
                 f"exported {fmt} model differs from PyTorch by {diff:.3g} m (> --tolerance_m {tolerance_m:g}); "
                 f"nothing written to {output}"
             )
-        atomic_write_bytes(output, tmp.read_bytes())
+        atomic_write_bytes(output, data)
         return result
     finally:
         tmp.unlink(missing_ok=True)

@@ -27,6 +27,31 @@ class DeployError(UserError):
     """onnxruntime missing, or a model file that is not an echodepth export."""
 
 
+def parse_metadata(text: str, path) -> dict:
+    """Returns the `echodepth` metadata of an exported model, checked: a JSON object with a
+    positive sample rate and max depth and an input shape (batch, 2, samples); raises a
+    CheckpointError naming the file and the damaged field otherwise."""
+    try:
+        meta = json.loads(text)
+    except ValueError as err:
+        raise CheckpointError(f"model {path}: its echodepth metadata is damaged (not JSON: {err})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"model {path}: its echodepth metadata is damaged (not a JSON object)")
+    try:
+        checks = {
+            "sample_rate_hz": int(meta["sample_rate_hz"]) > 0,
+            "max_depth_m": float(meta["max_depth_m"]) > 0,
+            "input": len(meta["input"]["shape"]) == 3 and int(meta["input"]["shape"][-1]) > 0,
+        }
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        reason = f"a field missing or of the wrong type: {err}"
+        raise CheckpointError(f"model {path}: its echodepth metadata is damaged ({reason})") from None
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise CheckpointError(f"model {path}: its echodepth metadata is damaged (field(s) {bad} out of range)")
+    return meta
+
+
 class ExportedModel:
     """An exported model: `run` maps waveforms (B, 2, >= n_samples) to (base, residual, final)."""
 
@@ -73,7 +98,7 @@ def _onnx_runner(path: Path, threads: int | None):
     if METADATA_KEY not in custom:
         raise CheckpointError(f"model {path} was not written by echodepth export (no 'echodepth' metadata)")
     input_name = session.get_inputs()[0].name
-    return json.loads(custom[METADATA_KEY]), lambda waves: tuple(session.run(None, {input_name: waves}))
+    return parse_metadata(custom[METADATA_KEY], path), lambda waves: tuple(session.run(None, {input_name: waves}))
 
 
 def _torchscript_runner(path: Path, threads: int | None):
@@ -96,7 +121,7 @@ def _torchscript_runner(path: Path, threads: int | None):
         with torch.no_grad():
             return tuple(t.numpy() for t in module(torch.from_numpy(waves)))
 
-    return json.loads(files[TORCHSCRIPT_METADATA]), run
+    return parse_metadata(files[TORCHSCRIPT_METADATA], path), run
 
 
 def load_model(path, threads: int | None = None, fmt: str | None = None) -> ExportedModel:

@@ -10,6 +10,7 @@ import shlex
 import numpy as np
 
 from ..rundir import RunDir
+from ..storage import atomic_write_text
 from ..viz import decomposition_figure
 from .checks import Check
 
@@ -87,7 +88,7 @@ def write_figure(run_dir: RunDir, split: dict, max_depth_m: float) -> str | None
 def write_files(run_dir: RunDir, diagnosis: dict, split: dict, max_depth_m: float) -> None:
     """Writes diagnosis.json, diagnosis.md and the samples figure into the run folder."""
     figure = write_figure(run_dir, split, max_depth_m)
-    run_dir.diagnosis_json.write_text(json.dumps(diagnosis, indent=2, default=float))
+    atomic_write_text(run_dir.diagnosis_json, json.dumps(diagnosis, indent=2, default=float))
     checks = diagnosis["checks"]
     lines = [f"# Diagnosis of `{run_dir.name}` ({diagnosis['split']} split, best checkpoint)", ""]
     n_bad = sum(not c["healthy"] for c in checks)
@@ -103,4 +104,4 @@ def write_files(run_dir: RunDir, diagnosis: dict, split: dict, max_depth_m: floa
         lines += ["", "Re-run with the advice:", "", "```bash", diagnosis["command"], "```"]
     if figure:
         lines += ["", "Best and worst samples (base, residual, final, ground truth):", "", f"![samples]({figure})"]
-    run_dir.diagnosis_md.write_text("\n".join(lines) + "\n")
+    atomic_write_text(run_dir.diagnosis_md, "\n".join(lines) + "\n")

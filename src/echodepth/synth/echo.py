@@ -29,11 +29,11 @@ from scipy.signal import chirp as _scipy_chirp
 from scipy.signal.windows import tukey
 
 from ..errors import ConfigError
+from .checks import COMPONENTS
 from .device import apply_delay, band_response, diffuse_tail
 from .geometry import cast_rays, fibonacci_sphere, segment_blocked
 from .scene import SPEED_OF_SOUND_M_S, Pose, Room, SynthConfig
 
-COMPONENTS = ("direct", "scatter", "specular", "tail")
 # pyroomacoustics wall names for our surfaces 0..5
 _PRA_WALLS = ("west", "east", "south", "north", "floor", "ceiling")
 

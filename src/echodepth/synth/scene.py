@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from .checks import check_lengths, check_synth_settings
 
 SPEED_OF_SOUND_M_S = 343.0
 
@@ -75,6 +76,7 @@ class SynthConfig:
     invalid_beyond_m: float = 0.0  # farther than this; 0: none
 
     def __post_init__(self):
+        check_lengths(self)
         for name in (
             "room_size_m",
             "room_height_m",
@@ -108,6 +110,7 @@ class SynthConfig:
             raise ConfigError(f"split_fractions must be 3 numbers summing to 1, got {self.split_fractions}")
         if self.n_rooms < 1 or self.samples_per_room < 1 or self.n_locations < 1:
             raise ConfigError("n_rooms, samples_per_room and n_locations must be >= 1")
+        check_synth_settings(self)
 
     @property
     def n_audio_samples(self) -> int:

@@ -26,7 +26,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..storage import atomic_write_bytes, remove_stale_partials
+from ..storage import atomic_write_bytes, make_dir, remove_stale_partials
 from ..version import __version__
 from .depth import render_depth
 from .echo import render_echo
@@ -122,8 +122,7 @@ def generate_dataset(
 ) -> dict:
     """Writes (or completes) the dataset of `cfg` in out_dir; returns the number of samples per split."""
     cfg = cfg or SynthConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_dir(out_dir)
     meta_path = out_dir / METADATA_FILE
     meta = metadata(cfg)
     if meta_path.exists():
@@ -139,8 +138,8 @@ def generate_dataset(
     splits = assign_splits(cfg)
     for loc in range(cfg.n_locations):
         for sub in ("audio", "depth"):
-            (out_dir / location_name(loc) / sub).mkdir(parents=True, exist_ok=True)
-    (out_dir / ".progress").mkdir(exist_ok=True)
+            make_dir(out_dir / location_name(loc) / sub)
+    make_dir(out_dir / ".progress")
     remove_stale_partials(out_dir)  # left by an interrupted run
     todo = [r for r in range(cfg.n_rooms) if not (out_dir / ".progress" / f"room{r:05d}.json").exists()]
     jobs = [(str(out_dir), cfg.to_dict(), r, *splits[r]) for r in todo]

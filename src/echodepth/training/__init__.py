@@ -5,6 +5,7 @@ The `train()` entry that puts them together (and evaluates at the end) is `echod
 
 from .checkpoints import AtomicCheckpointIO, LastCheckpoint, random_states, restore_random_states
 from .datamodule import EchoDepthDataModule, default_synthetic_dir, synth_config_for
+from .loggers import SafeTensorBoardLogger
 from .module import DepthModule, checkpoint_metadata
 from .outputs import write_epoch_outputs
 from .sampler import EpochShuffleSampler
@@ -13,6 +14,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "EpochShuffleSampler",
     "LastCheckpoint",
+    "SafeTensorBoardLogger",
     "DepthModule",
     "EchoDepthDataModule",
     "checkpoint_metadata",

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..errors import CheckpointError
+from ..inference import unpickling_error
 from ..storage import atomic_write_bytes
 
 
@@ -35,8 +36,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
         except Exception as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise CheckpointError(f"checkpoint {path} is unreadable or not a plain weights file ({first})") from None
+            reason = unpickling_error(err)  # never advice to load unsafely
+            raise CheckpointError(f"checkpoint {path} is unreadable or not a plain weights file ({reason})") from None
 
 
 class LastCheckpoint(Checkpoint):

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
-from ..data import DATASETS, FeatureConfig, build_cache, collate_batch
+from ..data import DATASETS, FeatureConfig, build_cache, collate_batch, in_use_lock
 from ..errors import ConfigError
 from ..storage import FileLock
 from .sampler import EpochShuffleSampler
@@ -44,6 +44,19 @@ class EchoDepthDataModule(L.LightningDataModule):
         self.on_error = on_error  # "skip": bad samples are left out and listed in `skipped`
         self._raw: dict[str, object] = {}
         self._ready: dict[str, object] = {}
+        self._in_use: list[FileLock] = []  # shared locks on the cache folders read: `cache clear` leaves them
+
+    def hold(self, folder: Path) -> None:
+        """Marks a cache folder (features, or the built-in data) as in use by this process until it
+        ends: `echodepth cache clear` then leaves it alone."""
+        lock = in_use_lock(folder)
+        lock.acquire()
+        self._in_use.append(lock)
+
+    def has_split(self, split: str) -> bool:
+        """Whether the data has the split's CSV file(s): root/{split}.csv (V1) or
+        root/<location>/{split}.csv (V2, synthetic)."""
+        return any(self.root.glob(f"{split}.csv")) or any(self.root.glob(f"*/{split}.csv"))
 
     @property
     def root(self) -> Path:
@@ -76,6 +89,7 @@ class EchoDepthDataModule(L.LightningDataModule):
                 if not is_complete(self.root, synth_cfg):
                     print(f"building the built-in synthetic dataset in {self.root} (once)")
                     generate_dataset(self.root, synth_cfg, progress=self.progress)
+                self.hold(self.root)
         if not self.root.is_dir():
             raise ConfigError(f"--data_dir {self.root} is not a folder")
         if self.cfg.cache:
@@ -105,6 +119,8 @@ class EchoDepthDataModule(L.LightningDataModule):
         if split not in self._ready:
             raw = self.raw_dataset(split)
             self._ready[split] = build_cache(raw, self.cfg.cache_dir, progress=self.progress) if self.cfg.cache else raw
+            if self.cfg.cache:
+                self.hold(self._ready[split].folder)
         return self._ready[split]
 
     @property

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from lightning.pytorch.loggers import TensorBoardLogger
-
 from ..viz import decomposition_figure
+from .loggers import SafeTensorBoardLogger
 
 
 def write_epoch_outputs(module, record: dict, figure_samples) -> None:
@@ -20,8 +19,7 @@ def write_epoch_outputs(module, record: dict, figure_samples) -> None:
     for logger in module.loggers:
         if hasattr(logger, "log_image"):  # Weights & Biases
             logger.log_image(key="val/decomposition", images=[str(path)], step=module.global_step)
-        elif isinstance(logger, TensorBoardLogger):
+        elif isinstance(logger, SafeTensorBoardLogger):
             import matplotlib.image as mpimg
 
-            image = mpimg.imread(path)[..., :3]
-            logger.experiment.add_image("val/decomposition", image, module.current_epoch, dataformats="HWC")
+            logger.log_rgb_image("val/decomposition", mpimg.imread(path)[..., :3], module.current_epoch)

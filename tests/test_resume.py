@@ -1,0 +1,127 @@
+"""Runs that never mix and never lie about how they ended: a resume that would change the run is
+refused in one line (config.yaml untouched), --epochs extends it, a checkpoint of another run does
+not land in a folder holding a run, an exported model given as a checkpoint is named, and
+SIGTERM / SIGINT end with 143 / 130, one line, and the last good checkpoint kept."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from echodepth.cli import main
+from echodepth.inference import read_checkpoint
+
+from .test_training import rows, train_args
+
+
+def one_line_error(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def run(synth_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    assert main(train_args(synth_dir, root, "--epochs", "1")) == 0
+    return root, root / "results" / "smoke"
+
+
+@pytest.mark.parametrize(
+    "flags, field",
+    [
+        (["--learning_rate", "0.01"], "learning_rate 0.002 (now 0.01)"),
+        (["--batch_size", "4"], "batch_size 8 (now 4)"),
+        (["--image_size", "32"], "image_size 16 (now 32)"),
+        (["--base_channels", "8"], "base_channels 4 (now 8)"),
+        (["--model", "unet_baseline"], "model base_residual (now unet_baseline)"),
+        (["--lambda_sparse", "0.5", "--seed", "3"], "lambda_sparse 0.1 (now 0.5); seed 0 (now 3)"),
+    ],
+)
+def test_a_resume_that_changes_the_run_is_refused_in_one_line(run, synth_dir, flags, field, capsys):
+    root, out = run
+    before = {name: (out / name).read_bytes() for name in ("config.yaml", "metrics.csv")}
+    capsys.readouterr()
+    assert main(train_args(synth_dir, root, "--epochs", "2", "--resume", "last", *flags)) == 2
+    line = one_line_error(capsys)
+    assert "the run was trained with other settings" in line and field in line
+    assert {name: (out / name).read_bytes() for name in before} == before  # config.yaml written only after loading
+
+
+def test_more_epochs_extend_the_run(synth_dir, tmp_path):
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "1")) == 0
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", "--resume", "last")) == 0
+    out = tmp_path / "results" / "smoke"
+    assert [int(r["epoch"]) for r in rows(out / "metrics.csv")] == [1, 2]
+    assert "epochs: 2" in (out / "config.yaml").read_text()
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--resume", "last")) == 2  # 2 done already
+
+
+def test_a_checkpoint_of_another_run_into_a_folder_holding_a_run(run, synth_dir, tmp_path, capsys):
+    _, other = run
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "1")) == 0
+    out = tmp_path / "results" / "smoke"
+    before = (out / "metrics.csv").read_bytes()
+    capsys.readouterr()
+    foreign = str(other / "checkpoints" / "last.ckpt")
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", "--resume", foreign)) == 2
+    assert "holds another run, which this one would mix with" in one_line_error(capsys)
+    assert (out / "metrics.csv").read_bytes() == before
+    (out / "epoch_0001_decomposition.png").write_bytes(b"stale")
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", "--resume", foreign, "--overwrite")) == 0
+    assert [int(r["epoch"]) for r in rows(out / "metrics.csv")] == [2]  # only the continued run's epochs
+    assert not (out / "epoch_0001_decomposition.png").exists()  # the other run's figures are gone
+    assert main(train_args(synth_dir, tmp_path / "new", "--epochs", "2", "--resume", foreign)) == 0  # an empty folder
+
+
+def test_an_exported_model_given_as_a_checkpoint_is_named(synth_dir, tmp_path, capsys):
+    class Twice(torch.nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    scripted = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.trace(Twice(), torch.ones(2)), str(scripted))
+    onnx_file = tmp_path / "model.onnx"
+    torch.onnx.export(Twice(), (torch.ones(2),), str(onnx_file), dynamo=False)
+    for path, kind in ((scripted, "TorchScript"), (onnx_file, "ONNX")):
+        for args in (
+            train_args(synth_dir, tmp_path, "--epochs", "1", "--resume", str(path)),
+            ["eval", "--checkpoint", str(path)],
+        ):
+            capsys.readouterr()
+            assert main(args) == 2
+            line = one_line_error(capsys)
+            assert f"is an exported {kind} model, not a training checkpoint" in line and "predict --model" in line
+            assert "weights_only" not in line  # no advice to load unsafely
+    assert not (tmp_path / "results" / "smoke").exists()
+
+
+def test_a_foreign_pickle_is_refused_without_advice_to_load_it_unsafely(tmp_path):
+    path = tmp_path / "foreign.ckpt"
+    torch.save({"echodepth": {}, "thing": torch.nn.Linear(1, 1)}, path)  # a pickled module, not weights
+    with pytest.raises(Exception) as caught:
+        read_checkpoint(path)
+    assert "unreadable or not a plain weights file" in str(caught.value)
+    assert "weights_only" not in str(caught.value) and "trusted" not in str(caught.value)
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_run_with_its_status_and_keeps_the_last_checkpoint(synth_dir, tmp_path, signum, status):
+    args = train_args(synth_dir, tmp_path, "--epochs", "200")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "echodepth.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    last = tmp_path / "results" / "smoke" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.2)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == status, err[-2000:]
+    assert err.strip().splitlines()[-1] == "echodepth train: interrupted: resume with --resume last"
+    assert not (tmp_path / "results" / "smoke" / "test_metrics.json").exists()
+    done = read_checkpoint(last)["epoch"] + 1  # whole: it loads
+    assert main([*args[:-2], "--epochs", str(done + 1), "--resume", "last"]) == 0

@@ -1,0 +1,200 @@
+"""Every setting checked before anything is written or prepared, in one line: YAML files (numbers
+such as 1e-3, keys given twice, files that are not text), --val_every against --epochs, synth's
+range and size flags, STFT windows against the recording's cut, compare's numbers, the metadata of
+an exported model. Also: a missing test split is one line and a bad test sample is not swallowed;
+`cache clear` leaves the folders a run uses alone."""
+
+import io
+import re
+import shutil
+
+import pytest
+import torch
+
+from echodepth.cli import main
+from echodepth.config import load_yaml, resolve_config
+from echodepth.data import FeatureConfig
+from echodepth.errors import ConfigError
+from echodepth.training import EchoDepthDataModule
+
+from .conftest import tiny_config
+from .test_training import train_args
+
+
+def one_line_error(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_numbers_like_1e_3_in_yaml_are_numbers(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 1e-3\nweight_decay: 5E-4\nexperiment_name: e5\n")
+    values = load_yaml(path)
+    assert values == {"learning_rate": 0.001, "weight_decay": 0.0005, "experiment_name": "e5"}
+    assert resolve_config(values, {}).learning_rate == 0.001
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b"learning_rate: 0.01\nbatch_size: 8\nlearning_rate: 0.1\n",
+            "setting 'learning_rate' is given twice (line 3)",
+        ),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "is not a YAML text file"),
+    ],
+)
+def test_a_config_file_that_is_not_plain_settings_is_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(content)
+    assert main(["train", "--config", str(path), "--results_dir", str(tmp_path / "results")]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "results").exists()
+
+
+def test_val_every_beyond_epochs_is_refused_before_anything_is_written(synth_dir, tmp_path, capsys):
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", "--val_every", "3")) == 2
+    assert "val_every 3 is more than epochs 2" in one_line_error(capsys)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+SMALL_SYNTH = ["--n_rooms", "3", "--samples_per_room", "1", "--n_locations", "1", "--scatter_rays", "64"]
+SMALL_SYNTH += ["--tail_max_order", "1", "--quiet", "--workers", "1"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--image_size", "32"], "synth setting image_size takes 2 values, got [32]"),
+        (["--room_size_m", "3"], "synth setting room_size_m takes 2 values, got [3.0]"),
+        (["--max_depth_m", "0.01"], "max_depth_m 0.01 keeps 2 samples of each recording"),
+        (["--gain", "0.5", "2"], "synth setting gain [0.5, 2.0]: each value must be in [1e-06, 1.0]"),
+        (["--room_size_m", "0.8", "2"], "the smallest room must be wider than twice wall_clearance_m"),
+        (["--chirp_f1_hz", "30000"], "expected f0 < f1 <= half the sample rate"),
+    ],
+)
+def test_synth_flags_are_checked_before_anything_is_written(tmp_path, capsys, flags, message):
+    out = tmp_path / "data"
+    assert main(["synth", str(out), *SMALL_SYNTH, *flags]) == 2
+    assert message in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_the_corrected_synth_command_then_runs(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main(["synth", str(out), *SMALL_SYNTH, "--image_size", "8"]) == 2
+    assert main(["synth", str(out), *SMALL_SYNTH, "--image_size", "8", "8"]) == 0
+
+
+def test_stft_windows_are_checked_against_the_cut():
+    with pytest.raises(ConfigError, match="expected 1 <= win_length <= n_fft"):
+        FeatureConfig(win_length=1024)
+    with pytest.raises(ConfigError, match="give max_depth_m of at least 0.99"):
+        FeatureConfig().check_cut(0.5)
+    FeatureConfig().check_cut(1.0)
+    FeatureConfig(cut=False).check_cut(0.01)  # whole recordings: no cut to check
+
+
+def test_a_max_depth_too_short_for_the_stft_is_one_line_before_the_cache(synth_dir, tmp_path, capsys):
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--max_depth_m", "0.01")) == 2
+    assert "max_depth_m 0.01 keeps 2 samples" in one_line_error(capsys)
+    assert not list((tmp_path / "cache").glob("*-train-*"))
+
+
+@pytest.mark.parametrize("flags, message", [(["--seeds", "0"], "--seeds must be > 0"), (["--jobs", "0"], "--jobs")])
+def test_compare_numbers_are_checked_before_anything_is_written(tmp_path, capsys, flags, message):
+    assert main(["compare", "--out", str(tmp_path / "cmp"), "--preset", "tiny", *flags]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ("{not json", "metadata is damaged (not JSON"),
+        ("[1, 2]", "metadata is damaged (not a JSON object)"),
+        ('{"sample_rate_hz": 44100}', "metadata is damaged (a field missing or of the wrong type: 'max_depth_m')"),
+        ('{"sample_rate_hz": -1, "max_depth_m": 10, "input": {"shape": ["b", 2, 100]}}', "['sample_rate_hz']"),
+    ],
+)
+def test_damaged_metadata_of_an_exported_model_is_one_line(tmp_path, capsys, metadata, message):
+    onnx = pytest.importorskip("onnx")
+
+    class Twice(torch.nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    buffer = io.BytesIO()
+    torch.onnx.export(Twice(), (torch.ones(1, 2, 100),), buffer, dynamo=False)
+    model = onnx.load_from_string(buffer.getvalue())
+    model.metadata_props.add(key="echodepth", value=metadata)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    (tmp_path / "a.wav").write_bytes(b"")
+    assert main(["predict", "--model", str(path), str(tmp_path / "a.wav"), "--out_dir", str(tmp_path / "p")]) == 2
+    line = one_line_error(capsys)
+    assert f"model {path}: its echodepth metadata is damaged" in line and message in line
+
+
+def without_test_split(synth_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    for csv_file in data.glob("*/test.csv"):
+        csv_file.unlink()
+    return data
+
+
+def test_a_missing_test_split_is_said_in_one_line(synth_dir, tmp_path, capsys):
+    data = without_test_split(synth_dir, tmp_path)
+    args = train_args(synth_dir, tmp_path, "--epochs", "1")
+    args[args.index("--data_dir") + 1] = str(data)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"no test evaluation: {data} has no test split (no test.csv)" in out
+
+
+def test_a_bad_test_sample_is_not_taken_for_a_missing_test_split(synth_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    first = (data / "location_00" / "test.csv").read_text().splitlines()[1].split(",")
+    audio = data / first[2] / first[3]
+    audio.write_bytes(b"RIFF broken")
+    args = train_args(synth_dir, tmp_path, "--epochs", "1")
+    args[args.index("--data_dir") + 1] = str(data)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "no test evaluation" not in captured.out
+    err = re.findall(r"echodepth [\w-]+: error: [^\r\n]*", captured.err)  # not the progress bars
+    assert len(err) == 1 and audio.name in err[0], err
+
+
+def test_cache_clear_leaves_folders_in_use_alone(synth_dir, tmp_path, capsys):
+    cfg = tiny_config(synth_dir, tmp_path)
+    user = EchoDepthDataModule(cfg, progress=False)
+    user.prepare_data()  # builds and holds the train and val caches
+    folders = sorted(p for p in (tmp_path / "cache").iterdir() if p.is_dir())
+    assert len(folders) == 2
+    capsys.readouterr()
+    assert main(["cache", "clear", "--cache_dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("alone: in use by a running echodepth process") == 2 and "2 in use left alone" in out
+    assert all(f.is_dir() for f in folders)
+    for lock in user._in_use:  # the run ends
+        lock.release()
+    assert main(["cache", "clear", "--cache_dir", str(tmp_path / "cache")]) == 0
+    assert not any(f.exists() for f in folders)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--tolerance_m", "0"], "--tolerance_m 0 and --samples None: expected numbers above 0"),
+        (["--samples", "-5"], "--samples -5: expected numbers above 0"),
+        (["--opset", "99"], "--opset 99: the exporter writes opsets 7 to 20"),
+    ],
+)
+def test_export_flags_are_checked_before_the_checkpoint_is_read(tmp_path, capsys, flags, message):
+    args = ["export", "--checkpoint", str(tmp_path / "missing.ckpt"), "--output", str(tmp_path / "m.onnx")]
+    assert main([*args, *flags]) == 2
+    assert message in one_line_error(capsys)
