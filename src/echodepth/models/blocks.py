@@ -66,11 +66,58 @@ def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
     return out[0, 0].float().contiguous()
 
 
+# A bounded head's slope vanishes at its bounds (sigmoid'(8) = 3e-4, tanh'(5) = 2e-4), so a pixel pushed
+# there early gets no gradient and stays locked (issue 20: the demo's top-left residual sat at -5 m for
+# every recording). The heads keep their value but pass this share of their steepest slope as a floor.
+HEAD_GRADIENT_FLOOR = 0.05
+
+
+def gradient_floor(bounded: torch.Tensor, logits: torch.Tensor, slope: float) -> torch.Tensor:
+    """Returns `bounded` unchanged in value, with d/d logits raised by `slope` everywhere (a
+    straight-through term); without autograd (inference, export) it is `bounded` itself."""
+    if not logits.requires_grad:
+        return bounded
+    return bounded + slope * (logits - logits.detach())
+
+
 def depth_head(logits: torch.Tensor) -> torch.Tensor:
-    """Normalised depth in [0, 1]: sigmoid(logits)."""
-    return torch.sigmoid(logits)
+    """Normalised depth in [0, 1]: sigmoid(logits), with a gradient that never vanishes."""
+    return gradient_floor(torch.sigmoid(logits), logits, HEAD_GRADIENT_FLOOR * 0.25)  # sigmoid' <= 1/4
 
 
 def residual_head(logits: torch.Tensor, bound: float) -> torch.Tensor:
-    """Signed residual in (-bound, bound): bound * tanh(logits)."""
-    return bound * torch.tanh(logits)
+    """Signed residual in (-bound, bound): bound * tanh(logits), with a gradient that never vanishes."""
+    return gradient_floor(bound * torch.tanh(logits), logits, HEAD_GRADIENT_FLOOR * bound)  # tanh' <= 1
+
+
+class PositionStandardiser(nn.Module):
+    """Standardises every input position (channel, row, column) by its mean and std over recordings
+    (batch statistics in training, running averages in evaluation, no learned scale).
+
+    A feature image's layout is fixed: the direct sound fills the same low-frequency, first-frame
+    corner of every recording (log magnitude about 1.5 there against 0.02 elsewhere, std across
+    recordings 0.2 against 0.01; issue 20). Unstandardised, that corner dominates the first layers
+    and the heads' logits at the depth map positions the U-Net skips map it to. Standardised, each
+    position carries only how this recording differs from the others there.
+    (B, C, H, W) -> (B, C, H, W); the statistics are buffers, so checkpoints and exports hold them.
+    """
+
+    def __init__(self, channels: int, size: tuple[int, int]):
+        super().__init__()
+        self.shape = (channels, *size)
+        # momentum None: the running statistics are the plain mean over every training batch, exact for
+        # inputs whose distribution training does not change (unlike a hidden layer's)
+        self.norm = nn.BatchNorm1d(channels * size[0] * size[1], affine=False, momentum=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)  # (B, C, H, W) -> (B, C*H*W)
+        if self.training and len(x) < 2:  # one recording has no spread: use the running statistics
+            n = self.norm
+            return F.batch_norm(flat, n.running_mean, n.running_var, training=False, eps=n.eps).view(-1, *self.shape)
+        return self.norm(flat).view(-1, *self.shape)
+
+
+def input_layer(name: str, channels: int, size: tuple[int, int]) -> nn.Module:
+    """Returns the input normalisation `name`: "position" (PositionStandardiser) or "none" (identity,
+    echodepth 0.3's networks)."""
+    return PositionStandardiser(channels, size) if name == "position" else nn.Identity()
