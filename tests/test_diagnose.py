@@ -170,8 +170,9 @@ def test_a_real_network_planted_at_its_bound_is_flagged(synth_dir, tmp_path):
     torch.save(ckpt, path)
     check = checks_of(diagnose(cfg.run_dir.path, progress=False))["no_locked_outputs"]
     assert not check["healthy"] and check["value"] == pytest.approx(1.0)
-    assert check["flags"] == {"input_norm": "position"} and "--input_norm position" in (
-        json.loads(cfg.run_dir.diagnosis_json.read_text())["command"]
+    assert (
+        check["flags"] == {"input_norm": "position"}
+        and "--input_norm position" in (json.loads(cfg.run_dir.diagnosis_json.read_text())["command"])
     )
 
 

@@ -26,7 +26,7 @@ PRECISIONS = ("auto", "auto-bf16", "32-true", "32", "bf16-mixed", "16-mixed", "b
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 OPTIMIZERS = ("AdamW", "Adam", "SGD")
 BASE_DECODERS = ("wide", "narrow", "seed")
-INPUT_NORMS = ("position", "none")
+INPUT_NORMS = ("position", "centre", "none")
 
 
 @dataclass

@@ -91,33 +91,48 @@ def residual_head(logits: torch.Tensor, bound: float) -> torch.Tensor:
 
 
 class PositionStandardiser(nn.Module):
-    """Standardises every input position (channel, row, column) by its mean and std over recordings
-    (batch statistics in training, running averages in evaluation, no learned scale).
+    """Removes every input position's (channel, row, column) mean over recordings and divides by its
+    std over recordings (`per_position`) or by one std for the whole image (batch statistics in
+    training, running averages over every training batch in evaluation, no learned scale).
 
     A feature image's layout is fixed: the direct sound fills the same low-frequency, first-frame
     corner of every recording (log magnitude about 1.5 there against 0.02 elsewhere, std across
-    recordings 0.2 against 0.01; issue 20). Unstandardised, that corner dominates the first layers
-    and the heads' logits at the depth map positions the U-Net skips map it to. Standardised, each
-    position carries only how this recording differs from the others there.
+    recordings 0.2 against 0.015; issue 20). Uncentred, that corner dominates the first layers and
+    the heads' logits at the depth map positions the U-Net skips map it to. Centred, each position
+    carries only how this recording differs from the others there.
     (B, C, H, W) -> (B, C, H, W); the statistics are buffers, so checkpoints and exports hold them.
     """
 
-    def __init__(self, channels: int, size: tuple[int, int]):
+    def __init__(self, channels: int, size: tuple[int, int], per_position: bool = True, eps: float = 1e-5):
         super().__init__()
         self.shape = (channels, *size)
-        # momentum None: the running statistics are the plain mean over every training batch, exact for
-        # inputs whose distribution training does not change (unlike a hidden layer's)
-        self.norm = nn.BatchNorm1d(channels * size[0] * size[1], affine=False, momentum=None)
+        self.per_position = per_position
+        self.eps = eps
+        n = channels * size[0] * size[1]
+        self.register_buffer("running_mean", torch.zeros(n))
+        self.register_buffer("running_var", torch.ones(n))
+        self.register_buffer("num_batches", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.flatten(1)  # (B, C, H, W) -> (B, C*H*W)
-        if self.training and len(x) < 2:  # one recording has no spread: use the running statistics
-            n = self.norm
-            return F.batch_norm(flat, n.running_mean, n.running_var, training=False, eps=n.eps).view(-1, *self.shape)
-        return self.norm(flat).view(-1, *self.shape)
+        if self.training and len(x) > 1:  # one recording has no spread: it takes the running statistics
+            mean, var = flat.mean(0), flat.var(0, unbiased=False)
+            with torch.no_grad():  # the plain mean over every training batch: the input's distribution is fixed
+                self.num_batches += 1
+                self.running_mean += (mean.detach().float() - self.running_mean) / self.num_batches
+                self.running_var += (var.detach().float() - self.running_var) / self.num_batches
+        else:
+            mean, var = self.running_mean.to(flat.dtype), self.running_var.to(flat.dtype)
+        scale = (var if self.per_position else var.mean()) + self.eps
+        return ((flat - mean) * scale.rsqrt()).view(-1, *self.shape)
+
+
+INPUT_NORMS = ("position", "centre", "none")
 
 
 def input_layer(name: str, channels: int, size: tuple[int, int]) -> nn.Module:
-    """Returns the input normalisation `name`: "position" (PositionStandardiser) or "none" (identity,
-    echodepth 0.3's networks)."""
-    return PositionStandardiser(channels, size) if name == "position" else nn.Identity()
+    """Returns the input normalisation `name`: "position" (each position centred and standardised),
+    "centre" (each position centred, one scale for the image) or "none" (identity, echodepth 0.3's)."""
+    if name == "none":
+        return nn.Identity()
+    return PositionStandardiser(channels, size, per_position=name == "position")
