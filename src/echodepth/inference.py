@@ -55,7 +55,7 @@ def upgrade_metadata(meta: dict) -> dict:
     config = dict(meta["config"])
     if "max_depth" in config:
         config["max_depth_m"] = config.pop("max_depth")
-    config.setdefault("input_norm", "none")  # 0.3 and older: no network standardised its input positions
+    config.setdefault("input_norm", "none")  # 0.3 and older: no input standardisation
     features = (
         meta.get("features")
         or FeatureConfig(

@@ -132,8 +132,11 @@ def reconstruction(split: dict, cfg) -> Check:
 def no_locked_outputs(split: dict, cfg) -> Check:
     share, where = locked_summary(split["saturation"])
     if cfg.input_norm == "none":
-        advice = "standardise each input position so the direct sound's fixed place stops driving the heads"
-        flags: dict = {"input_norm": "position"}
+        advice = (
+            "retrain with this version (its heads keep a gradient at their bounds); if it persists, centre each "
+            "input position so the direct sound's fixed place stops driving the heads"
+        )
+        flags: dict = {"input_norm": "centre"}
     else:
         advice = "halve the learning rate, so that no head is thrown to its bound early"
         flags = {"learning_rate": cfg.learning_rate / 2}
