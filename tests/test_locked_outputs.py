@@ -29,7 +29,8 @@ def test_a_head_pushed_to_its_bound_still_gets_a_gradient(name):
     assert float(base.detach().min()) > 0.999
     base.mean().backward()
     # without the floor the slope is sigmoid'(40) ~ 4e-18 and the bias gets no gradient
-    assert float(last.bias.grad.abs().sum()) >= 0.9 * HEAD_GRADIENT_FLOOR * 0.25
+    assert float(last.bias.grad.abs().sum()) > 1e-3
+    assert float(last.bias.grad.abs().sum()) == pytest.approx(HEAD_GRADIENT_FLOOR * 0.25, rel=0.01)
 
 
 def test_a_saturated_residual_is_pulled_back_by_its_gradient():
@@ -40,7 +41,7 @@ def test_a_saturated_residual_is_pulled_back_by_its_gradient():
     _, residual, _ = model(torch.randn(2, 2, 16, 16))
     assert float(residual.detach().max()) == pytest.approx(-0.5, abs=1e-6)
     residual.abs().mean().backward()  # the sparsity term wants it smaller
-    assert float(out.bias.grad) <= -0.9 * HEAD_GRADIENT_FLOOR * 0.5  # descent raises the logit towards 0
+    assert float(out.bias.grad) < -1e-3  # descent raises the logit towards 0 (tanh'(-30) is 0 in float32)
 
 
 def test_inference_outputs_are_the_plain_bounded_heads():
