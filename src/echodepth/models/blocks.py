@@ -74,8 +74,8 @@ HEAD_GRADIENT_FLOOR = 0.05
 
 def gradient_floor(bounded: torch.Tensor, logits: torch.Tensor, slope: float) -> torch.Tensor:
     """Returns `bounded` unchanged in value, with d/d logits raised by `slope` everywhere (a
-    straight-through term); without autograd (inference, export) it is `bounded` itself."""
-    if not logits.requires_grad:
+    straight-through term); without autograd (inference) and in exports it is `bounded` itself."""
+    if not logits.requires_grad or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return bounded
     return bounded + slope * (logits - logits.detach())
 
