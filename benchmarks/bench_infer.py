@@ -1,6 +1,6 @@
 """Inference latency on the CPU: waveform in, base / residual / final depth out, per backend.
 
-    python benchmarks/bench_infer.py [--configs full256 full128 mid64 unet256 cpu cpu_0.2]
+    python benchmarks/bench_infer.py [--configs full256 full128 mid64 unet256 cpu cpu_0.2 cpu_base4 ...]
         [--backends eager eager_bf16 torchscript onnxruntime] [--runs 50] [--threads 2] [--json]
 
 Each configuration is the exported pipeline (`echodepth.deploy.frontend.DepthPipeline`: the
@@ -45,6 +45,11 @@ CONFIGS = {  # name: TrainConfig settings
     "cpu": {"model": "base_residual", "image_size": 32, "base_channels": 12, "input_size": [16, 128]},  # the demo's
     "cpu_0.2": {"model": "base_residual", "image_size": 32, "base_channels": 16},  # echodepth 0.2's demo
 }
+# the base decoder at 1/4 and 1/8 of the map, then a bilinear upsampling (`--base_resolution`), beside
+# the full-resolution configurations above
+for _name in ("cpu", "mid64", "full128"):
+    for _k in (4, 8):
+        CONFIGS[f"{_name}_base{_k}"] = {**CONFIGS[_name], "base_resolution": _k}
 BACKENDS = ("eager", "eager_bf16", "torchscript", "onnxruntime")
 
 

@@ -19,8 +19,8 @@ from .conftest import fill
 
 
 def tiny_compare(out, cache_dir, progress):
-    variants = ["unet_baseline", "base_residual"]
-    overrides = {"cache_dir": str(cache_dir)}
+    variants = ["unet_baseline", "same_backbone", "base_residual"]
+    overrides = {"cache_dir": str(cache_dir), "epochs": 2}
     return compare(out, preset="tiny", seeds=2, variants=variants, jobs=2, overrides=overrides, progress=progress)
 
 
@@ -68,15 +68,19 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
     assert (out / "val_rmse.png").stat().st_size > 5000 and (out / "magnitudes.png").stat().st_size > 5000
     assert (out / "decomposition_base_residual.png").stat().st_size > 5000
     verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
-    assert len(verdicts) == 7
+    assert len(verdicts) == 11  # the four comparative claims against each control, three about the residual
     assert all(re.search(r"\*\*(holds|does not hold|undecided|not measurable)\*\*", v) for v in verdicts)
     assert all(re.search(r"\[[-+]?\d", v) for v in verdicts)  # every claim answered with an interval
+    against = [v.split(" | ")[1] for v in verdicts]  # each verdict names the control it is against
+    assert against.count("unet_baseline") == 4 and against.count("same_backbone") == 4 and against.count("—") == 3
+    assert "## Every variant against the controls" in text
+    assert "| base_residual | same_backbone |" in text and "| base_residual | unet_baseline |" in text
     rows = [
         line
         for line in text.splitlines()
         if line.startswith("| base_residual |") or line.startswith("| unet_baseline |")
     ]
-    assert len(rows) == 10  # convergence, metrics, protocols, structure, magnitudes tables
+    assert len(rows) == 12  # convergence, metrics, protocols, structure, magnitudes; base_residual against each control
     numbers = [float(x) for row in rows for x in re.findall(r"-?\d+\.\d+", row)]
     assert numbers and all(math.isfinite(x) for x in numbers)
     results = json.loads((out / "results.json").read_text())["results"]
@@ -84,7 +88,7 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
     # a second call finds every run finished and only rewrites the report
     messages = []
     tiny_compare(out, tmp_path / "cache", messages.append)
-    assert messages[0].startswith("4 of 4 runs already finished")
+    assert messages[0].startswith("6 of 6 runs already finished")
 
 
 def test_plan_needs_baseline_and_known_variants(tmp_path):
@@ -112,10 +116,25 @@ def test_variants_come_from_the_registries():
         "seed_defaults",
         "narrow_base",
         "residual_0.3",
+        "seed_fix",
+        "base_quarter",
         "adam",
         "ild_ipd",  # the binaural cue features (FEATURES' compare_variants)
         "gcc_phat",
     }
+
+
+def test_medium_runs_both_controls_and_the_seed_fix_by_default(tmp_path):
+    from echodepth.compare.variants import PRESET_DEFAULTS
+
+    names = PRESET_DEFAULTS["medium"]["variants"]
+    assert {"unet_baseline", "same_backbone", "base_residual", "seed_fix", "base_quarter"} <= set(names)
+    runs = {r.variant: r.cfg for r in plan_runs(tmp_path, "medium", 1, names, {})}
+    seed = runs["seed_fix"]
+    assert (seed.base_decoder, seed.loss, seed.lambda_base, seed.lambda_sparse) == ("seed", "adaptive", 1.2, 0.05)
+    assert seed.freeze_base_epochs > 0 and runs["base_quarter"].base_resolution == 4
+    control = runs["same_backbone"]
+    assert (control.model, control.lambda_base, control.lambda_sparse) == ("same_backbone", 0.0, 0.0)
 
 
 def chromium() -> str | None:
@@ -162,7 +181,7 @@ def test_committed_reports_and_readme_hold_no_absolute_paths():
 
 
 def test_time_limit_stops_the_runs_and_the_same_call_resumes_them(tmp_path):
-    variants = ["unet_baseline", "base_residual"]
+    variants = ["unet_baseline", "same_backbone", "base_residual"]
     overrides = {"cache_dir": str(tmp_path / "cache"), "epochs": 3}
     messages = []
     args = dict(preset="tiny", seeds=1, variants=variants, jobs=2, overrides=overrides, progress=messages.append)

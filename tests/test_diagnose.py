@@ -69,7 +69,22 @@ class NoisyBase(Stub):  # fine-grained noise in the base
         return ramp + 0.4 * noise, 0.02 * noise
 
 
-STUBS = {"stub_no_residual": NoResidual, "stub_huge_residual": HugeResidual, "stub_noisy_base": NoisyBase}
+class LockedCorner(Stub):  # issue 20's demo: the top-left residual pinned at its bound in every recording
+    def maps(self, ramp, noise):
+        residual = 0.02 * noise
+        residual[:4, 0] = -0.5 * (1 - 1e-4)  # rows 0-3, column 0, at -bound
+        return ramp + 0.2, residual  # the base away from its bounds
+
+    def head_bounds(self):
+        return {"base": (0.0, 1.0), "residual": (-0.5, 0.5)}
+
+
+STUBS = {
+    "stub_no_residual": NoResidual,
+    "stub_huge_residual": HugeResidual,
+    "stub_noisy_base": NoisyBase,
+    "stub_locked_corner": LockedCorner,
+}
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +147,35 @@ def test_diagnose_command_writes_files_and_exit_status(stub_runs, capsys):
     assert json.loads(capsys.readouterr().out)["run"] == "stub_noisy_base"
 
 
+def test_a_locked_corner_is_flagged_with_where_and_advice(stub_runs):
+    cfg, result = stub_runs["stub_locked_corner"]
+    check = checks_of(result["diagnosis"])["no_locked_outputs"]
+    assert not check["healthy"] and check["value"] == pytest.approx(4 / 256)
+    assert "residual locked at 4 pixel(s), e.g. row 0, column 0" in check["symptom"]
+    assert check["flags"] == {"input_norm": "centre"} and "--input_norm centre" in result["diagnosis"]["command"]
+    saturation = result["diagnosis"]["measured"]["saturation"]["heads"]["residual"]
+    assert saturation["share_within_1pct_of_bound"] == pytest.approx(4 / 256)
+    # outputs that ignore the recording but sit away from their bounds are not locked (the noisy
+    # stub's base does touch 0 m)
+    for name in ("stub_no_residual", "stub_huge_residual"):
+        assert checks_of(stub_runs[name][1]["diagnosis"])["no_locked_outputs"]["healthy"], name
+
+
+@pytest.mark.parametrize(
+    "input_norm, advice", [("none", {"input_norm": "centre"}), ("centre", {"learning_rate": 0.001})]
+)
+def test_a_real_network_planted_at_its_bound_is_flagged(synth_dir, tmp_path, input_norm, advice):
+    cfg = tiny_config(synth_dir, tmp_path, input_norm=input_norm, learning_rate=0.002)
+    train(cfg, progress=False)
+    path = cfg.run_dir.best_checkpoint
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["state_dict"]["model.residual_decoder.out.bias"].fill_(-30.0)  # every pixel at -bound
+    torch.save(ckpt, path)
+    check = checks_of(diagnose(cfg.run_dir.path, progress=False))["no_locked_outputs"]
+    assert not check["healthy"] and check["value"] == pytest.approx(1.0)
+    assert check["flags"] == advice
+
+
 def test_training_instability_from_the_history(stub_runs):
     cfg, _ = stub_runs["stub_no_residual"]
     run = cfg.run_dir
@@ -154,7 +198,7 @@ def test_a_nan_stop_is_flagged(stub_runs):
 def test_baseline_gets_no_decomposition_checks(synth_dir, tmp_path):
     cfg = tiny_config(synth_dir, tmp_path, model="unet_baseline")
     names = [c["name"] for c in train(cfg, progress=False)["diagnosis"]["checks"]]
-    assert names == ["reconstruction", "training_stability"]
+    assert names == ["no_locked_outputs", "reconstruction", "training_stability"]
 
 
 def test_next_lowpass_kernel_follows_the_guide():

@@ -62,7 +62,9 @@ def test_parameter_count_near_30m():
 
 
 def test_unknown_model_and_unknown_setting_are_named():
-    with pytest.raises(ConfigError, match=r"unknown model 'nope'; expected one of \['base_residual', 'unet_baseline'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown model 'nope'; expected one of \['base_residual', 'same_backbone', 'unet_baseline'"
+    ):
         build_model("nope")
     with pytest.raises(
         ConfigError, match=r"model 'unet_baseline' takes no setting\(s\) \['bilinear'\]; allowed: .*'ngf'"

@@ -95,7 +95,8 @@ def test_throwaway_model_loss_and_feature_train_through_train(throwaways, synth_
 
 def test_unknown_names_and_settings_are_errors_naming_the_allowed_ones(throwaways):
     with pytest.raises(
-        ConfigError, match=r"model 'nope' is not one of \['base_residual', 'unet_baseline', 'tiny_test_net'"
+        ConfigError,
+        match=r"model 'nope' is not one of \['base_residual', 'same_backbone', 'unet_baseline', 'tiny_test_net'",
     ):
         TrainConfig(model="nope")
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['lamda_base'\]; allowed: \['dataset', "):

@@ -27,9 +27,10 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 PRECISIONS = ("auto", "auto-bf16", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 OPTIMIZERS = ("AdamW", "Adam", "SGD")
-BASE_DECODERS = ("wide", "narrow")
 AUDIO_WINDOWS = ("start", "emission", "whole")
 DEPTH_UNITS = ("mm", "cm", "m")
+BASE_DECODERS = ("wide", "narrow", "seed")
+INPUT_NORMS = ("position", "centre", "none")
 
 
 @dataclass
@@ -53,11 +54,15 @@ class TrainConfig:
     use_silog: bool = False  # scale-invariant log reconstruction term instead of L1
     silog_lambda: float = 0.5  # SILog's variance weight (0: plain log RMSE, 1: fully scale-invariant)
     base_decoder: str = "wide"  # wide: the skips' widths (29.8M parameters at 64); narrow: 2c, c, c/2, c/4 (23.6M)
+    # seed: the seed code's, 1/16 of the residual decoder (20.2M)
+    freeze_base_epochs: int = 0  # the last N epochs train the residual decoder only (encoder, base decoder frozen)
     residual_scale: float = 0.5  # the residual is bounded to (-r, r) x max depth; the seed script: 0.3
     optimizer: str = "AdamW"  # AdamW | Adam | SGD (momentum 0.9)
     val_every: int = 1  # validate every N epochs (make epochs a multiple: best.ckpt needs validations)
     # echodepth's own
     model: str = "base_residual"  # a name in echodepth.models.MODELS
+    base_resolution: int = 1  # the base decoder stops at 1/k of the map (1, 2, 4, 8), then bilinear upsampling
+    input_norm: str = "none"  # centre / position: remove each feature-image position's mean (position: and its std)
     loss: str = "standard"  # a name in echodepth.losses.LOSSES
     freq_cutoff: float = 0.1  # frequency loss: fraction of Nyquist
     data_dir: str | None = None  # None with dataset synthetic: the built-in data, made once
@@ -117,6 +122,7 @@ class TrainConfig:
             "audio_window": AUDIO_WINDOWS,
             "depth_unit": (None, *DEPTH_UNITS),
             "protocol": list(PROTOCOLS),
+            "input_norm": INPUT_NORMS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -135,6 +141,18 @@ class TrainConfig:
             )
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.freeze_base_epochs < self.epochs:
+            raise ConfigError(
+                f"freeze_base_epochs must be at least 0 and below epochs ({self.epochs}), got {self.freeze_base_epochs}"
+            )
+        if self.freeze_base_epochs and not MODELS.get(self.model).decomposes:
+            raise ConfigError(
+                f"freeze_base_epochs needs a model with a base and a residual; {self.model} has no residual"
+            )
+        if self.base_resolution not in (1, 2, 4, 8):
+            raise ConfigError(
+                f"base_resolution must be 1, 2, 4 or 8 (the base decoder's 1/k), got {self.base_resolution}"
+            )
         if not 0 <= self.silog_lambda <= 1:
             raise ConfigError(f"silog_lambda must be between 0 and 1, got {self.silog_lambda}")
         if self.audio_window == "start" and self.window_start_ms < 0:

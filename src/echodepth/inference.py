@@ -80,10 +80,12 @@ def read_checkpoint(path, device: str = "cpu") -> dict:
 
 def upgrade_metadata(meta: dict) -> dict:
     """Returns a checkpoint's metadata in this version's terms: 0.1 checkpoints named the depth
-    range `max_depth` and did not store the feature settings (then 44.1 kHz, baseline STFT)."""
+    range `max_depth` and did not store the feature settings (then 44.1 kHz, baseline STFT); up to
+    0.3 no network had an input standardisation (input_norm none)."""
     config = dict(meta["config"])
     if "max_depth" in config:
         config["max_depth_m"] = config.pop("max_depth")
+    config.setdefault("input_norm", "none")  # 0.3 and older: no input standardisation
     features = (
         meta.get("features")
         or FeatureConfig(

@@ -42,12 +42,13 @@ files or settings changed since it was built). verify: the same with every array
 --sources also recomputes each sample from its files (a file changed in place with the same size
 and time is otherwise not seen); exit status 1 if any is damaged or stale. clear: removes them
 (--stale: only damaged or stale ones) and prints the space freed."""
-COMPARE_HELP = """Train the baseline U-Net, base + residual and ablations on the same data with the
-same budget over several seeds (each run its own process, resumable), then write report.md and a
-self-contained report.html with plots, structure metrics, predictions and a verdict per claim from
-per-seed paired differences with 95% bootstrap intervals. --preset small runs on a CPU in about 18
-minutes (2 cores, 3 seeds, every variant); --preset medium (64 x 64, 32 channels, 5 seeds of the
-baseline and base + residual) in under 90 minutes; --preset full uses the guide's sizes (GPU):
+COMPARE_HELP = """Train the baseline U-Net, the same-backbone control (base + residual's blocks, one
+decoder, plain L1 loss), base + residual and ablations on the same data with the same budget over
+several seeds (each run its own process, resumable), then write report.md and a self-contained
+report.html with plots, structure metrics, predictions and a verdict per claim and control from
+per-seed paired differences with 95% bootstrap intervals. --preset small runs on a CPU (3 seeds,
+every variant); --preset medium (64 x 64, 32 channels, 5 seeds of both controls, base + residual,
+the seed code's fix and a quarter-resolution base); --preset full uses the guide's sizes (GPU):
 with --time_limit_min 10 it stops and the same command resumes."""
 
 
@@ -154,12 +155,12 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=None, help="default: 5 for --preset medium, else 3")
     p.add_argument(
         "--variants", nargs="+", default=None, choices=list(all_variants()),
-        help="default: the baseline and base + residual for --preset medium, else all",
+        help="default for --preset medium: both controls, base + residual, seed_fix, base_quarter; else all",
     )  # fmt: skip
     p.add_argument("--jobs", type=int, default=2, help="runs side by side")
     p.add_argument(
         "--target_rmse", type=float, default=None,
-        help="metres (default: the largest best validation RMSE over the baseline and base + residual runs)",
+        help="metres (default: the largest best validation RMSE over the controls' and base + residual's runs)",
     )  # fmt: skip
     p.add_argument(
         "--time_limit_min", type=float, default=None,
@@ -210,7 +211,12 @@ COMMANDS = {
     "diagnose": ("check a trained run against the guide's advice", DIAGNOSE_HELP, _diagnose_flags, "cmd_diagnose"),
     "cache": ("list, verify or clear the feature cache", CACHE_HELP, _cache_flags, "cmd_cache"),
     "recipes": ("list the published training recipes (train --config NAME)", RECIPES_HELP, _no_flags, "cmd_recipes"),
-    "compare": ("test the guide's claims against the baseline U-Net", COMPARE_HELP, _compare_flags, "cmd_compare"),
+    "compare": (
+        "test the guide's claims against the U-Net and the same-backbone control",
+        COMPARE_HELP,
+        _compare_flags,
+        "cmd_compare",
+    ),
 }
 
 

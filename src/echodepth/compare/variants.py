@@ -20,8 +20,13 @@ from ..models import MODELS
 from ..rundir import RunDir
 
 BASELINE, PROPOSED = "unet_baseline", "base_residual"
+# the same-backbone control: base + residual's blocks, one decoder, a plain L1 loss (isolates the decomposition)
+SAME_BACKBONE = "same_backbone"
+CONTROLS = (BASELINE, SAME_BACKBONE)  # the comparative claims are decided against each one present
 # per preset: seeds and variants when not given (otherwise 3 seeds, every variant)
-PRESET_DEFAULTS: dict[str, dict] = {"medium": {"seeds": 5, "variants": [BASELINE, PROPOSED]}}
+PRESET_DEFAULTS: dict[str, dict] = {
+    "medium": {"seeds": 5, "variants": [BASELINE, SAME_BACKBONE, PROPOSED, "seed_fix", "base_quarter"]}
+}
 DEFAULT_LOSS = "standard"
 
 PRESETS: dict[str, dict] = {
@@ -51,7 +56,7 @@ PRESETS: dict[str, dict] = {
         "input_size": [],
         "base_channels": 4,
         "batch_size": 8,
-        "epochs": 2,
+        "epochs": 4,  # room for every variant: seed_fix freezes the base for its last 3 epochs
         "warmup_epochs": 1,
     },
 }

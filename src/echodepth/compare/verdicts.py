@@ -6,15 +6,15 @@ from __future__ import annotations
 import math
 
 from .stats import Interval, bootstrap, censored_epochs, decide, paired
-from .variants import BASELINE, PROPOSED
+from .variants import CONTROLS, PROPOSED
 
-SIMILAR_MARGIN = 0.02  # "similar RMSE": at most 2% of the baseline's mean above it
+SIMILAR_MARGIN = 0.02  # "similar RMSE": at most 2% of the control's mean above it
 
 
 def default_target(results: dict) -> float:
-    """Returns the largest of every run's best validation RMSE over the baseline and base +
+    """Returns the largest of every run's best validation RMSE over the controls and base +
     residual: the best RMSE that every run reaches, so that no seed is censored."""
-    bests = [min(c) for v in (BASELINE, PROPOSED) for c in results[v]["curves"]]
+    bests = [min(c) for v in (*CONTROLS, PROPOSED) if v in results for c in results[v]["curves"]]
     return float(max(bests))
 
 
@@ -26,9 +26,20 @@ def _row(claim: str, measured: str, criterion: str, interval: Interval, directio
     return (claim, measured, criterion, decide(interval, direction, null, claimed))
 
 
-def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
-    """Returns (claim, measured, criterion, verdict) rows for the guide's claims."""
-    base, prop = results[BASELINE], results[PROPOSED]
+def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str, str]]:
+    """Returns (claim, against, measured, criterion, verdict) rows for the guide's claims: the
+    comparative ones once per control present (the dataset's U-Net, the same-backbone control),
+    the ones about the residual alone against none ("—")."""
+    rows = []
+    for control in CONTROLS:
+        if control in results:
+            rows += [(claim, control, *rest) for claim, *rest in comparative(results, target, control)]
+    return rows + [(claim, "—", *rest) for claim, *rest in decomposition(results[PROPOSED])]
+
+
+def comparative(results: dict, target: float, control: str) -> list[tuple[str, str, str, str]]:
+    """Returns (claim, measured, criterion, verdict) for the claims of base + residual against `control`."""
+    base, prop = results[control], results[PROPOSED]
     rows = []
 
     ep_b = [censored_epochs(c, target) for c in base["curves"]]
@@ -39,12 +50,12 @@ def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
     rows.append(
         _row(
             "Faster convergence: 20-30% fewer epochs to a target RMSE",
-            f"epochs to {target:.3f} m per seed: base+residual {[int(e) for e, _ in ep_p]}, baseline "
+            f"epochs to {target:.3f} m per seed: base+residual {[int(e) for e, _ in ep_p]}, {control} "
             f"{[int(e) for e, _ in ep_b]}"
             + (f" ({missed} run(s) never reached it, counted as one epoch past the last)" if missed else "")
             + f"; ratio {ratio.text(2, signed=False)}; the claimed 0.70-0.80 is "
             f"{'inside' if inside else 'outside'} the interval",
-            "per-seed ratio base+residual / baseline: holds if the interval lies below 1, does not hold if it "
+            f"per-seed ratio base+residual / {control}: holds if the interval lies below 1, does not hold if it "
             "lies above 0.8 (the claimed 20% fewer excluded)",
             ratio,
             "below",
@@ -58,10 +69,10 @@ def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
     margin = SIMILAR_MARGIN * bootstrap(rmse_b).mean
     rows.append(
         _row(
-            "Similar or better RMSE than the baseline",
-            f"test RMSE per seed: base+residual {_seeds(rmse_p)}, baseline {_seeds(rmse_b)} m; "
+            "Similar or better RMSE than the control",
+            f"test RMSE per seed: base+residual {_seeds(rmse_p)}, {control} {_seeds(rmse_b)} m; "
             f"difference {diff.text()} m",
-            f"difference below +2% of the baseline's RMSE (+{margin:.3f} m)",
+            f"difference below +2% of the control's RMSE (+{margin:.3f} m)",
             diff,
             "below",
             margin,
@@ -77,7 +88,7 @@ def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
         rows.append(
             _row(
                 claim,
-                f"{label} per seed: base+residual {_seeds(values_p)}, baseline {_seeds(values_b)} {unit}; "
+                f"{label} per seed: base+residual {_seeds(values_p)}, {control} {_seeds(values_b)} {unit}; "
                 f"difference {d.text()} {unit}",
                 "difference below 0",
                 d,
@@ -85,6 +96,12 @@ def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
                 0.0,
             )
         )
+    return rows
+
+
+def decomposition(prop: dict) -> list[tuple[str, str, str, str]]:
+    """Returns (claim, measured, criterion, verdict) for the claims about base + residual's own outputs."""
+    rows = []
     share = bootstrap([s["residual_share"] for s in prop["structure"]])
     rows.append(
         _row(
@@ -119,4 +136,24 @@ def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str]]:
             0.0,
         )
     )
+    return rows
+
+
+def against_controls(results: dict) -> list[list[str]]:
+    """Returns, for every variant other than the controls and every control present, the per-seed
+    paired differences (variant - control) of test RMSE, low-pass error and excess gradient in smooth
+    regions, each as mean [95% interval]."""
+    rows = []
+    for variant, entry in results.items():
+        for control in CONTROLS:
+            if variant in CONTROLS or control not in results:
+                continue
+            cells = [variant, control]
+            cells.append(
+                paired([t["rmse"] for t in entry["test"]], [t["rmse"] for t in results[control]["test"]]).text()
+            )
+            for key in ("lowpass_mae", "smooth_roughness_excess"):
+                values = [s[key] for s in entry["structure"]]
+                cells.append(paired(values, [s[key] for s in results[control]["structure"]]).text())
+            rows.append(cells)
     return rows

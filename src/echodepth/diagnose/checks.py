@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .saturation import LOCK_NEAR, LOCK_STD, locked_summary
+
 BASE_HF_RATIO_MAX = 0.5  # the base keeps at most half the ground truth's fine detail
 RESIDUAL_SHARE_MAX = 0.25  # "residual: small values"
 BASE_EXPLAINS_MAX = 0.99  # above this the residual carries under 1% of the final's variation
@@ -137,6 +139,31 @@ def reconstruction(split: dict, cfg) -> Check:
     )
 
 
+def no_locked_outputs(split: dict, cfg) -> Check:
+    share, where = locked_summary(split["saturation"])
+    if cfg.input_norm == "none":
+        advice = (
+            "retrain with this version (its heads keep a gradient at their bounds); if it persists, centre each "
+            "input position so the direct sound's fixed place stops driving the heads"
+        )
+        flags: dict = {"input_norm": "centre"}
+    else:
+        advice = "halve the learning rate, so that no head is thrown to its bound early"
+        flags = {"learning_rate": cfg.learning_rate / 2}
+    return Check(
+        "no_locked_outputs",
+        f"share of pixels whose base or residual sits within {LOCK_NEAR:.0%} of its bound with a std across "
+        f"recordings below {LOCK_STD:.0%} of its range",
+        share,
+        "== 0",
+        share == 0,
+        f"Saturated or input-layout-locked outputs: {where}; they ignore the recording and dominate the "
+        "residual statistics",
+        advice,
+        flags,
+    )
+
+
 def training_stability(history: dict, cfg) -> Check:
     problems = []
     if history["stop_reason"]:
@@ -163,7 +190,14 @@ def training_stability(history: dict, cfg) -> Check:
     )
 
 
-SPLIT_CHECKS = (base_smoothness, residual_small, base_not_final, residual_near_objects, reconstruction)
+SPLIT_CHECKS = (
+    no_locked_outputs,
+    base_smoothness,
+    residual_small,
+    base_not_final,
+    residual_near_objects,
+    reconstruction,
+)
 DECOMPOSING_MODEL_CHECKS = ("base_smoothness", "residual_small", "base_not_final", "residual_near_objects")
 
 

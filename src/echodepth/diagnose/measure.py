@@ -12,6 +12,7 @@ from ..evaluate import EVAL_BATCH_SIZE, check_sample_rate, mean_depth_baselines
 from ..inference import Predictor
 from ..metrics import METRIC_KEYS, aggregate, analysis_kernel, finish_structure, per_image_metrics, structure_sums
 from ..rundir import RunDir
+from .saturation import PixelSpread
 
 N_EXAMPLES = 2  # best and worst samples shown in the figure
 SPIKE_FACTOR = 1.5  # an epoch's training loss above this times the lowest before it is a spike
@@ -41,12 +42,15 @@ class ExtremeSamples:
 def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
     """Returns the decomposition's statistics on a split: the protocol metrics, the structure
     metrics (analysis low-pass kernel from the image size), how much of the final's variation
-    the base explains, the mean-depth predictors' metrics, and the best and worst samples."""
+    the base explains, the mean-depth predictors' metrics, each head's spread across recordings per
+    pixel (saturation.py) and the best and worst samples."""
     check_sample_rate(predictor, datamodule, split)
     kernel = analysis_kernel(predictor.cfg.image_size)
     sums: dict[str, float] = {}
     per_image, extremes = [], ExtremeSamples(N_EXAMPLES)
     residual_sq, final_var = 0.0, 0.0
+    bounds = {k: (lo * predictor.max_depth_m, hi * predictor.max_depth_m) for k, (lo, hi) in head_bounds(predictor)}
+    spread = PixelSpread(bounds)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=EVAL_BATCH_SIZE)):
         gt = b["depth_m"]
         valid = (gt > 0).float()
@@ -55,6 +59,7 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
         per = per_image_metrics(p.final_m, gt)
         per_image.append({k: v.cpu() for k, v in per.items()})
         extremes.add(per["rmse"], [p.base_m, p.residual_m, p.final_m, gt])
+        spread.add({"base": p.base_m, "residual": p.residual_m})
         n = valid.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
         final_mean = (p.final_m * valid).sum(dim=(-2, -1), keepdim=True) / n
         residual_sq += float(((p.final_m - p.base_m) ** 2 * valid).sum())
@@ -69,9 +74,17 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
         # 1 - sum (final - base)^2 / sum (final - its per-image mean)^2 over valid pixels
         "base_explains_final": 1.0 - residual_sq / final_var if final_var > 0 else math.nan,
         "mean_depth_predictors": mean_depth_baselines(datamodule, split),
+        "saturation": spread.summary(),
         "best": best,
         "worst": worst,
     }
+
+
+def head_bounds(predictor: Predictor) -> list[tuple[str, tuple[float, float]]]:
+    """Returns the network's (head, (low, high)) ranges in normalised depth; a network without
+    `head_bounds()` (not a registered model) gets the sigmoid base's [0, 1]."""
+    bounds = getattr(predictor.network, "head_bounds", lambda: {"base": (0.0, 1.0)})()
+    return list(bounds.items())
 
 
 def training_history(run_dir: RunDir, epochs_planned: int) -> dict:

@@ -5,9 +5,10 @@ normalised depth maps with final == base + residual, so training, evaluation and
 all models alike. Importing this package registers the built-in models.
 """
 
-from . import base_residual, unet_baseline  # noqa: F401  (registers the built-in models)
+from . import base_residual, same_backbone, unet_baseline  # noqa: F401  (registers the built-in models)
 from .base_residual import BaseResidualNet, BaseResidualSettings
 from .registry import MODELS, DepthModel, build_model, build_model_for_training, parameter_counts
+from .same_backbone import SameBackboneNet
 from .unet_baseline import UNetBaseline, UNetBaselineSettings
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "BaseResidualNet",
     "BaseResidualSettings",
     "DepthModel",
+    "SameBackboneNet",
     "UNetBaseline",
     "UNetBaselineSettings",
     "build_model",

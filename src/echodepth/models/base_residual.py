@@ -7,8 +7,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import DoubleConv, Up, depth_head, residual_head, resize_to
+from ..errors import ConfigError
+from .blocks import DoubleConv, Up, depth_head, input_layer, residual_head, resize_to
 from .registry import MODELS, DepthModel
+
+BASE_DECODERS = ("wide", "narrow", "seed")
+BASE_RESOLUTIONS = (1, 2, 4, 8)  # the base decoder stops at 1/k of the full resolution
 
 
 @dataclass
@@ -19,30 +23,59 @@ class BaseResidualSettings:
     base_channels: int = 64  # 64 gives 29.8M parameters (bilinear)
     bilinear: bool = True  # bilinear upsampling, else transposed convolutions
     residual_scale: float = 0.5  # residual lies in (-residual_scale, residual_scale) x max depth
-    base_decoder: str = "wide"  # wide: each level keeps its skip's width; narrow: 2c, c, c/2, c/4
+    base_decoder: str = "wide"  # wide: each level keeps its skip's width; narrow: 2c, c, c/2, c/4; seed: see below
+    base_resolution: int = 1  # the base decoder stops at 1/k of the map (k in 1, 2, 4, 8), then a bilinear upsampling
+    input_norm: str = "none"  # centre / position: remove each input position's mean (PositionStandardiser)
 
 
 class Decoder(nn.Module):
-    """U-Net decoder over the shared encoder's features; one 1x1 conv gives one channel of logits."""
+    """U-Net decoder over the shared encoder's features; one 1x1 conv gives one channel of logits.
 
-    def __init__(self, widths: list[int], bilinear: bool, out_widths: list[int] | None = None):
+    widths: the encoder's, shallow to deep (e.g. [64, 128, 256, 512, 512]). By default each level
+    keeps its skip's width (512 -> 256 -> 128 -> 64); `out_widths` narrows the levels, `taken` maps
+    the bottleneck and each skip through a 1x1 convolution to that many channels first (so a narrow
+    decoder does not pay for full-width skips), and `levels` stops after that many upsamplings.
+    """
+
+    def __init__(self, widths, bilinear, out_widths=None, taken=None, levels: int | None = None):
         super().__init__()
-        # widths = encoder widths from shallow to deep, e.g. [64, 128, 256, 512, 512]; by default
-        # each level keeps its skip's width: 512 -> 256 -> 128 -> 64
         skips = list(reversed(widths[:-1]))
+        taken = list(taken) if taken else None
+        self.project = nn.ModuleList(
+            [nn.Conv2d(w, t, kernel_size=1) for w, t in zip(reversed(widths), taken)] if taken else []
+        )
+        skip_in = taken[1:] if taken else skips
         ups = []
-        in_ch = widths[-1]
-        for skip_ch, out_ch in zip(skips, out_widths or skips):
+        in_ch = taken[0] if taken else widths[-1]
+        for skip_ch, out_ch in list(zip(skip_in, out_widths or skips))[:levels]:
             ups.append(Up(in_ch, skip_ch, out_ch, bilinear))
             in_ch = out_ch
         self.ups = nn.ModuleList(ups)
         self.out = nn.Conv2d(in_ch, 1, kernel_size=1)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = features[-1]
-        for up, skip in zip(self.ups, reversed(features[:-1])):
+        deep_first = list(reversed(features))  # bottleneck, then the skips from deep to shallow
+        if len(self.project):
+            deep_first = [p(f) for p, f in zip(self.project, deep_first)]
+        x = deep_first[0]
+        for up, skip in zip(self.ups, deep_first[1:]):
             x = up(x, skip)
         return self.out(x)
+
+
+def base_decoder_shape(kind: str, c: int) -> dict:
+    """Returns the Decoder arguments of a base decoder kind at base channels c.
+
+    seed: the seed research code's base decoder, about 1/17 of the residual decoder's parameters (its
+    notes: 0.4M against 6.8M): the bottleneck and skips taken at a quarter of their widths through 1x1
+    convolutions, levels of 3c/2, c, c/2, c/4 channels (0.63M against 10.18M at c = 64: 1/16).
+    """
+    quarter = [max(w // 4, 1) for w in (8 * c, 8 * c, 4 * c, 2 * c, c)]  # bottleneck first
+    return {
+        "wide": {},
+        "narrow": {"out_widths": [2 * c, c, max(c // 2, 1), max(c // 4, 1)]},
+        "seed": {"out_widths": [3 * c // 2, c, max(c // 2, 1), max(c // 4, 1)], "taken": quarter},
+    }[kind]
 
 
 @MODELS.register("base_residual")
@@ -56,7 +89,22 @@ class BaseResidualNet(DepthModel):
 
     Settings = BaseResidualSettings
     # the seed research script's choices: its narrow base decoder, its residual bound
-    compare_variants = {"narrow_base": {"base_decoder": "narrow"}, "residual_0.3": {"residual_scale": 0.3}}
+    compare_variants = {
+        "narrow_base": {"base_decoder": "narrow"},
+        "residual_0.3": {"residual_scale": 0.3},
+        # the seed code's fix (issue 20): its base decoder size, its loss defaults (seed_defaults) with the
+        # adaptive warm-up over the preset's warmup_epochs (its 50 epochs would outlast a 12-epoch run),
+        # and a last phase (here the last 3 epochs) where only the residual decoder trains
+        "seed_fix": {
+            "base_decoder": "seed",
+            "loss": "adaptive",
+            "lambda_base": 1.2,
+            "lambda_sparse": 0.05,
+            "lowpass_kernel": 16,
+            "freeze_base_epochs": 3,
+        },
+        "base_quarter": {"base_resolution": 4},  # a base decoder at 1/4 of the map, bilinear upsampling
+    }
     min_image_size = 16  # four 2x poolings leave one pixel
 
     @classmethod
@@ -66,6 +114,8 @@ class BaseResidualNet(DepthModel):
             "bilinear": cfg.bilinear,
             "residual_scale": cfg.residual_scale,
             "base_decoder": cfg.base_decoder,
+            "base_resolution": cfg.base_resolution,
+            "input_norm": cfg.input_norm,
             "input_size": cfg.input_hw,
         }
 
@@ -74,22 +124,28 @@ class BaseResidualNet(DepthModel):
         cfg = BaseResidualSettings(**settings)
         cfg.image_size = tuple(cfg.image_size)
         cfg.input_size = tuple(cfg.input_size or cfg.image_size)
+        if cfg.base_decoder not in BASE_DECODERS:
+            raise ConfigError(f"base_decoder {cfg.base_decoder!r} is not one of {list(BASE_DECODERS)}")
+        if cfg.base_resolution not in BASE_RESOLUTIONS:
+            raise ConfigError(f"base_resolution {cfg.base_resolution} is not one of {list(BASE_RESOLUTIONS)}")
         self.cfg = cfg
         c = cfg.base_channels
+        self.input_norm = input_layer(cfg.input_norm, cfg.in_channels, cfg.input_size)
         # the bottleneck stays at 8c (not 16c): ~30M parameters at c = 64, as the guide states
         widths = [c, 2 * c, 4 * c, 8 * c, 8 * c]
         self.encoder = nn.ModuleList([DoubleConv(cfg.in_channels, widths[0])])
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             self.encoder.append(DoubleConv(w_in, w_out))
         self.pool = nn.MaxPool2d(2)
-        # the seed script's narrow base decoder: 128, 64, 32, 16 at c = 64 (the base is smooth)
-        narrow = [2 * c, c, max(c // 2, 1), max(c // 4, 1)] if cfg.base_decoder == "narrow" else None
-        self.base_decoder = Decoder(widths, cfg.bilinear, narrow)
-        self.residual_decoder = Decoder(widths, cfg.bilinear)
+        # the base is smooth: a narrower decoder (narrow, seed) or fewer levels (base_resolution) suffice
+        levels = 4 - (cfg.base_resolution.bit_length() - 1)  # 1/k of the map: log2(k) upsamplings fewer
+        self.base_decoder = Decoder(widths, cfg.bilinear, levels=levels, **base_decoder_shape(cfg.base_decoder, c))
+        # the same-backbone control (same_backbone.py) has the one decoder only
+        self.residual_decoder = Decoder(widths, cfg.bilinear) if self.decomposes else None
 
     def encode(self, audio: torch.Tensor) -> list[torch.Tensor]:
         """Returns the encoder's feature maps, shallow to deep."""
-        x = resize_to(audio, self.cfg.input_size)  # (B, 2, F, T) -> (B, 2, H, W)
+        x = self.input_norm(resize_to(audio, self.cfg.input_size))  # (B, 2, F, T) -> (B, 2, H, W)
         features = [self.encoder[0](x)]
         for block in self.encoder[1:]:
             features.append(block(self.pool(features[-1])))  # (B, C, h, w) -> (B, 2C, h/2, w/2)
@@ -98,15 +154,27 @@ class BaseResidualNet(DepthModel):
     def forward(self, audio: torch.Tensor):
         features = self.encode(audio)
         size = self.cfg.image_size
+        # a reduced-resolution base is upsampled bilinearly (smooth) by resize_to
         base = depth_head(resize_to(self.base_decoder(features), size))
+        if self.residual_decoder is None:
+            return base, torch.zeros_like(base), base
         residual = residual_head(resize_to(self.residual_decoder(features), size), self.cfg.residual_scale)
         return base, residual, base + residual
+
+    def head_bounds(self) -> dict[str, tuple[float, float]]:
+        """Returns each head's range in normalised depth: base [0, 1], residual (-r, r)."""
+        return {"base": (0.0, 1.0), "residual": (-self.cfg.residual_scale, self.cfg.residual_scale)}
+
+    def base_path(self) -> list[nn.Module]:
+        """Returns the input standardisation, the shared encoder and the base decoder: frozen, they
+        keep the base fixed while the residual decoder trains."""
+        return [self.input_norm, self.encoder, self.base_decoder]
 
     def parameter_counts(self) -> dict[str, int]:
         """Returns the parameter count of each part and the total."""
 
-        def count(module: nn.Module) -> int:
-            return sum(p.numel() for p in module.parameters())
+        def count(module: nn.Module | None) -> int:
+            return sum(p.numel() for p in module.parameters()) if module is not None else 0
 
         return {
             "encoder": count(self.encoder),

@@ -66,11 +66,73 @@ def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
     return out[0, 0].float().contiguous()
 
 
+# A bounded head's slope vanishes at its bounds (sigmoid'(8) = 3e-4, tanh'(5) = 2e-4), so a pixel pushed
+# there early gets no gradient and stays locked (issue 20: the demo's top-left residual sat at -5 m for
+# every recording). The heads keep their value but pass this share of their steepest slope as a floor.
+HEAD_GRADIENT_FLOOR = 0.05
+
+
+def gradient_floor(bounded: torch.Tensor, logits: torch.Tensor, slope: float) -> torch.Tensor:
+    """Returns `bounded` unchanged in value, with d/d logits raised by `slope` everywhere (a
+    straight-through term); without autograd (inference) and in exports it is `bounded` itself."""
+    if not logits.requires_grad or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return bounded
+    return bounded + slope * (logits - logits.detach())
+
+
 def depth_head(logits: torch.Tensor) -> torch.Tensor:
-    """Normalised depth in [0, 1]: sigmoid(logits)."""
-    return torch.sigmoid(logits)
+    """Normalised depth in [0, 1]: sigmoid(logits), with a gradient that never vanishes."""
+    return gradient_floor(torch.sigmoid(logits), logits, HEAD_GRADIENT_FLOOR * 0.25)  # sigmoid' <= 1/4
 
 
 def residual_head(logits: torch.Tensor, bound: float) -> torch.Tensor:
-    """Signed residual in (-bound, bound): bound * tanh(logits)."""
-    return bound * torch.tanh(logits)
+    """Signed residual in (-bound, bound): bound * tanh(logits), with a gradient that never vanishes."""
+    return gradient_floor(bound * torch.tanh(logits), logits, HEAD_GRADIENT_FLOOR * bound)  # tanh' <= 1
+
+
+class PositionStandardiser(nn.Module):
+    """Removes every input position's (channel, row, column) mean over recordings and divides by its
+    std over recordings (`per_position`) or by one std for the whole image (batch statistics in
+    training, running averages over every training batch in evaluation, no learned scale).
+
+    A feature image's layout is fixed: the direct sound fills the same low-frequency, first-frame
+    corner of every recording (log magnitude about 1.5 there against 0.02 elsewhere, std across
+    recordings 0.2 against 0.015; issue 20). Uncentred, that corner dominates the first layers and
+    the heads' logits at the depth map positions the U-Net skips map it to. Centred, each position
+    carries only how this recording differs from the others there.
+    (B, C, H, W) -> (B, C, H, W); the statistics are buffers, so checkpoints and exports hold them.
+    """
+
+    def __init__(self, channels: int, size: tuple[int, int], per_position: bool = True, eps: float = 1e-5):
+        super().__init__()
+        self.shape = (channels, *size)
+        self.per_position = per_position
+        self.eps = eps
+        n = channels * size[0] * size[1]
+        self.register_buffer("running_mean", torch.zeros(n))
+        self.register_buffer("running_var", torch.ones(n))
+        self.register_buffer("num_batches", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)  # (B, C, H, W) -> (B, C*H*W)
+        if self.training and len(x) > 1:  # one recording has no spread: it takes the running statistics
+            mean, var = flat.mean(0), flat.var(0, unbiased=False)
+            with torch.no_grad():  # the plain mean over every training batch: the input's distribution is fixed
+                self.num_batches += 1
+                self.running_mean += (mean.detach().float() - self.running_mean) / self.num_batches
+                self.running_var += (var.detach().float() - self.running_var) / self.num_batches
+        else:
+            mean, var = self.running_mean.to(flat.dtype), self.running_var.to(flat.dtype)
+        scale = (var if self.per_position else var.mean()) + self.eps
+        return ((flat - mean) * scale.rsqrt()).view(-1, *self.shape)
+
+
+INPUT_NORMS = ("position", "centre", "none")
+
+
+def input_layer(name: str, channels: int, size: tuple[int, int]) -> nn.Module:
+    """Returns the input normalisation `name`: "position" (each position centred and standardised),
+    "centre" (each position centred, one scale for the image) or "none" (identity, echodepth 0.3's)."""
+    if name == "none":
+        return nn.Identity()
+    return PositionStandardiser(channels, size, per_position=name == "position")

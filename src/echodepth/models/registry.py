@@ -9,7 +9,9 @@ A model is an `nn.Module` registered with `@MODELS.register("name")` that
   as a variant (e.g. the baseline's plain L1 loss), and `decomposes = False` when its residual
   is always 0 (`diagnose` then skips the decomposition checks), and `compare_variants`: named
   training settings of its own variants (e.g. a narrower decoder),
-- has `parameter_counts()` (encoder, base_decoder, residual_decoder, total).
+- has `parameter_counts()` (encoder, base_decoder, residual_decoder, total),
+- says its heads' ranges in `head_bounds()` (`diagnose` flags outputs pinned at a bound), and, if
+  its base can be frozen for a last residual-only phase (`--freeze_base_epochs`), `base_path()`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class DepthModel(nn.Module):
     def training_settings(cls, cfg) -> dict:
         """Returns this model's settings taken from a TrainConfig (beyond in_channels and image_size)."""
         return {}
+
+    def head_bounds(self) -> dict[str, tuple[float, float]]:
+        """Returns each output head's range in normalised depth: base in [0, 1] (a sigmoid)."""
+        return {"base": (0.0, 1.0)}
+
+    def base_path(self) -> list[nn.Module]:
+        """Returns the modules that compute the base (frozen in a residual-only phase); none here."""
+        return []
 
     def parameter_counts(self) -> dict[str, int]:
         """Returns the parameter count of each part and the total (all in `total` by default)."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .blocks import depth_head, resize_to
+from .blocks import depth_head, input_layer, resize_to
 from .registry import MODELS, DepthModel
 
 
@@ -19,6 +19,7 @@ class UNetBaselineSettings:
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     input_size: tuple[int, int] | None = None  # square power of two; None: from image_size
     ngf: int = 64  # filters of the first layer, as in pix2pix
+    input_norm: str = "none"  # centre / position: remove each input position's mean (see blocks.py)
 
 
 @MODELS.register("unet_baseline")
@@ -39,7 +40,7 @@ class UNetBaseline(DepthModel):
 
     @classmethod
     def training_settings(cls, cfg) -> dict:
-        return {"ngf": cfg.base_channels}
+        return {"ngf": cfg.base_channels, "input_norm": cfg.input_norm}
 
     def __init__(self, **settings):
         super().__init__()
@@ -53,6 +54,7 @@ class UNetBaseline(DepthModel):
         if h != w or h < 8 or 2 ** round(math.log2(h)) != h:
             raise ConfigError(f"unet_baseline input_size must be a square power of two >= 8, got {cfg.input_size}")
         self.cfg = cfg
+        self.input_norm = input_layer(cfg.input_norm, cfg.in_channels, cfg.input_size)
         n = int(math.log2(h))
         widths = [cfg.ngf * min(2**i, 8) for i in range(n)]  # 64, 128, 256, 512, 512, ...
         self.downs = nn.ModuleList()
@@ -78,7 +80,7 @@ class UNetBaseline(DepthModel):
                 )
 
     def forward(self, audio: torch.Tensor):
-        x = resize_to(audio, self.cfg.input_size)
+        x = self.input_norm(resize_to(audio, self.cfg.input_size))
         skips = []
         for down in self.downs:  # (B, C, s, s) -> (B, C', s/2, s/2)
             x = down(x)

@@ -135,7 +135,22 @@ class DepthModule(L.LightningModule):
         self._train_sums = {}
         self._epoch_lr = self.optimizers().param_groups[0]["lr"]  # the rate in force this epoch
 
+    @property
+    def base_frozen(self) -> bool:
+        """Whether this epoch is in the last `freeze_base_epochs`, where only the residual decoder trains."""
+        return self.cfg.freeze_base_epochs > 0 and self.current_epoch >= self.cfg.epochs - self.cfg.freeze_base_epochs
+
+    def freeze_base(self) -> None:
+        """Fixes the base: its path (see DepthModel.base_path) gets no gradient (AdamW then skips it:
+        no step, no weight decay) and its BatchNorm statistics stop moving. Called every step,
+        because Lightning puts the whole network back in training mode after each validation."""
+        for module in self.model.base_path():
+            module.eval()
+            module.requires_grad_(False)
+
     def training_step(self, batch, batch_idx):
+        if self.base_frozen:  # the seed code's last phase: the residual decoder alone refines the final
+            self.freeze_base()
         b = prepare_batch(batch, self.max_depth_m)
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
