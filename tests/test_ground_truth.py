@@ -69,13 +69,14 @@ def nan_split() -> dict:
         "metrics": {"rmse": NAN},
         "mean_depth_predictors": {"mean_depth": {"rmse": NAN}, "per_pixel_mean_depth": {"rmse": NAN}},
         "analysis_kernel": 8,
+        "saturation": {"recordings": 0, "heads": {}},
     }
 
 
 def test_diagnose_never_calls_nan_healthy():
     history = {"stop_reason": None, "non_finite_epochs": [], "loss_spikes": [], "val_rise_from_best": NAN}
     checks = run_checks(nan_split(), history, TrainConfig(), decomposes=True)
-    assert len(checks) == 6 and not any(c.healthy for c in checks)
+    assert len(checks) == 7 and not any(c.healthy for c in checks)
     assert all("not measured" in c.symptom for c in checks if c.name != "training_stability")
     assert "validation RMSE not measured" in checks[-1].symptom
 

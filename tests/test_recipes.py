@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig, load_yaml, resolve_config
+from echodepth.config import TrainConfig, resolve_config
 from echodepth.losses import build_loss
 from echodepth.recipes import recipe_names, resolve_config_path
 from echodepth.rundir import RunDir
+from echodepth.settings_yaml import load_yaml
 from echodepth.training.module import warmup_factor
 
 # the published values (shared/spec/batvision_format.md, the design guide)

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import load_yaml, resolve_config
+from echodepth.config import resolve_config
 from echodepth.data import FeatureConfig
 from echodepth.errors import ConfigError
+from echodepth.settings_yaml import load_yaml
 from echodepth.training import EchoDepthDataModule
 
 from .conftest import tiny_config

@@ -12,15 +12,12 @@ import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .data import DATASETS, FEATURES
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError
 from .losses import LOSSES
 from .metrics import PROTOCOLS
 from .models import MODELS
 from .rundir import RunDir
-from .storage import atomic_write_text
 
 LR_SCHEDULES = ("none", "cosine")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -250,46 +247,6 @@ CPU_PRESET = {
 }
 
 
-class SettingsLoader(yaml.SafeLoader):
-    """YAML as people write settings: `1e-3` is a number (YAML 1.1 wants `1.0e-3`), and a key
-    given twice is an error (PyYAML lets the last one win silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise ConfigError(f"setting {key!r} is given twice (line {key_node.start_mark.line + 1})")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-SettingsLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.?[0-9]*[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
-def load_yaml(path) -> dict:
-    """Returns the settings of a YAML file; one-line errors for a missing file, one that is not
-    UTF-8 text, invalid YAML, a key given twice, or anything but a mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"config file {path} not found")
-    try:
-        values = yaml.load(path.read_bytes().decode("utf-8"), Loader=SettingsLoader) or {}
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"config file {path} is not a YAML text file (byte {err.start} is not UTF-8)") from None
-    except ConfigError as err:
-        raise ConfigError(f"config file {path}: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(values).__name__}")
-    return values
-
-
 def resolve_config(file_values: dict, flag_values: dict) -> TrainConfig:
     """Returns the settings in force: defaults, the CPU preset when no dataset is named, the
     YAML file's values, then the flags given on the command line."""
@@ -298,8 +255,3 @@ def resolve_config(file_values: dict, flag_values: dict) -> TrainConfig:
     values.update(file_values)
     values.update(flag_values)
     return TrainConfig.from_dict(values)
-
-
-def save_yaml(cfg: TrainConfig, path) -> None:
-    """Writes the settings as YAML (atomically, through storage)."""
-    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

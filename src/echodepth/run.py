@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
-from .config import TrainConfig, save_yaml
+from .config import TrainConfig
 from .data import cut_length
 from .deploy.chirps import synthetic_emission
 from .diagnose import diagnose
@@ -25,6 +25,7 @@ from .evaluate import evaluate_split, mean_depth_baselines
 from .inference import Predictor
 from .interrupt import stop_on_signals
 from .resume import holds_a_run, resolve_resume
+from .settings_yaml import save_yaml
 from .storage import FileLock, atomic_write_text, make_dir, remove_stale_partials
 from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
 from .training.loggers import safe_wandb_logger

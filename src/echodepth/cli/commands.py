@@ -41,10 +41,11 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..config import TrainConfig, load_yaml, resolve_config
+    from ..config import TrainConfig, resolve_config
     from ..evaluate import format_comparison
     from ..recipes import resolve_config_path
     from ..run import train
+    from ..settings_yaml import load_yaml
     from .flags import given_settings
 
     file_values = load_yaml(resolve_config_path(args.config)) if args.config else {}

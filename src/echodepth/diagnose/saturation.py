@@ -9,6 +9,8 @@ below 0.005 m over 200 recordings, holding half of all |residual|).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 NEAR_BOUND = 0.01  # "at its bound": within 1% of the head's range of a bound
@@ -58,7 +60,10 @@ class PixelSpread:
 
 
 def locked_summary(saturation: dict) -> tuple[float, str]:
-    """Returns (share of depth-map pixels where some head is locked, a description of the first few)."""
+    """Returns (share of depth-map pixels where some head is locked, a description of the first few);
+    the share is NaN when no recording was measured."""
+    if not saturation.get("recordings"):
+        return math.nan, "no recording measured"
     pixels = {(r, c) for head in saturation["heads"].values() for r, c, _, _ in head["locked"]}
     words = []
     for name, head in saturation["heads"].items():
