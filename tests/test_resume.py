@@ -12,7 +12,10 @@ import pytest
 import torch
 
 from echodepth.cli import main
+from echodepth.config import TrainConfig
+from echodepth.errors import ConfigError
 from echodepth.inference import read_checkpoint
+from echodepth.resume import resolve_resume
 
 from .test_training import rows, train_args
 
@@ -49,6 +52,16 @@ def test_a_resume_that_changes_the_run_is_refused_in_one_line(run, synth_dir, fl
     line = one_line_error(capsys)
     assert "the run was trained with other settings" in line and field in line
     assert {name: (out / name).read_bytes() for name in before} == before  # config.yaml written only after loading
+
+
+def test_a_resume_may_name_the_unit_it_read_or_another_headline_protocol(run):
+    _, out = run
+    stored = read_checkpoint(out / "checkpoints" / "last.ckpt")["echodepth"]["config"]
+    for same_run in ({"depth_unit": "mm"}, {"depth_unit": None}, {"protocol": "htf"}):
+        cfg = TrainConfig.from_dict({**stored, "resume": "last", "epochs": 2, **same_run})
+        assert resolve_resume(cfg) == str(out / "checkpoints" / "last.ckpt"), same_run
+    with pytest.raises(ConfigError, match=r"depth_unit mm \(now m\)"):
+        resolve_resume(TrainConfig.from_dict({**stored, "resume": "last", "epochs": 2, "depth_unit": "m"}))
 
 
 def test_more_epochs_extend_the_run(synth_dir, tmp_path):

@@ -20,6 +20,7 @@ MAY_CHANGE = {
     "epochs", "val_every", "checkpoint_every", "experiment_name", "results_dir", "resume", "overwrite",
     "accelerator", "devices", "num_nodes", "precision", "micro_batch_size", "channels_last", "cudnn_benchmark",
     "compile", "num_workers", "cache", "cache_dir", "use_wandb", "wandb_project", "n_figure_samples",
+    "protocol",  # only the headline of the test report at the end
 }  # fmt: skip
 
 
@@ -34,7 +35,7 @@ def changed_settings(stored: TrainConfig, cfg: TrainConfig) -> list[str]:
     changes = []
     for name, old in stored.to_dict().items():
         new = getattr(cfg, name)
-        if name in MAY_CHANGE or (name == "max_depth_m" and new is None):  # None: the data's, as stored
+        if name in MAY_CHANGE or (name in ("max_depth_m", "depth_unit") and new is None):  # None: the data's, as stored
             continue
         if name == "data_dir":
             old, new = data_folder(stored), data_folder(cfg)

@@ -194,6 +194,8 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
         cfg.data_dir = str(datamodule.root.resolve())
     if cfg.max_depth_m is None:
         cfg.max_depth_m = datamodule.max_depth_m
+    if cfg.depth_unit is None:  # record the unit read, so that a resume naming it is the same run
+        cfg.depth_unit = datamodule.raw_dataset("train").depth_unit
     run_dir = cfg.run_dir
     make_dir(run_dir.path, "results folder")
     foreign = ckpt_path is not None and not Path(ckpt_path).resolve().is_relative_to(run_dir.path.resolve())
