@@ -2,6 +2,7 @@ import json
 import math
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -236,3 +237,41 @@ def test_compare_on_a_full_disk_is_one_line_and_keeps_the_old_report(tiny_report
         tiny_compare(copy, cache_root / "cache", lambda *_: None)
     assert (copy / "report.md").read_bytes() == old
     assert not [p for p in copy.rglob("*") if ".tmp-" in p.name]
+
+
+def children_of(pid: int) -> list[int]:
+    """Returns the process ids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                found.append(int(status.parent.name))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_a_stopped_compare_stops_its_runs_and_says_how_to_continue(synth_dir, tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "--out", str(out), "--preset", "tiny", "--seeds", "1", "--epochs", "50"]
+    args += ["--dataset", "synthetic", "--data_dir", str(synth_dir), "--variants", "unet_baseline", "base_residual"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "echodepth.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 300
+    runs = []
+    while len(runs) < 2 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+        runs = children_of(first.pid)
+    assert len(runs) == 2, first.communicate(timeout=60)
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 143 and "interrupted: rerun the same echodepth compare" in stderr, stderr[-2000:]
+    assert not [pid for pid in runs if running(pid)]  # no run outlives its compare

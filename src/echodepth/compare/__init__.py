@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
+from ..interrupt import stop_on_signals
 from ..storage import FileLock, make_dir
 from ..training import EchoDepthDataModule
 from .report import write_report
@@ -56,7 +57,8 @@ def compare(
             "wait for it to end, or give another --out"
         )
     try:
-        return _compare(out_dir, runs, preset, seeds, jobs, target_rmse, progress, time_limit_s)
+        with stop_on_signals("rerun the same echodepth compare to resume its runs"):
+            return _compare(out_dir, runs, preset, seeds, jobs, target_rmse, progress, time_limit_s)
     finally:
         lock.release()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +16,9 @@ from ..storage import atomic_write_text, make_dir, open_log
 from .variants import Run
 
 STOPPED = -1000  # launch()'s exit code for a run stopped at the time limit
+_running: set[subprocess.Popen] = set()  # the children alive, stopped with their parent (stop_children)
+_no_more = threading.Event()  # set while stopping: no new child starts
+_guard = threading.Lock()
 
 
 def launch(run: Run, threads: int, deadline: float | None = None) -> tuple[str, int]:
@@ -32,13 +36,29 @@ def launch(run: Run, threads: int, deadline: float | None = None) -> tuple[str, 
     with open_log(run_dir.train_log) as log:
         if deadline is not None and time.monotonic() >= deadline:
             return run.name, STOPPED
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with _guard:
+            if _no_more.is_set():
+                return run.name, STOPPED
+            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            _running.add(child)
         try:
             return run.name, child.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0))
         except subprocess.TimeoutExpired:
             child.kill()  # SIGKILL is safe: every write is atomic and a resume is exact
             child.wait()
             return run.name, STOPPED
+        finally:
+            with _guard:
+                _running.discard(child)
+
+
+def stop_children() -> None:
+    """Sends SIGTERM to every run still training (each keeps its last checkpoint: a rerun resumes
+    it) and starts no new one."""
+    with _guard:
+        _no_more.set()
+        for child in _running:
+            child.terminate()
 
 
 def execute(runs: list[Run], jobs: int, progress=print, time_limit_s: float | None = None) -> bool:
@@ -49,15 +69,21 @@ def execute(runs: list[Run], jobs: int, progress=print, time_limit_s: float | No
     progress(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; running {len(todo)} with {jobs} at a time")
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     failed, stopped = [], []
+    _no_more.clear()
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        for i, (name, code) in enumerate(pool.map(lambda r: launch(r, threads, deadline), todo), 1):
-            if code == STOPPED:
-                progress(f"[{i}/{len(todo)}] {name}: stopped at the time limit (rerun to resume it)")
-                stopped.append(name)
-                continue
-            progress(f"[{i}/{len(todo)}] {name}: {'done' if code == 0 else f'FAILED (exit {code}, see its train.log)'}")
-            if code != 0:
-                failed.append(name)
+        try:
+            for i, (name, code) in enumerate(pool.map(lambda r: launch(r, threads, deadline), todo), 1):
+                if code == STOPPED:
+                    progress(f"[{i}/{len(todo)}] {name}: stopped at the time limit (rerun to resume it)")
+                    stopped.append(name)
+                    continue
+                state = "done" if code == 0 else f"FAILED (exit {code}, see its train.log)"
+                progress(f"[{i}/{len(todo)}] {name}: {state}")
+                if code != 0:
+                    failed.append(name)
+        except BaseException:  # a signal (Interrupted) or a bug: no run outlives its compare
+            stop_children()
+            raise
     if failed:
         raise UserError(
             f"{len(failed)} run(s) failed: {', '.join(failed)}; their train.log files say why; rerun to retry them"
