@@ -26,7 +26,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..storage import atomic_write_bytes, make_dir, remove_stale_partials
+from ..storage import atomic_write_bytes, make_dir, remove_stale_partials, save_npy
 from ..version import __version__
 from .depth import render_depth
 from .echo import render_echo
@@ -84,9 +84,7 @@ def _write_room(job) -> int:
         buf = io.BytesIO()
         sf.write(buf, audio, cfg.sample_rate_hz, format="WAV", subtype=cfg.audio_subtype)
         atomic_write_bytes(out_dir / location / "audio" / f"{stem}.wav", buf.getvalue())
-        buf = io.BytesIO()
-        np.save(buf, np.round(depth * 1000).astype(np.uint16))
-        atomic_write_bytes(out_dir / location / "depth" / f"{stem}.npy", buf.getvalue())
+        save_npy(out_dir / location / "depth" / f"{stem}.npy", np.round(depth * 1000).astype(np.uint16))
         rows.append(
             {
                 "depth path": f"{location}/depth",
