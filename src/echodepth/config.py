@@ -1,73 +1,62 @@
-"""Training settings: one dataclass, YAML in and out, the command line's flags on top.
+"""Training settings: the run's own settings (a dataclass) and the settings of the components it
+chose (each declared by its component, see `echodepth.components`), YAML in and out, flags on top.
 
-Precedence: dataclass defaults < CPU preset (only when no dataset is named) < --config YAML < flags.
-The choices of model, loss, dataset and audio format are the registries' names.
+Precedence: declared defaults < CPU preset (only when no dataset is named) < --config YAML < flags.
+The choices of model, loss, dataset and audio format are the registries' names. Settings files and
+flags are flat (`residual_scale: 0.3`, `--residual_scale 0.3`), as the design guide's flags are.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .components import KINDS, declared_settings, resolve_components
 from .data import DATASETS, FEATURES
 from .errors import ConfigError
 from .losses import LOSSES
 from .metrics import PROTOCOLS
 from .models import MODELS
+from .registry import check_types
 from .rundir import RunDir
 
 LR_SCHEDULES = ("none", "cosine")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-PRECISIONS = ("auto", "auto-bf16", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+PRECISIONS = ("auto", "auto-bf16", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")  # Lightning's
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 OPTIMIZERS = ("AdamW", "Adam", "SGD")
 AUDIO_WINDOWS = ("start", "emission", "whole")
 DEPTH_UNITS = ("mm", "cm", "m")
-BASE_DECODERS = ("wide", "narrow", "seed")
-INPUT_NORMS = ("position", "centre", "none")
 
 
 @dataclass
-class TrainConfig:
-    # the design guide's flags, same names and defaults
+class RunSettings:
+    """The settings of the run itself: data, sizes, optimisation, devices, outputs, and which
+    model, loss, audio feature and dataset layout it uses (each component's own settings are
+    declared by the component, see `echodepth.components`)."""
+
+    # the design guide's flags that are not a component's, same names and defaults
     dataset: str = "synthetic"
     batch_size: int = 256
     learning_rate: float = 0.002
     experiment_name: str = "exp1"
     use_wandb: bool = False
     wandb_project: str = "batvision-base-residual"
-    lambda_recon: float = 1.0
-    lambda_base: float = 0.5
-    lambda_sparse: float = 0.1
-    lowpass_kernel: int = 8
-    use_adaptive_loss: bool = False
-    warmup_epochs: int = 20
-    base_channels: int = 64
-    bilinear: bool = True
+    use_adaptive_loss: bool = False  # the guide's flag for --loss adaptive
     # the seed research script's variants
-    use_silog: bool = False  # scale-invariant log reconstruction term instead of L1
-    silog_lambda: float = 0.5  # SILog's variance weight (0: plain log RMSE, 1: fully scale-invariant)
-    base_decoder: str = "wide"  # wide: the skips' widths (29.8M parameters at 64); narrow: 2c, c, c/2, c/4 (23.6M)
-    # seed: the seed code's, 1/16 of the residual decoder (20.2M)
     freeze_base_epochs: int = 0  # the last N epochs train the residual decoder only (encoder, base decoder frozen)
-    residual_scale: float = 0.5  # the residual is bounded to (-r, r) x max depth; the seed script: 0.3
     optimizer: str = "AdamW"  # AdamW | Adam | SGD (momentum 0.9)
     val_every: int = 1  # validate every N epochs (make epochs a multiple: best.ckpt needs validations)
     # echodepth's own
     model: str = "base_residual"  # a name in echodepth.models.MODELS
-    base_resolution: int = 1  # the base decoder stops at 1/k of the map (1, 2, 4, 8), then bilinear upsampling
-    input_norm: str = "none"  # centre / position: remove each feature-image position's mean (position: and its std)
     loss: str = "standard"  # a name in echodepth.losses.LOSSES
-    freq_cutoff: float = 0.1  # frequency loss: fraction of Nyquist
     data_dir: str | None = None  # None with dataset synthetic: the built-in data, made once
     epochs: int = 80  # the dataset baseline's
     image_size: int = 256  # depth map and feature image side, as the baseline
     input_size: list[int] = field(default_factory=list)  # feature image H W when not image_size square
     audio_format: str = "spectrogram"  # a name in echodepth.data.FEATURES
-    log_compression: bool = False  # log(1 + x) of spectrogram magnitudes
     # the samples the features see: "start" (the baseline): 2 x max depth / 340 m/s from window_start_ms
     # after the file's start; "emission": the same length from window_start_ms after the emission's
     # onset found in each recording (BatVision V1 files begin with ~980 near-silent samples); "whole"
@@ -75,7 +64,6 @@ class TrainConfig:
     window_start_ms: float = 0.0  # may be negative with "emission": keep some lead-in before the onset
     depth_unit: str | None = None  # mm, cm or m: the unit of the depth files (None: the dataset's, mm)
     max_depth_m: float | None = None  # None: the dataset's (12 V1, 30 V2, synthetic: metadata)
-    location_blacklist: list[str] = field(default_factory=list)  # V2 locations left out
     num_workers: int = 4  # loader processes for the uncached path (the cache needs none)
     cache: bool = True  # memory-mapped feature cache
     cache_dir: str = ".echodepth_cache"
@@ -115,21 +103,19 @@ class TrainConfig:
             "precision": PRECISIONS,
             "compile": COMPILE_MODES,
             "optimizer": OPTIMIZERS,
-            "base_decoder": BASE_DECODERS,
             "audio_window": AUDIO_WINDOWS,
             "depth_unit": (None, *DEPTH_UNITS),
             "protocol": list(PROTOCOLS),
-            "input_norm": INPUT_NORMS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {list(allowed)}")
-        positive = ("batch_size", "learning_rate", "lowpass_kernel", "base_channels", "epochs", "image_size")
         if self.micro_batch_size != "auto" and not (self.micro_batch_size.isdigit() and int(self.micro_batch_size) > 0):
             raise ConfigError(
                 f"micro_batch_size must be a positive whole number or auto, got {self.micro_batch_size!r}"
             )
-        for name in (*positive, "devices", "num_nodes", "checkpoint_every", "val_every", "residual_scale"):
+        positive = ("batch_size", "learning_rate", "epochs", "image_size", "devices", "num_nodes", "checkpoint_every")
+        for name in (*positive, "val_every"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.lr_warmup_epochs < self.epochs:
@@ -146,12 +132,6 @@ class TrainConfig:
             raise ConfigError(
                 f"freeze_base_epochs needs a model with a base and a residual; {self.model} has no residual"
             )
-        if self.base_resolution not in (1, 2, 4, 8):
-            raise ConfigError(
-                f"base_resolution must be 1, 2, 4 or 8 (the base decoder's 1/k), got {self.base_resolution}"
-            )
-        if not 0 <= self.silog_lambda <= 1:
-            raise ConfigError(f"silog_lambda must be between 0 and 1, got {self.silog_lambda}")
         if self.audio_window == "start" and self.window_start_ms < 0:
             raise ConfigError(f"window_start_ms {self.window_start_ms}: expected >= 0 with audio_window start")
         if self.max_depth_m is not None and not self.max_depth_m > 0:
@@ -166,8 +146,6 @@ class TrainConfig:
                 f"val_every {self.val_every} is more than epochs {self.epochs}: the run would never validate "
                 "and write no best checkpoint; give --val_every at most --epochs"
             )
-        if self.lowpass_kernel > self.image_size:
-            raise ConfigError(f"lowpass_kernel {self.lowpass_kernel} must be at most image_size ({self.image_size})")
         if not PLAIN_NAME.fullmatch(self.experiment_name):
             raise ConfigError(
                 f"experiment_name {self.experiment_name!r} must be a plain folder name: "
@@ -184,45 +162,92 @@ class TrainConfig:
         """Returns the run folder results_dir/experiment_name."""
         return RunDir(Path(self.results_dir) / self.experiment_name)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+RUN_SETTINGS = [f.name for f in dataclasses.fields(RunSettings)]
+
+
+class TrainConfig(RunSettings):
+    """All the settings of a training run: the run's own (`RunSettings`'s fields) and, in
+    `component_settings`, each chosen component's (kind -> name -> value; `KINDS`), read as
+    attributes alike (`cfg.batch_size`, `cfg.residual_scale`).
+
+    `TrainConfig(**values)` takes flat values and refuses any that do not apply to the chosen
+    components; `from_dict(values, stated)` refuses only those in `stated` and leaves the others out
+    (a preset's, a compare variant's or a stored run's: defaults of other components).
+    Raises ConfigError (one line) for an unknown name, a wrong type, a value out of range, or a
+    stated setting that does not apply, naming the component."""
+
+    def __init__(self, **values):
+        self._resolve(dict(values), set(values))
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(known))
+    def from_dict(cls, values: dict, stated=()) -> "TrainConfig":
+        """Returns the settings of flat `values` (a settings file's, a checkpoint's); names in
+        `stated` must apply to the chosen components, the others that do not are left out."""
+        cfg = cls.__new__(cls)
+        cfg._resolve(dict(values), set(stated))
+        return cfg
+
+    def _resolve(self, values: dict, stated: set) -> None:
+        table = declared_settings()
+        clashing = sorted(set(table) & set(RUN_SETTINGS))
+        if clashing:  # a component declaring a run setting's name: our bug, not the user's
+            raise ValueError(f"component setting(s) {clashing} have the names of run settings")
+        unknown = sorted(set(values) - set(RUN_SETTINGS) - set(table))
         if unknown:
-            raise ConfigError(f"unknown setting(s) {unknown}; allowed: {known}")
-        return cls(**values)
+            raise ConfigError(f"unknown setting(s) {unknown}; allowed: {RUN_SETTINGS + list(table)}")
+        component_values = {name: values.pop(name) for name in list(values) if name in table}
+        self.__dict__["component_settings"] = {}
+        RunSettings.__init__(self, **values)  # the run's own checks (__post_init__)
+        chosen = {kind: getattr(self, kind) for kind in KINDS}
+        self.__dict__["component_settings"] = resolve_components(chosen, component_values, stated)
+        kernel = self.component_settings["loss"].get("lowpass_kernel")
+        if kernel is not None and kernel > self.image_size:
+            raise ConfigError(f"lowpass_kernel {kernel} must be at most image_size ({self.image_size})")
 
+    def __getattr__(self, name: str):
+        """Returns a component setting in force; one the chosen components do not take reads as its
+        first declared default (for code that reads a setting of every run, e.g. diagnose's advice).
+        Raises AttributeError for any other name."""
+        settings = self.__dict__.get("component_settings")
+        if settings is None or name.startswith("__"):
+            raise AttributeError(name)
+        for own in settings.values():
+            if name in own:
+                return own[name]
+        declared = declared_settings().get(name)
+        if declared is None:
+            raise AttributeError(f"{type(self).__name__!r} has no setting {name!r}")
+        return next(iter(declared.defaults.values()))
 
-def without_none(hint):
-    """Returns X for a type hint `X | None`, else the hint itself."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 else hint
+    def __setattr__(self, name: str, value) -> None:
+        for own in self.__dict__.get("component_settings", {}).values():
+            if name in own:
+                own[name] = value
+                return
+        super().__setattr__(name, value)
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TrainConfig) and self.to_dict() == other.to_dict()
 
-def field_type(cls, name: str):
-    """Returns the type of a settings dataclass field, without `| None`."""
-    return without_none(typing.get_type_hints(cls)[name])
+    def __repr__(self) -> str:
+        return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
+    def settings_for(self, kind: str, changed_only: bool = False) -> dict:
+        """Returns the chosen component's settings of `kind` (a key of `KINDS`): name -> value;
+        with `changed_only`, those that differ from its declared defaults."""
+        own = dict(self.component_settings[kind])
+        if changed_only:
+            defaults = resolve_components({kind: getattr(self, kind)}, {}, set())[kind]
+            own = {name: value for name, value in own.items() if value != defaults[name]}
+        return own
 
-def check_types(settings) -> None:
-    """Raises a ConfigError naming the first field whose value is not of its declared type
-    (an int is accepted, and converted, where a float is declared)."""
-    hints = typing.get_type_hints(type(settings))
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if value is None and type(None) in typing.get_args(hints[f.name]):
-            continue
-        expected = field_type(type(settings), f.name)
-        origin = typing.get_origin(expected) or expected
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            setattr(settings, f.name, float(value))
-        elif origin is list and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            setattr(settings, f.name, list(value))
-        elif isinstance(value, bool) and expected is not bool or not isinstance(value, origin):
-            raise ConfigError(f"{f.name} must be {getattr(expected, '__name__', str(expected))}, got {value!r}")
+    def to_dict(self) -> dict:
+        """Returns every setting in force, flat: the run's, then the chosen components'."""
+        flat = asdict(self)
+        for own in self.component_settings.values():
+            flat.update(own)
+        return flat
 
 
 # The CPU-sized run of `echodepth train` with no dataset named: under 5 minutes on 2 cores from a
@@ -247,11 +272,24 @@ CPU_PRESET = {
 }
 
 
-def resolve_config(file_values: dict, flag_values: dict) -> TrainConfig:
+# echodepth up to 0.3 wrote every setting into a run's config.yaml, those of the components the run
+# did not use included: a file holding all of these is such a file, and its settings that do not apply
+# are left out as a preset's are (they were other components' defaults and never took effect)
+SAVED_BY_0_3 = ("lambda_recon", "lambda_base", "lambda_sparse", "lowpass_kernel", "warmup_epochs", "base_channels")
+SAVED_BY_0_3 += ("bilinear", "use_adaptive_loss", "use_wandb", "wandb_project", "results_dir", "synth_rooms")
+
+
+def resolve_config(file_values: dict, flag_values: dict, file_is_recipe: bool = False) -> TrainConfig:
     """Returns the settings in force: defaults, the CPU preset when no dataset is named, the
-    YAML file's values, then the flags given on the command line."""
+    YAML file's values, then the flags given on the command line.
+
+    The flags and a settings file the user wrote must apply to the chosen components (ConfigError
+    naming the component otherwise); a recipe's settings, the CPU preset's, and those of a run's
+    config.yaml written by echodepth 0.3 or older that do not apply are left out."""
     named = "dataset" in file_values or "dataset" in flag_values
     values = {} if named else dict(CPU_PRESET)
     values.update(file_values)
     values.update(flag_values)
-    return TrainConfig.from_dict(values)
+    saved_by_0_3 = all(name in file_values for name in SAVED_BY_0_3)
+    stated = set(flag_values) | (set() if file_is_recipe or saved_by_0_3 else set(file_values))
+    return TrainConfig.from_dict(values, stated)

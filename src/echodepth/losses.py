@@ -1,14 +1,16 @@
 """The base + residual losses. Every term is masked: pixels whose ground truth is invalid (0,
 or not finite) take no part in any term.
 
-A loss is a `DepthLoss` registered with `@LOSSES.register("name")`. It is called as
-`loss(base, residual, final, gt)` with (B, 1, H, W) tensors and returns a dict: "loss" (the total
-to minimise) and one entry per part, for logging; `weights()` gives the weights in force and
-`training_settings(cfg)` says which training settings it takes. `compare_variants` are
-ablations `echodepth compare` runs (name -> training settings).
+A loss is a `DepthLoss` registered with `@LOSSES.register("name")`, called as `loss(base, residual,
+final, gt)` on (B, 1, H, W) normalised depth maps; it returns a dict: "loss" (the scalar to minimise)
+and one unweighted scalar per part, for logging. `weights()` gives the weights in force; the fields of
+its `Settings` dataclass are its training settings (`--lambda_base`, see `echodepth.components`);
+`compare_variants` are ablations `echodepth compare` runs (name -> settings).
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -72,21 +74,51 @@ def silog(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: flo
     return torch.sqrt(((d * d).sum() / n - lam * mean_d * mean_d).clamp(min=1e-8))
 
 
-class DepthLoss(nn.Module):
-    """Base class of registered losses: the defaults of the interface in the module docstring."""
+@dataclass
+class ReconstructionWeights:
+    """The weights of the guide's loss that every decomposing loss shares (dimensionless)."""
 
+    lambda_recon: float = 1.0  # weight of the reconstruction term |final - gt|
+    lambda_base: float = 0.5  # weight of the structural term: the base against the ground truth's low-pass
+
+
+@dataclass
+class StandardLossSettings(ReconstructionWeights):
+    """The settings of the guide's loss (`standard`); raises ConfigError for a kernel under 1 pixel
+    or a SILog weight outside [0, 1]."""
+
+    lambda_sparse: float = 0.1  # weight of the sparsity term |residual|
+    lowpass_kernel: int = 8  # side (pixels) of the masked K x K average that gives the base's target
+    use_silog: bool = False  # scale-invariant log reconstruction term instead of L1 (the seed research script's)
+    silog_lambda: float = 0.5  # SILog's variance weight (0: plain log RMSE, 1: fully scale-invariant)
+
+    def __post_init__(self):
+        if self.lowpass_kernel < 1:
+            raise ConfigError(f"lowpass_kernel must be > 0, got {self.lowpass_kernel}")
+        if not 0 <= self.silog_lambda <= 1:
+            raise ConfigError(f"silog_lambda must be between 0 and 1, got {self.silog_lambda}")
+
+
+class DepthLoss(nn.Module):
+    """Base class of registered losses: `DepthLoss(**settings)` checks the settings against `Settings`
+    (ConfigError naming a bad one, TypeError for an unknown name) and keeps each as an attribute."""
+
+    Settings: type | None = None
+    weight_names: tuple[str, ...] = ()  # its settings that weigh a term
     compare_variants: dict[str, dict] = {}
 
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        """Returns this loss's settings taken from a TrainConfig."""
-        return {}
+    def __init__(self, **settings):
+        super().__init__()
+        if self.Settings is not None:
+            for name, value in asdict(self.Settings(**settings)).items():
+                setattr(self, name, value)
 
     def set_epoch(self, epoch: int) -> None:
         """Called at the start of each epoch (0-based); a curriculum uses it."""
 
     def weights(self) -> dict[str, float]:
-        return {}
+        """Returns the weight of each term in force (dimensionless, `weight_names`), for logging."""
+        return {name: getattr(self, name) for name in self.weight_names}
 
 
 @LOSSES.register("standard")
@@ -106,36 +138,8 @@ class BaseResidualLoss(DepthLoss):
         "lowpass_16": {"lowpass_kernel": 16},
         "silog": {"use_silog": True},  # the seed research script's reconstruction term
     }
-
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        return {
-            "lambda_recon": cfg.lambda_recon,
-            "lambda_base": cfg.lambda_base,
-            "lambda_sparse": cfg.lambda_sparse,
-            "lowpass_kernel": cfg.lowpass_kernel,
-            "use_silog": cfg.use_silog,
-            "silog_lambda": cfg.silog_lambda,
-        }
-
-    def __init__(
-        self,
-        lambda_recon: float = 1.0,
-        lambda_base: float = 0.5,
-        lambda_sparse: float = 0.1,
-        lowpass_kernel: int = 8,
-        use_silog: bool = False,
-        silog_lambda: float = 0.5,
-    ):
-        super().__init__()
-        self.use_silog = use_silog
-        self.silog_lambda = silog_lambda
-        if lowpass_kernel < 1:
-            raise ConfigError(f"lowpass_kernel must be >= 1, got {lowpass_kernel}")
-        self.lambda_recon = lambda_recon
-        self.lambda_base = lambda_base
-        self.lambda_sparse = lambda_sparse
-        self.lowpass_kernel = lowpass_kernel
+    Settings = StandardLossSettings
+    weight_names = ("lambda_recon", "lambda_base", "lambda_sparse")
 
     def parts(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
         """Returns the unweighted terms: loss_recon, loss_base, loss_sparse."""
@@ -147,15 +151,27 @@ class BaseResidualLoss(DepthLoss):
             "loss_sparse": masked_mean(residual.abs(), mask),
         }
 
-    def weights(self) -> dict[str, float]:
-        """Returns the weights in force: lambda_recon, lambda_base, lambda_sparse."""
-        return {"lambda_recon": self.lambda_recon, "lambda_base": self.lambda_base, "lambda_sparse": self.lambda_sparse}
-
     def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
+        """Returns {"loss": the weighted sum, and the three unweighted terms} (scalars) for (B, 1, H, W)
+        normalised depth maps; NaN when `gt` has no valid pixel."""
         parts = self.parts(base, residual, final, gt)
         w = self.weights()
         total = sum(w[f"lambda_{k}"] * parts[f"loss_{k}"] for k in ("recon", "base", "sparse"))
         return {"loss": total, **parts}
+
+
+@dataclass
+class AdaptiveLossSettings(StandardLossSettings):
+    """The standard loss's settings and the curriculum's; raises ConfigError for a negative warm-up."""
+
+    warmup_epochs: int = 20  # epochs over which the weights move to lambda_base, lambda_recon (the guide's 20)
+    base_boost: float = 4.0  # lambda_base's factor at epoch 0 (the guide: 4x, then 1x)
+    recon_start: float = 0.1  # lambda_recon's factor at epoch 0 (the guide: 0.1x, then 1x)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
 
 
 @LOSSES.register("adaptive")
@@ -173,28 +189,19 @@ class AdaptiveBaseResidualLoss(BaseResidualLoss):
     compare_variants = {
         "seed_defaults": {"lambda_base": 1.2, "lambda_sparse": 0.05, "lowpass_kernel": 16, "warmup_epochs": 50}
     }
-
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        return {**super().training_settings(cfg), "warmup_epochs": cfg.warmup_epochs}
-
-    def __init__(self, warmup_epochs: int = 20, base_boost: float = 4.0, recon_start: float = 0.1, **kwargs):
-        super().__init__(**kwargs)  # BaseResidualLoss's weights and lowpass_kernel
-        self.warmup_epochs = max(int(warmup_epochs), 0)
-        self.base_boost = base_boost
-        self.recon_start = recon_start
-        self.epoch = 0
+    Settings = AdaptiveLossSettings
+    epoch = 0  # the epoch the weights are computed for (set_epoch)
 
     def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch (0-based) the weights are computed for."""
         self.epoch = int(epoch)
 
     def progress(self) -> float:
         """Returns how far the warm-up has gone, from 0 (start) to 1 (done)."""
-        if self.warmup_epochs == 0:
-            return 1.0
-        return min(self.epoch / self.warmup_epochs, 1.0)
+        return min(self.epoch / self.warmup_epochs, 1.0) if self.warmup_epochs else 1.0
 
     def weights(self) -> dict[str, float]:
+        """Returns the weights at the current epoch: lambda_recon and lambda_base on their curriculum."""
         t = self.progress()
         return {
             "lambda_recon": self.lambda_recon * (self.recon_start + (1 - self.recon_start) * t),
@@ -223,6 +230,18 @@ def frequency_split(depth: torch.Tensor, mask: torch.Tensor, freq_cutoff: float,
     return low, filled - low
 
 
+@dataclass
+class FrequencyLossSettings(ReconstructionWeights):
+    """The frequency-aware loss's settings; raises ConfigError for a cutoff outside (0, 1]."""
+
+    freq_cutoff: float = 0.1  # the base's band: spatial frequencies up to this fraction of Nyquist
+    lambda_residual: float = 0.5  # weight of |residual - gt_high|
+
+    def __post_init__(self):
+        if not 0 < self.freq_cutoff <= 1:
+            raise ConfigError(f"freq_cutoff must be in (0, 1] (a fraction of Nyquist), got {self.freq_cutoff}")
+
+
 @LOSSES.register("frequency")
 class FrequencyAwareBaseResidualLoss(DepthLoss):
     """The final matches the ground truth, the base its low spatial frequencies, the residual the rest.
@@ -231,33 +250,12 @@ class FrequencyAwareBaseResidualLoss(DepthLoss):
     with (gt_low, gt_high) = frequency_split(gt, freq_cutoff); all L1 means over valid pixels.
     """
 
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        return {"freq_cutoff": cfg.freq_cutoff, "lambda_recon": cfg.lambda_recon, "lambda_base": cfg.lambda_base}
-
-    def __init__(
-        self,
-        freq_cutoff: float = 0.1,
-        lambda_recon: float = 1.0,
-        lambda_base: float = 0.5,
-        lambda_residual: float = 0.5,
-    ):
-        super().__init__()
-        if not 0 < freq_cutoff <= 1:
-            raise ConfigError(f"freq_cutoff must be in (0, 1] (a fraction of Nyquist), got {freq_cutoff}")
-        self.freq_cutoff = freq_cutoff
-        self.lambda_recon = lambda_recon
-        self.lambda_base = lambda_base
-        self.lambda_residual = lambda_residual
-
-    def weights(self) -> dict[str, float]:
-        return {
-            "lambda_recon": self.lambda_recon,
-            "lambda_base": self.lambda_base,
-            "lambda_residual": self.lambda_residual,
-        }
+    Settings = FrequencyLossSettings
+    weight_names = ("lambda_recon", "lambda_base", "lambda_residual")
 
     def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
+        """Returns {"loss", "loss_recon", "loss_base", "loss_residual_hf"} (scalars) for (B, 1, H, W)
+        normalised depth maps; NaN when `gt` has no valid pixel."""
         mask = valid_mask(gt)
         gt_low, gt_high = frequency_split(gt, mask, self.freq_cutoff)
         parts = {
@@ -265,12 +263,15 @@ class FrequencyAwareBaseResidualLoss(DepthLoss):
             "loss_base": masked_l1(base, gt_low, mask),
             "loss_residual_hf": masked_l1(residual, gt_high, mask),
         }
-        total = (
-            self.lambda_recon * parts["loss_recon"]
-            + self.lambda_base * parts["loss_base"]
-            + self.lambda_residual * parts["loss_residual_hf"]
-        )
-        return {"loss": total, **parts}
+        w, terms = self.weights(), ("recon", "base", "residual_hf")
+        return {"loss": sum(w[f"lambda_{k.removesuffix('_hf')}"] * parts[f"loss_{k}"] for k in terms), **parts}
+
+
+@dataclass
+class HingeSettings:
+    """The HTF loss's setting."""
+
+    hinge_weight: float = 0.003  # HTF-EchoDepth's weight of the log-ratio hinge (shared/spec/batvision_format.md)
 
 
 @LOSSES.register("htf")
@@ -278,11 +279,10 @@ class LogRatioHingeL1Loss(DepthLoss):
     """HTF-EchoDepth's loss (shared/spec/batvision_format.md) on the final map, over valid pixels: L1 + hinge_weight
     * mean(max(0, |ln(final / gt)| - ln 1.25)), a hinge acting outside the delta1 band (depths clamped at 1e-3)."""
 
-    def __init__(self, hinge_weight: float = 0.003):
-        super().__init__()
-        self.hinge_weight = hinge_weight
+    Settings = HingeSettings
 
     def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
+        """Returns {"loss", "loss_l1", "loss_log_hinge"} (scalars) of the (B, 1, H, W) `final` against `gt`."""
         mask = valid_mask(gt)
         log_gt = torch.log(torch.where(mask > 0, gt, torch.ones_like(gt)).clamp(min=1e-3))
         hinge = F.relu((torch.log(final.clamp(min=1e-3)) - log_gt).abs() - LOG_1_25)
@@ -296,5 +296,5 @@ def build_loss(name: str, **settings) -> DepthLoss:
 
 
 def build_loss_for_training(cfg) -> DepthLoss:
-    """Returns the loss a TrainConfig describes, with the settings that loss takes from it."""
-    return build_loss(cfg.loss, **LOSSES.get(cfg.loss).training_settings(cfg))
+    """Returns the loss a TrainConfig describes (`cfg.loss`), with that loss's settings in force."""
+    return build_loss(cfg.loss, **cfg.settings_for("loss"))

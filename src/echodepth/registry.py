@@ -13,10 +13,49 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigError
+
+
+def without_none(hint):
+    """Returns X for a type hint `X | None`, else the hint itself."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 else hint
+
+
+def checked_value(name: str, hint, value):
+    """Returns `value` as the type hint declares it (an int where a float is declared becomes a
+    float, a tuple of strings where a list is declared a list). Raises ConfigError naming the
+    setting when the value is not of its type or not one of a `Literal`'s choices."""
+    if value is None and type(None) in typing.get_args(hint):
+        return value
+    expected = without_none(hint)
+    origin = typing.get_origin(expected) or expected
+    if origin is typing.Literal:
+        choices = list(typing.get_args(expected))
+        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+            raise ConfigError(f"{name} {value!r} is not one of {choices}")
+        return value
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is list and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    if origin is tuple and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, bool) and expected is not bool or not isinstance(value, origin):
+        raise ConfigError(f"{name} must be {getattr(expected, '__name__', str(expected))}, got {value!r}")
+    return value
+
+
+def check_types(settings) -> None:
+    """Checks (and converts, see `checked_value`) every field of a settings dataclass in place.
+    Raises ConfigError naming the first field whose value is not of its declared type."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        setattr(settings, f.name, checked_value(f.name, hints[f.name], getattr(settings, f.name)))
 
 
 def accepted_settings(cls) -> list[str]:
@@ -82,6 +121,11 @@ class Registry:
             raise ConfigError(f"{self.kind} {name!r} takes no setting(s) {unknown}; allowed: {allowed}")
 
     def build(self, name: str, **settings):
-        """Returns a new instance of the entry `name`, configured by keyword settings (checked)."""
+        """Returns a new instance of the entry `name`, configured by keyword settings: their names
+        checked, and their types and choices against the entry's `Settings` (ConfigError naming one)."""
         self.check_settings(name, settings)
-        return self.get(name)(**settings)
+        cls = self.get(name)
+        if dataclasses.is_dataclass(getattr(cls, "Settings", None)):
+            hints = typing.get_type_hints(cls.Settings)
+            settings = {key: checked_value(key, hints[key], value) for key, value in settings.items()}
+        return cls(**settings)

@@ -103,14 +103,13 @@ def _check_data_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
-    from ..config import TrainConfig
-    from .flags import add_settings_flags
+    from .flags import add_train_flags
 
     p.add_argument(
         "--config", default=None,
         help="YAML file of settings, or a recipe name (batvision_unet, htf, guide_defaults); flags override it",
     )  # fmt: skip
-    add_settings_flags(p, TrainConfig)
+    add_train_flags(p)
 
 
 def _eval_flags(p: argparse.ArgumentParser) -> None:

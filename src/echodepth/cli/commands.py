@@ -41,15 +41,17 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..config import TrainConfig, resolve_config
+    from ..config import resolve_config
     from ..evaluate import format_comparison
-    from ..recipes import resolve_config_path
+    from ..recipes import RECIPE_DIR, resolve_config_path
     from ..run import train
     from ..settings_yaml import load_yaml
-    from .flags import given_settings
+    from .flags import given_train_settings
 
-    file_values = load_yaml(resolve_config_path(args.config)) if args.config else {}
-    cfg = resolve_config(file_values, given_settings(args, TrainConfig))
+    path = resolve_config_path(args.config) if args.config else None
+    file_values = load_yaml(path) if path else {}
+    recipe = path is not None and path.resolve().parent == RECIPE_DIR.resolve()
+    cfg = resolve_config(file_values, given_train_settings(args), file_is_recipe=recipe)
     print(
         f"experiment {cfg.experiment_name}: {cfg.model}, {cfg.loss} loss, dataset {cfg.dataset}, "
         f"{cfg.epochs} epochs, outputs in {cfg.run_dir.path}"

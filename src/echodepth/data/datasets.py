@@ -2,7 +2,7 @@
 
 Each layout is an `EchoDepthDataset` subclass registered with `@DATASETS.register("name")`; it
 says where the rows and files are (`index`, `read_audio`) and which training settings it takes
-(`layout_settings`). A dataset indexes the rows of its split CSV(s) and loads, per sample, the
+(its `Settings` dataclass). A dataset indexes the rows of its split CSV(s) and loads, per sample, the
 binaural waveform (2, N) and the depth map. Depth: the file's unit (`depth_unit`, millimetres
 unless stated) -> metres, checked for plausibility (a median valid depth under 10 cm or beyond 3 x
 max depth names the unit as the likely cause); NaN, +-inf and values <= 0 become 0
@@ -45,12 +45,7 @@ class EchoDepthDataset(Dataset):
     default_max_depth_m = 10.0
     default_depth_unit = "mm"  # BatVision V1 and V2 store millimetres
     sample_rate_hz = 44100
-    layout_option_names: tuple[str, ...] = ()  # keyword options of the layout (e.g. location_blacklist)
-
-    @classmethod
-    def layout_settings(cls, cfg) -> dict:
-        """Returns the layout options this dataset takes from a TrainConfig (none by default)."""
-        return {}
+    Settings: type | None = None  # the layout's options (a dataclass, e.g. location_blacklist), see components
 
     def __init__(
         self,
@@ -70,10 +65,11 @@ class EchoDepthDataset(Dataset):
             raise DataError(f"dataset root {self.root} is not a folder")
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        unknown = sorted(set(layout_options) - set(self.layout_option_names))
+        allowed = [f.name for f in dataclasses.fields(self.Settings)] if self.Settings else []
+        unknown = sorted(set(layout_options) - set(allowed))
         if unknown:
             raise ConfigError(
-                f"dataset {self.name!r} takes no option(s) {unknown}; allowed: {list(self.layout_option_names)}"
+                f"dataset {self.name!r} takes no option(s) {unknown}; allowed: {allowed}"
             )
         self.depth_unit = depth_unit or self.default_depth_unit
         if self.depth_unit not in DEPTH_UNITS_PER_M:

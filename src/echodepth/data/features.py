@@ -133,7 +133,8 @@ class AudioFeature(nn.Module):
     """Base class of registered features: (B, 2, N) waveforms -> (B, n_channels, F, T) images."""
 
     n_channels = 2  # one image per ear
-    compressible = True  # whether FeatureConfig.log applies
+    compressible = True  # whether AudioFeatures applies FeatureConfig.log to its whole output
+    Settings: type | None = None  # its training settings (a dataclass), see echodepth.components
     compare_variants: dict[str, dict] = {}  # `echodepth compare` variants on this input (name -> settings)
 
     def __init__(self, cfg: FeatureConfig):
@@ -141,8 +142,17 @@ class AudioFeature(nn.Module):
         self.cfg = cfg
 
 
+@dataclass
+class MagnitudeSettings:
+    """The training setting of the features made of STFT magnitudes (FeatureConfig.log)."""
+
+    log_compression: bool = False  # log(1 + x) of the magnitudes: the direct sound dwarfs the echoes
+
+
 class _Spectrogram(AudioFeature):
     """Shared STFT of the spectrogram features: per ear, magnitude (power 1), centred frames."""
+
+    Settings = MagnitudeSettings
 
     def __init__(self, cfg: FeatureConfig):
         super().__init__(cfg)

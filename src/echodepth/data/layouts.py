@@ -7,6 +7,7 @@ files are. A new layout is one more class here (or in a file of its own) with it
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,13 @@ class BatvisionV1(EchoDepthDataset):
         return read_ear_pair(*ref.audio, ref.where())
 
 
+@dataclass
+class LocationSettings:
+    """The layout setting of datasets with one folder per recording location."""
+
+    location_blacklist: list[str] = field(default_factory=list)  # locations (folder names) left out
+
+
 @DATASETS.register("batvisionv2")
 class BatvisionV2(EchoDepthDataset):
     """BatVision V2: root/<location>/{split}.csv with `depth path`, `depth file name`,
@@ -58,11 +66,7 @@ class BatvisionV2(EchoDepthDataset):
     name = "batvisionv2"
     default_max_depth_m = 30.0
     columns = ("depth path", "depth file name", "audio path", "audio file name")
-    layout_option_names = ("location_blacklist",)
-
-    @classmethod
-    def layout_settings(cls, cfg) -> dict:
-        return {"location_blacklist": cfg.location_blacklist} if cfg.location_blacklist else {}
+    Settings = LocationSettings
 
     def locations(self) -> list[Path]:
         blacklist = set(self.layout_options.get("location_blacklist") or ())

@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .blocks import DoubleConv, Up, depth_head, input_layer, residual_head, resize_to
+from .blocks import DoubleConv, InputNorm, Up, depth_head, input_layer, residual_head, resize_to
 from .registry import MODELS, DepthModel
-
-BASE_DECODERS = ("wide", "narrow", "seed")
-BASE_RESOLUTIONS = (1, 2, 4, 8)  # the base decoder stops at 1/k of the full resolution
 
 
 @dataclass
-class BaseResidualSettings:
+class BackboneSettings:
+    """The settings of the U-Net backbone that base + residual and the same-backbone control share
+    (in_channels, image_size and input_size come from the run). Raises ConfigError for a width under 1."""
+
     in_channels: int = 2  # left and right ear
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     input_size: tuple[int, int] | None = None  # inputs are resized to this; None: image_size
-    base_channels: int = 64  # 64 gives 29.8M parameters (bilinear)
-    bilinear: bool = True  # bilinear upsampling, else transposed convolutions
-    residual_scale: float = 0.5  # residual lies in (-residual_scale, residual_scale) x max depth
-    base_decoder: str = "wide"  # wide: each level keeps its skip's width; narrow: 2c, c, c/2, c/4; seed: see below
-    base_resolution: int = 1  # the base decoder stops at 1/k of the map (k in 1, 2, 4, 8), then a bilinear upsampling
-    input_norm: str = "none"  # centre / position: remove each input position's mean (PositionStandardiser)
+    base_channels: int = 64  # the first encoder level's channels (then 2x, 4x, 8x, 8x)
+    bilinear: bool = True  # bilinear upsampling in the decoders, else transposed convolutions
+    input_norm: InputNorm = "none"  # centre / position: remove each input position's mean (blocks.py)
+
+    def __post_init__(self):
+        if self.base_channels < 1:
+            raise ConfigError(f"base_channels must be > 0, got {self.base_channels}")
+
+
+@dataclass
+class BaseResidualSettings(BackboneSettings):
+    """The backbone's settings and the decomposition's; raises ConfigError for a residual bound <= 0."""
+
+    residual_scale: float = 0.5  # the residual lies in (-residual_scale, residual_scale) x max depth
+    # parameters at 64 channels: wide 29.8M, narrow 23.6M, seed 20.2M (base_decoder_shape; README "Seed variants")
+    base_decoder: Literal["wide", "narrow", "seed"] = "wide"  # wide: the skips' widths; narrow: 2c, c, c/2, c/4; seed
+    base_resolution: Literal[1, 2, 4, 8] = 1  # the base decoder stops at 1/k of the map, then bilinear upsampling
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.residual_scale > 0:
+            raise ConfigError(f"residual_scale must be > 0, got {self.residual_scale}")
 
 
 class Decoder(nn.Module):
@@ -107,27 +124,12 @@ class BaseResidualNet(DepthModel):
     }
     min_image_size = 16  # four 2x poolings leave one pixel
 
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        return {
-            "base_channels": cfg.base_channels,
-            "bilinear": cfg.bilinear,
-            "residual_scale": cfg.residual_scale,
-            "base_decoder": cfg.base_decoder,
-            "base_resolution": cfg.base_resolution,
-            "input_norm": cfg.input_norm,
-            "input_size": cfg.input_hw,
-        }
-
     def __init__(self, **settings):
+        """Builds the network of `Settings` (keyword settings; ConfigError for a bad value)."""
         super().__init__()
         cfg = BaseResidualSettings(**settings)
         cfg.image_size = tuple(cfg.image_size)
         cfg.input_size = tuple(cfg.input_size or cfg.image_size)
-        if cfg.base_decoder not in BASE_DECODERS:
-            raise ConfigError(f"base_decoder {cfg.base_decoder!r} is not one of {list(BASE_DECODERS)}")
-        if cfg.base_resolution not in BASE_RESOLUTIONS:
-            raise ConfigError(f"base_resolution {cfg.base_resolution} is not one of {list(BASE_RESOLUTIONS)}")
         self.cfg = cfg
         c = cfg.base_channels
         self.input_norm = input_layer(cfg.input_norm, cfg.in_channels, cfg.input_size)
@@ -144,7 +146,8 @@ class BaseResidualNet(DepthModel):
         self.residual_decoder = Decoder(widths, cfg.bilinear) if self.decomposes else None
 
     def encode(self, audio: torch.Tensor) -> list[torch.Tensor]:
-        """Returns the encoder's feature maps, shallow to deep."""
+        """Returns the encoder's feature maps of a (B, C, F, T) input, shallow to deep: (B, c, H, W),
+        (B, 2c, H/2, W/2), ..., (B, 8c, H/16, W/16) with (H, W) = input_size."""
         x = self.input_norm(resize_to(audio, self.cfg.input_size))  # (B, 2, F, T) -> (B, 2, H, W)
         features = [self.encoder[0](x)]
         for block in self.encoder[1:]:
@@ -152,6 +155,8 @@ class BaseResidualNet(DepthModel):
         return features
 
     def forward(self, audio: torch.Tensor):
+        """Returns (base, residual, final), each (B, 1, H, W) normalised depth (H, W = image_size), of
+        (B, C, F, T) features; residual is 0 without a residual decoder."""
         features = self.encode(audio)
         size = self.cfg.image_size
         # a reduced-resolution base is upsampled bilinearly (smooth) by resize_to

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -127,7 +130,8 @@ class PositionStandardiser(nn.Module):
         return ((flat - mean) * scale.rsqrt()).view(-1, *self.shape)
 
 
-INPUT_NORMS = ("position", "centre", "none")
+InputNorm = Literal["position", "centre", "none"]  # the input normalisations input_layer() builds
+INPUT_NORMS = typing.get_args(InputNorm)
 
 
 def input_layer(name: str, channels: int, size: tuple[int, int]) -> nn.Module:

@@ -1,10 +1,12 @@
 """The model registry and the interface every registered model follows.
 
 A model is an `nn.Module` registered with `@MODELS.register("name")` that
-- has a `Settings` dataclass (its keyword settings; `in_channels` and `image_size` among them),
+- has a `Settings` dataclass: its keyword settings. `in_channels`, `image_size` (H, W) and, if
+  declared, `input_size` (H, W) are filled by the run (`echodepth.components.RUN_SUPPLIED`); every
+  other field is a training setting of the same name (`--name` flag, `name:` YAML key), checked
+  against its type (`Literal[...]` for choices) and by the dataclass's `__post_init__`,
 - maps features (B, C, F, T) to `(base, residual, final)`, each (B, 1, H, W) in normalised depth
   (depth / max depth, see `echodepth.units`), with final == base + residual,
-- says how it takes the training settings in `training_settings(cfg)` (a classmethod),
 - may give `compare_settings`: training settings `echodepth compare` uses when it runs the model
   as a variant (e.g. the baseline's plain L1 loss), and `decomposes = False` when its residual
   is always 0 (`diagnose` then skips the decomposition checks), and `compare_variants`: named
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..registry import Registry
+from ..registry import Registry, accepted_settings
 
 MODELS = Registry("model")
 
@@ -31,11 +33,6 @@ class DepthModel(nn.Module):
     compare_variants: dict[str, dict] = {}  # name -> training settings of its own ablations
     decomposes = True  # whether it predicts a residual (the baseline's is always 0)
     min_image_size = 1  # the smallest depth map side it can produce
-
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        """Returns this model's settings taken from a TrainConfig (beyond in_channels and image_size)."""
-        return {}
 
     def head_bounds(self) -> dict[str, tuple[float, float]]:
         """Returns each output head's range in normalised depth: base in [0, 1] (a sigmoid)."""
@@ -57,10 +54,12 @@ def build_model(name: str, **settings) -> nn.Module:
 
 
 def build_model_for_training(cfg, in_channels: int) -> nn.Module:
-    """Returns the network a TrainConfig describes, predicting normalised depth at its image size."""
-    cls = MODELS.get(cfg.model)
-    side = cfg.image_size
-    return build_model(cfg.model, in_channels=in_channels, image_size=(side, side), **cls.training_settings(cfg))
+    """Returns the network a TrainConfig describes (`cfg.model` with its settings in force), taking
+    `in_channels` feature channels of cfg.input_hw and predicting normalised depth at image_size."""
+    run = {"in_channels": in_channels, "image_size": (cfg.image_size, cfg.image_size), "input_size": cfg.input_hw}
+    declared = accepted_settings(MODELS.get(cfg.model))
+    supplied = {name: value for name, value in run.items() if name in declared}
+    return build_model(cfg.model, **supplied, **cfg.settings_for("model"))
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

@@ -7,7 +7,7 @@ decoder against DoubleConv blocks and bilinear upsampling), so a gain over it ma
 
 from __future__ import annotations
 
-from .base_residual import BaseResidualNet
+from .base_residual import BackboneSettings, BaseResidualNet
 from .registry import MODELS
 
 
@@ -20,11 +20,7 @@ class SameBackboneNet(BaseResidualNet):
     compare_settings = {"lambda_base": 0.0, "lambda_sparse": 0.0}
     compare_variants: dict[str, dict] = {}
     decomposes = False
-
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        keep = ("base_channels", "bilinear", "input_norm", "input_size")
-        return {k: v for k, v in super().training_settings(cfg).items() if k in keep}
+    Settings = BackboneSettings  # base + residual's, less the decomposition's (no residual_scale, one decoder)
 
     def head_bounds(self) -> dict[str, tuple[float, float]]:
         """Returns the depth head's range in normalised depth: [0, 1]."""

@@ -9,17 +9,25 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .blocks import depth_head, input_layer, resize_to
+from .blocks import InputNorm, depth_head, input_layer, resize_to
 from .registry import MODELS, DepthModel
 
 
 @dataclass
 class UNetBaselineSettings:
+    """The baseline's settings (in_channels and image_size come from the run). Its input is the square
+    power of two nearest the depth map's side, whatever the run's input_size. Raises ConfigError for a
+    width under 1."""
+
     in_channels: int = 2
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
-    input_size: tuple[int, int] | None = None  # square power of two; None: from image_size
-    ngf: int = 64  # filters of the first layer, as in pix2pix
-    input_norm: str = "none"  # centre / position: remove each input position's mean (see blocks.py)
+    # one name with the other networks' width, so that `compare` runs every network at one --base_channels
+    base_channels: int = 64  # unet_baseline: its first layer's filters, pix2pix's ngf (then 2x, 4x, 8x, 8x, ...)
+    input_norm: InputNorm = "none"  # centre / position: remove each input position's mean (see blocks.py)
+
+    def __post_init__(self):
+        if self.base_channels < 1:
+            raise ConfigError(f"base_channels must be > 0, got {self.base_channels}")
 
 
 @MODELS.register("unet_baseline")
@@ -38,25 +46,17 @@ class UNetBaseline(DepthModel):
     decomposes = False
     min_image_size = 6  # its input is the nearest power of two, at least 8
 
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        return {"ngf": cfg.base_channels, "input_norm": cfg.input_norm}
-
     def __init__(self, **settings):
+        """Builds the generator of `Settings` (keyword settings; ConfigError for a bad value)."""
         super().__init__()
         cfg = UNetBaselineSettings(**settings)
         cfg.image_size = tuple(cfg.image_size)
-        if cfg.input_size is None:
-            side = 2 ** round(math.log2(max(cfg.image_size)))
-            cfg.input_size = (side, side)
-        cfg.input_size = tuple(cfg.input_size)
-        h, w = cfg.input_size
-        if h != w or h < 8 or 2 ** round(math.log2(h)) != h:
-            raise ConfigError(f"unet_baseline input_size must be a square power of two >= 8, got {cfg.input_size}")
+        side = max(2 ** round(math.log2(max(cfg.image_size))), 8)
+        self.input_size = (side, side)
         self.cfg = cfg
-        self.input_norm = input_layer(cfg.input_norm, cfg.in_channels, cfg.input_size)
-        n = int(math.log2(h))
-        widths = [cfg.ngf * min(2**i, 8) for i in range(n)]  # 64, 128, 256, 512, 512, ...
+        self.input_norm = input_layer(cfg.input_norm, cfg.in_channels, self.input_size)
+        n = int(math.log2(side))
+        widths = [cfg.base_channels * min(2**i, 8) for i in range(n)]  # 64, 128, 256, 512, 512, ...
         self.downs = nn.ModuleList()
         for i in range(n):
             layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, inplace=True)]
@@ -80,7 +80,9 @@ class UNetBaseline(DepthModel):
                 )
 
     def forward(self, audio: torch.Tensor):
-        x = self.input_norm(resize_to(audio, self.cfg.input_size))
+        """Returns (depth, 0, depth), each (B, 1, H, W) normalised depth (H, W = image_size), of (B, C, F, T)
+        features resized to the square input."""
+        x = self.input_norm(resize_to(audio, self.input_size))
         skips = []
         for down in self.downs:  # (B, C, s, s) -> (B, C', s/2, s/2)
             x = down(x)

@@ -99,7 +99,7 @@ class EchoDepthDataModule(L.LightningDataModule):
     def raw_dataset(self, split: str):
         """Returns the split read sample by sample from the files (no cache)."""
         if split not in self._raw:
-            layout = DATASETS.get(self.cfg.dataset).layout_settings(self.cfg)
+            layout = self.cfg.settings_for("dataset", changed_only=True)  # at its defaults: no option, one cache
             self._raw[split] = DATASETS.get(self.cfg.dataset)(
                 self.root,
                 split,
