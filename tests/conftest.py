@@ -100,7 +100,8 @@ def synth_dir(tmp_path_factory):
 
 
 def tiny_config(synth_dir, root, **settings):
-    """Returns the settings of a one-epoch run on the tiny synthetic data, outputs under root."""
+    """Returns the settings of a one-epoch run on the tiny synthetic data, outputs under root; the
+    defaults here that do not apply to the chosen components (base_channels) are left out."""
     from echodepth.config import TrainConfig
 
     values = {
@@ -114,7 +115,7 @@ def tiny_config(synth_dir, root, **settings):
         "results_dir": str(root / "results"),
         "cache_dir": str(root / "cache"),
     }
-    return TrainConfig(**{**values, **settings})
+    return TrainConfig.from_dict({**values, **settings}, stated=settings)
 
 
 @pytest.fixture

@@ -32,9 +32,7 @@ def test_forward_backward_shapes(name, input_hw):
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_non_square_output_and_other_channel_counts(name):
-    model = build_model(
-        name, in_channels=3, image_size=(32, 48), **MODELS.get(name).training_settings(TrainConfig(base_channels=4))
-    )
+    model = build_model(name, in_channels=3, image_size=(32, 48), base_channels=4)
     outputs = model(torch.randn(2, 3, 40, 40))
     assert all(t.shape == (2, 1, 32, 48) for t in outputs)
     counts = parameter_counts(model)
@@ -49,7 +47,7 @@ def test_residual_bounds_and_transposed_mode():
 
 
 def test_baseline_has_zero_residual():
-    model = build_model("unet_baseline", ngf=8, image_size=(32, 32))
+    model = build_model("unet_baseline", base_channels=8, image_size=(32, 32))
     base, residual, final = model(torch.randn(2, 2, 40, 40))
     assert torch.count_nonzero(residual) == 0
     assert torch.equal(base, final)
@@ -67,11 +65,12 @@ def test_unknown_model_and_unknown_setting_are_named():
     ):
         build_model("nope")
     with pytest.raises(
-        ConfigError, match=r"model 'unet_baseline' takes no setting\(s\) \['bilinear'\]; allowed: .*'ngf'"
+        ConfigError, match=r"model 'unet_baseline' takes no setting\(s\) \['bilinear'\]; allowed: .*'base_channels'"
     ):
         build_model("unet_baseline", bilinear=True)
 
 
-def test_baseline_rejects_bad_input_size():
-    with pytest.raises(ConfigError, match="power of two"):
+def test_baseline_takes_no_input_size_its_input_is_the_nearest_power_of_two():
+    with pytest.raises(ConfigError, match=r"'unet_baseline' takes no setting\(s\) \['input_size'\]"):
         build_model("unet_baseline", input_size=(48, 48))
+    assert build_model("unet_baseline", base_channels=4, image_size=(48, 40)).input_size == (64, 64)

@@ -31,10 +31,6 @@ class TinyNet(DepthModel):
 
     Settings = TinySettings
 
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        return {"width": cfg.base_channels}
-
     def __init__(self, **settings):
         super().__init__()
         self.cfg = TinySettings(**settings)
@@ -45,18 +41,17 @@ class TinyNet(DepthModel):
         return depth, torch.zeros_like(depth), depth
 
 
-class PlainL1(DepthLoss):
-    def __init__(self, scale: float = 1.0):
-        super().__init__()
-        self.scale = scale
+@dataclass
+class PlainL1Settings:
+    l1_weight: float = 1.0
 
-    @classmethod
-    def training_settings(cls, cfg) -> dict:
-        return {"scale": cfg.lambda_recon}
+
+class PlainL1(DepthLoss):
+    Settings = PlainL1Settings
 
     def forward(self, base, residual, final, gt):
         recon = masked_l1(final, gt, valid_mask(gt))
-        return {"loss": self.scale * recon, "loss_recon": recon}
+        return {"loss": self.l1_weight * recon, "loss_recon": recon}
 
 
 class EarSum(AudioFeature):
@@ -82,7 +77,7 @@ def throwaways():
 
 
 def test_throwaway_model_loss_and_feature_train_through_train(throwaways, synth_dir, tmp_path):
-    settings = {"model": "tiny_test_net", "loss": "plain_l1_test", "audio_format": "ear_sum_test", "lambda_recon": 2.0}
+    settings = {"model": "tiny_test_net", "loss": "plain_l1_test", "audio_format": "ear_sum_test", "l1_weight": 2.0}
     cfg = tiny_config(synth_dir, tmp_path, experiment_name="throwaway", **settings)
     result = train(cfg, progress=False)
     rows = cfg.run_dir.read_metrics()
