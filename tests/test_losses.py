@@ -147,7 +147,7 @@ def test_build_loss_by_name_refuses_foreign_settings():
 
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_every_registered_loss_builds_from_training_settings(name):
-    cfg = TrainConfig.from_dict({"loss": name, "lambda_recon": 2.0, "warmup_epochs": 4})  # left out where they do not apply
+    cfg = TrainConfig.from_dict({"loss": name, "lambda_recon": 2.0, "warmup_epochs": 4})  # left out where not taken
     loss = build_loss_for_training(cfg)
     if name != "htf":  # HTF-EchoDepth's L1 term has no weight of its own
         assert loss.weights()["lambda_recon"] in (2.0, 0.2)  # the adaptive curriculum starts at 0.1x
