@@ -16,6 +16,7 @@ class SettingsLoader(yaml.SafeLoader):
     given twice is an error (PyYAML lets the last one win silently)."""
 
     def construct_mapping(self, node, deep=False):
+        """Returns the mapping of a YAML node; raises ConfigError naming a key given twice and its line."""
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)

@@ -56,10 +56,12 @@ class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (argparse prints the usage too)."""
 
     def error(self, message: str):
+        """Exits with status 2 after one line: the message and where to find the usage."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """Adds `--debug` (show every traceback) to a parser, absent from the namespace unless given."""
     # SUPPRESS: a sub-command's default must not hide `echodepth --debug COMMAND`
     help_text = "show the traceback of every error (also ECHODEPTH_DEBUG=1)"
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=help_text)
@@ -238,6 +240,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs `echodepth ARGV` and returns its exit status: 0, 1 (a command found bad inputs), 2 (bad
+    input, one line on stderr), 130 / 143 (interrupted), a command's own (compare: 3, stopped in time)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)  # the global flags take no value
     parser = build_parser(only=command if command in COMMANDS else None)

@@ -38,6 +38,8 @@ def clear(infos: list[dict], stale_only: bool) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
+    """`echodepth cache list|verify|clear`: prints one line per cache folder and a summary; returns 1
+    when `verify` finds a damaged or stale folder, else 0."""
     folders = cache_folders(args.cache_dir)
     if not folders:
         print(f"no cache in {args.cache_dir}")

@@ -11,6 +11,7 @@ from ..errors import ConfigError
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    """`echodepth synth`: writes the synthetic dataset and prints the samples per split; returns 0."""
     from ..synth import SynthConfig, generate_dataset
     from ..synth.analysis import echo_depth_correlation
     from ..synth.presets import preset_settings
@@ -27,6 +28,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
+    """`echodepth check-data`: checks every sample; returns 1 when any is bad or repeated, else 0."""
     from ..data import check_dataset
 
     kwargs = {"location_blacklist": args.location_blacklist} if args.location_blacklist else {}
@@ -41,6 +43,8 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`echodepth train`: resolves the settings (defaults, preset, --config, flags), trains, prints the
+    test comparison and the diagnosis; returns 0. Raises ConfigError for a bad or inapplicable setting."""
     from ..config import resolve_config
     from ..evaluate import format_comparison
     from ..recipes import RECIPE_DIR, resolve_config_path
@@ -70,6 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """`echodepth eval`: prints the headline and per-protocol metrics; returns 1 when a sample failed."""
     from ..evaluate import evaluate, format_protocols
 
     metrics = evaluate(
@@ -93,6 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """`echodepth predict`: writes a depth map (metres) and a figure per recording; returns 1 when one failed."""
     from ..predict import predict_files
 
     failed = []
@@ -118,6 +124,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """`echodepth export`: writes the verified ONNX / TorchScript model and prints the largest difference (m)."""
     from ..deploy.export import export_model
 
     result = export_model(args.checkpoint, args.output, args.format, args.samples, args.tolerance_m, args.opset)
@@ -130,6 +137,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_audio_stats(args: argparse.Namespace) -> int:
+    """`echodepth audio-stats`: prints the recordings' statistics as a table or JSON; returns 0."""
     from ..audio_stats import format_table, path_stats
 
     columns = {path: path_stats(path, args.sample_rate_hz, args.limit or None) for path in args.paths}
@@ -138,6 +146,7 @@ def cmd_audio_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
+    """`echodepth recipes`: prints each shipped recipe with its source and file; returns 0."""
     from ..recipes import RECIPE_DIR, recipe_description, recipe_names
 
     for name in recipe_names():
@@ -147,6 +156,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
+    """`echodepth cache`: see `cache_command.cmd_cache`."""
     from .cache_command import cmd_cache as run
 
     return run(args)
@@ -156,6 +166,8 @@ COMPARE_OVERRIDES = ("epochs", "dataset", "data_dir", "image_size", "base_channe
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """`echodepth compare`: trains the variants and writes the report; returns 3 when stopped by
+    --time_limit_min (the same command resumes), else 0."""
     from ..compare import compare
 
     overrides = {name: getattr(args, name) for name in COMPARE_OVERRIDES if getattr(args, name) is not None}
@@ -171,6 +183,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    """`echodepth diagnose`: prints the checks and the advice; returns 1 when any check is unhealthy."""
     from ..diagnose import Check, diagnose, table
 
     diagnosis = diagnose(args.results_dir, split=args.split, device=args.device)

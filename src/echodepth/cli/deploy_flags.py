@@ -23,6 +23,7 @@ difference printed; the export fails (and leaves no file) when it exceeds --tole
 
 
 def predict_flags(p: argparse.ArgumentParser) -> None:
+    """Adds `predict`'s flags: a checkpoint or an exported model, the recordings, the chirp options."""
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a checkpoint written by echodepth train (PyTorch)")
     source.add_argument("--model", help="a model written by echodepth export (.onnx: onnxruntime; .pt: TorchScript)")
@@ -47,6 +48,7 @@ def predict_flags(p: argparse.ArgumentParser) -> None:
 
 
 def export_flags(p: argparse.ArgumentParser) -> None:
+    """Adds `export`'s flags: the checkpoint, the output and its format, the check's tolerance (metres)."""
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--output", required=True, help="model.onnx or model.pt")
     p.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from --output's suffix")
@@ -59,6 +61,7 @@ def export_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_precision_flag(p: argparse.ArgumentParser) -> None:
+    """Adds `--precision fp32|bf16` (the network's precision at inference, `--checkpoint` only)."""
     p.add_argument(
         "--precision", choices=["fp32", "bf16"], default="fp32",
         help="--checkpoint: the network in float32 or bfloat16 autocast (faster where the CPU or GPU has bf16)",

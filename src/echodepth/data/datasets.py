@@ -68,9 +68,7 @@ class EchoDepthDataset(Dataset):
         allowed = [f.name for f in dataclasses.fields(self.Settings)] if self.Settings else []
         unknown = sorted(set(layout_options) - set(allowed))
         if unknown:
-            raise ConfigError(
-                f"dataset {self.name!r} takes no option(s) {unknown}; allowed: {allowed}"
-            )
+            raise ConfigError(f"dataset {self.name!r} takes no option(s) {unknown}; allowed: {allowed}")
         self.depth_unit = depth_unit or self.default_depth_unit
         if self.depth_unit not in DEPTH_UNITS_PER_M:
             raise ConfigError(f"depth_unit {self.depth_unit!r}: expected one of {list(DEPTH_UNITS_PER_M)}")

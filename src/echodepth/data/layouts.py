@@ -27,12 +27,15 @@ class BatvisionV1(EchoDepthDataset):
     columns = ("depth path", "audio path left", "audio path right")
 
     def csv_path(self) -> Path:
+        """Returns the split's CSV file, root/{split}.csv."""
         return self.root / f"{self.split}.csv"
 
     def describe_sources(self) -> str:
+        """Returns where the rows come from, for error messages."""
         return f"CSV {self.csv_path()}"
 
     def index(self):
+        """Yields a SampleRef per CSV row (left and right .npy, depth .npy), or the row's DataError."""
         csv_path = self.csv_path()
         for line, row in read_csv(csv_path, self.columns):
             if isinstance(row, DataError):
@@ -47,6 +50,7 @@ class BatvisionV1(EchoDepthDataset):
                 yield err
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
+        """Returns the (2, N) waveform of the two ears' .npy files (raises DataError naming the file)."""
         return read_ear_pair(*ref.audio, ref.where())
 
 
@@ -69,6 +73,7 @@ class BatvisionV2(EchoDepthDataset):
     Settings = LocationSettings
 
     def locations(self) -> list[Path]:
+        """Returns the location folders holding the split's CSV, less the blacklisted ones, sorted."""
         blacklist = set(self.layout_options.get("location_blacklist") or ())
         return sorted(
             p
@@ -77,9 +82,11 @@ class BatvisionV2(EchoDepthDataset):
         )
 
     def describe_sources(self) -> str:
+        """Returns where the rows come from, for error messages."""
         return f"CSV files {self.root}/*/{self.split}.csv"
 
     def index(self):
+        """Yields a SampleRef per CSV row over the locations (stereo audio, depth .npy), or the row's DataError."""
         for location in self.locations():
             csv_path = location / f"{self.split}.csv"
             for line, row in read_csv(csv_path, self.columns):
@@ -99,6 +106,7 @@ class BatvisionV2(EchoDepthDataset):
                     yield err
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
+        """Returns the (2, N) waveform of the stereo file, checked against the sample rate (DataError otherwise)."""
         return read_stereo(ref.audio[0], self.sample_rate_hz, ref.where())
 
 

@@ -71,6 +71,8 @@ class Decoder(nn.Module):
         self.out = nn.Conv2d(in_ch, 1, kernel_size=1)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Returns (B, 1, h, w) logits from the encoder maps (shallow to deep); h, w: the skip level
+        `levels` upsamplings above the bottleneck (the full input size with every level)."""
         deep_first = list(reversed(features))  # bottleneck, then the skips from deep to shallow
         if len(self.project):
             deep_first = [p(f) for p, f in zip(self.project, deep_first)]

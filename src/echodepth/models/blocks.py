@@ -37,6 +37,7 @@ class Up(nn.Module):
         self.conv = DoubleConv(in_channels + skip_channels, out_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Returns (B, out_channels, h, w) from x (B, in_channels, h/2, w/2) and the skip (B, skip_channels, h, w)."""
         x = self.up(x)
         # odd encoder sizes: the upsampled map can be one pixel short of the skip
         if x.shape[-2:] != skip.shape[-2:]:
@@ -117,6 +118,8 @@ class PositionStandardiser(nn.Module):
         self.register_buffer("num_batches", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns x (B, C, H, W) centred (and standardised) per position; updates the running statistics
+        in training (a batch of one takes them as they are)."""
         flat = x.flatten(1)  # (B, C, H, W) -> (B, C*H*W)
         if self.training and len(x) > 1:  # one recording has no spread: it takes the running statistics
             mean, var = flat.mean(0), flat.var(0, unbiased=False)
