@@ -31,9 +31,10 @@ def data_folder(cfg: TrainConfig) -> str:
 
 
 def changed_settings(stored: TrainConfig, cfg: TrainConfig) -> list[str]:
-    """Returns "name old (now new)" for each setting that would change the resumed run."""
+    """Returns "name old (now new)" for each setting in force in the stored run (its components'
+    included) that would change the resumed run, by name."""
     changes = []
-    for name, old in stored.to_dict().items():
+    for name, old in sorted(stored.to_dict().items()):
         new = getattr(cfg, name)
         if name in MAY_CHANGE or (name in ("max_depth_m", "depth_unit") and new is None):  # None: the data's, as stored
             continue
