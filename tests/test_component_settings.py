@@ -158,20 +158,20 @@ class WobbleSettings:
 
 
 class WobbleNet(DepthModel):
-    """One convolution; its logits are shifted by `wobble` (so a wrong value changes the output)."""
+    """A 1x1 convolution whose logits are shifted by `wobble` (so a wrong value changes the output)."""
 
     Settings = WobbleSettings
     decomposes = False
 
     def __init__(self, **settings):
         super().__init__()
-        self.cfg = WobbleSettings(**settings)
-        self.conv = nn.Conv2d(self.cfg.in_channels, 1, 3, padding=1)
+        self.cfg = self.Settings(**settings)  # its settings, as the run resolved them
+        self.mix = nn.Conv2d(self.cfg.in_channels, 1, 1)
 
     def forward(self, features):
-        logits = nn.functional.interpolate(self.conv(features), size=tuple(self.cfg.image_size)) + self.cfg.wobble
-        depth = torch.sigmoid(logits)
-        return depth, torch.zeros_like(depth), depth
+        """(B, C, F, T) -> (depth, 0, depth), each (B, 1, H, W)."""
+        shifted = self.mix(nn.functional.interpolate(features, size=tuple(self.cfg.image_size))) + self.cfg.wobble
+        return torch.sigmoid(shifted), torch.zeros_like(shifted), torch.sigmoid(shifted)
 
 
 @pytest.fixture
