@@ -14,11 +14,14 @@ from echodepth.cli import build_parser, main
 from echodepth.cli.flags import given_train_settings
 from echodepth.compare import PRESETS, all_variants, plan_runs
 from echodepth.config import CPU_PRESET, TrainConfig, resolve_config
+from echodepth.diagnose.checks import run_checks
 from echodepth.errors import ConfigError
 from echodepth.inference import Predictor, read_checkpoint, upgrade_metadata
 from echodepth.losses import build_loss_for_training
 from echodepth.models import MODELS, DepthModel, build_model_for_training
 from echodepth.settings_yaml import load_yaml, save_yaml
+
+from .test_ground_truth import nan_split
 
 OLD = Path(__file__).parent / "fixtures" / "settings_867e0ac"  # written by echodepth at 867e0ac (README there)
 
@@ -117,6 +120,15 @@ def test_presets_recipes_and_variants_leave_out_what_does_not_apply(tmp_path):
     seed_fix = next(run.cfg for run in runs if run.variant == "seed_fix")
     tiny_warmup = PRESETS["tiny"]["warmup_epochs"]
     assert (seed_fix.loss, seed_fix.warmup_epochs, seed_fix.base_decoder) == ("adaptive", tiny_warmup, "seed")
+
+
+@pytest.mark.parametrize("loss", ["htf", "frequency", "standard"])
+def test_diagnose_advises_only_settings_the_run_takes(loss):
+    history = {"stop_reason": None, "non_finite_epochs": [], "loss_spikes": [], "val_rise_from_best": float("nan")}
+    cfg = TrainConfig(loss=loss)
+    advised = {name for check in run_checks(nan_split(), history, cfg, decomposes=True) for name in check.flags}
+    assert advised and advised <= set(cfg.to_dict())  # each unhealthy check's flags, only those `train` takes
+    assert ("lambda_sparse" in advised) == (loss == "standard")
 
 
 def test_a_run_writes_only_the_settings_in_force_and_reads_them_back(tmp_path):

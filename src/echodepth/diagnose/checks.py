@@ -213,4 +213,8 @@ def run_checks(split: dict, history: dict, cfg, decomposes: bool) -> list[Check]
             check.symptom = NOT_MEASURED
     if not decomposes:
         checks = [c for c in checks if c.name not in DECOMPOSING_MODEL_CHECKS]
-    return checks + [training_stability(history, cfg)]
+    checks.append(training_stability(history, cfg))
+    in_force = set(cfg.to_dict())  # advice in a setting of another component would be refused by `train`
+    for c in checks:
+        c.flags = {name: value for name, value in c.flags.items() if name in in_force}
+    return checks
