@@ -35,7 +35,7 @@ class BaseResidualSettings(BackboneSettings):
     """The backbone's settings and the decomposition's; raises ConfigError for a residual bound <= 0."""
 
     residual_scale: float = 0.5  # the residual lies in (-residual_scale, residual_scale) x max depth
-    # seed: the seed code's, 1/16 of the residual decoder; at 64 channels: wide 29.8M, narrow 23.6M, seed 20.2M
+    # seed: the seed code's, 1/16 of the residual decoder; at 64 channels: wide 29.8M, narrow 21.3M, seed 20.2M
     base_decoder: Literal["wide", "narrow", "seed"] = "wide"  # wide: the skips' widths; narrow: 2c, c, c/2, c/4; seed
     base_resolution: Literal[1, 2, 4, 8] = 1  # the base decoder stops at 1/k of the map, then bilinear upsampling
 
