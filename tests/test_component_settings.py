@@ -87,6 +87,25 @@ def test_the_frequency_losss_lambda_residual_is_set_from_flags_and_yaml(tmp_path
     assert loss.weights()["lambda_residual"] == 0.75
 
 
+GUIDE_COMMANDS = [  # shared/spec/base_residual_guide.md, "Usage" and "Configuration"
+    ["--dataset", "batvisionv2", "--batch_size", "256", "--learning_rate", "0.002", "--experiment_name", "exp1"],
+    ["--dataset", "batvisionv2", "--use_wandb", "--wandb_project", "batvision-base-residual"],
+    ["--lambda_recon", "1.0", "--lambda_base", "0.5", "--lambda_sparse", "0.1", "--lowpass_kernel", "8"],
+    ["--use_adaptive_loss", "--warmup_epochs", "20"],
+    ["--lowpass_kernel", "16"],
+    ["--base_channels", "64", "--no-bilinear"],
+]
+
+
+@pytest.mark.parametrize("flags", GUIDE_COMMANDS, ids=lambda flags: " ".join(flags[:2]))
+def test_the_guides_flat_flags_still_work(flags):
+    cfg = train_settings(*flags)
+    given = given_train_settings(build_parser(only="train").parse_args(["train", *flags]))
+    assert given and all(getattr(cfg, name) == value for name, value in given.items() if name != "use_adaptive_loss")
+    if "--use_adaptive_loss" in flags:
+        assert build_loss_for_training(cfg).warmup_epochs == 20 and cfg.loss == "adaptive"
+
+
 def test_base_channels_is_the_baselines_declared_width():
     cfg = train_settings("--model", "unet_baseline", "--base_channels", "6", "--image_size", "32")
     network = build_model_for_training(cfg, 2)
