@@ -108,7 +108,7 @@ def dataset_from_identity(identity: dict, on_error: str):
     return DATASETS.get(identity["dataset"])(
         identity["root"],
         identity["split"],
-        features=FeatureConfig(**identity["features"]),
+        feature_config=FeatureConfig(**identity["features"]),
         depth_size=identity.get("depth_size"),
         max_depth_m=identity["max_depth_m"],
         on_error=on_error,

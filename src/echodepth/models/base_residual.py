@@ -29,7 +29,7 @@ class BaseResidualSettings:
 
 
 class Decoder(nn.Module):
-    """U-Net decoder over the shared encoder's features; one 1x1 conv gives one channel of logits.
+    """U-Net decoder over the shared encoder's maps; one 1x1 conv gives one channel of logits.
 
     widths: the encoder's, shallow to deep (e.g. [64, 128, 256, 512, 512]). By default each level
     keeps its skip's width (512 -> 256 -> 128 -> 64); `out_widths` narrows the levels, `taken` maps
@@ -53,8 +53,8 @@ class Decoder(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.out = nn.Conv2d(in_ch, 1, kernel_size=1)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        deep_first = list(reversed(features))  # bottleneck, then the skips from deep to shallow
+    def forward(self, encoder_maps: list[torch.Tensor]) -> torch.Tensor:
+        deep_first = list(reversed(encoder_maps))  # bottleneck, then the skips from deep to shallow
         if len(self.project):
             deep_first = [p(f) for p, f in zip(self.project, deep_first)]
         x = deep_first[0]
@@ -144,21 +144,21 @@ class BaseResidualNet(DepthModel):
         self.residual_decoder = Decoder(widths, cfg.bilinear) if self.decomposes else None
 
     def encode(self, audio: torch.Tensor) -> list[torch.Tensor]:
-        """Returns the encoder's feature maps, shallow to deep."""
+        """Returns the encoder's maps (the decoders' skips), shallow to deep: (B, C * 2**i, H / 2**i, W / 2**i)."""
         x = self.input_norm(resize_to(audio, self.cfg.input_size))  # (B, 2, F, T) -> (B, 2, H, W)
-        features = [self.encoder[0](x)]
+        encoder_maps = [self.encoder[0](x)]
         for block in self.encoder[1:]:
-            features.append(block(self.pool(features[-1])))  # (B, C, h, w) -> (B, 2C, h/2, w/2)
-        return features
+            encoder_maps.append(block(self.pool(encoder_maps[-1])))  # (B, C, h, w) -> (B, 2C, h/2, w/2)
+        return encoder_maps
 
     def forward(self, audio: torch.Tensor):
-        features = self.encode(audio)
+        encoder_maps = self.encode(audio)
         size = self.cfg.image_size
         # a reduced-resolution base is upsampled bilinearly (smooth) by resize_to
-        base = depth_head(resize_to(self.base_decoder(features), size))
+        base = depth_head(resize_to(self.base_decoder(encoder_maps), size))
         if self.residual_decoder is None:
             return base, torch.zeros_like(base), base
-        residual = residual_head(resize_to(self.residual_decoder(features), size), self.cfg.residual_scale)
+        residual = residual_head(resize_to(self.residual_decoder(encoder_maps), size), self.cfg.residual_scale)
         return base, residual, base + residual
 
     def head_bounds(self) -> dict[str, tuple[float, float]]:

@@ -2,7 +2,7 @@
 
 A model is an `nn.Module` registered with `@MODELS.register("name")` that
 - has a `Settings` dataclass (its keyword settings; `in_channels` and `image_size` among them),
-- maps features (B, C, F, T) to `(base, residual, final)`, each (B, 1, H, W) in normalised depth
+- maps feature images (B, C, F, T) to `(base, residual, final)`, each (B, 1, H, W) in normalised depth
   (depth / max depth, see `echodepth.units`), with final == base + residual,
 - says how it takes the training settings in `training_settings(cfg)` (a classmethod),
 - may give `compare_settings`: training settings `echodepth compare` uses when it runs the model

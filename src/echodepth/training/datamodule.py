@@ -69,7 +69,9 @@ class EchoDepthDataModule(L.LightningDataModule):
             )
         return default_synthetic_dir(self.cfg)
 
-    def feature_config(self) -> FeatureConfig:
+    def requested_feature_config(self) -> FeatureConfig:
+        """Returns the feature settings the configuration asks for (the dataset replaces the sample
+        rate by its data's: see `feature_config`)."""
         cfg = self.cfg
         return FeatureConfig(
             audio_format=cfg.audio_format,
@@ -103,7 +105,7 @@ class EchoDepthDataModule(L.LightningDataModule):
             self._raw[split] = DATASETS.get(self.cfg.dataset)(
                 self.root,
                 split,
-                features=self.feature_config(),
+                feature_config=self.requested_feature_config(),
                 max_depth_m=self.cfg.max_depth_m,
                 on_error=self.on_error,
                 check_samples=not self.cfg.cache,  # the cache build checks each sample in its one pass
@@ -128,9 +130,9 @@ class EchoDepthDataModule(L.LightningDataModule):
         return self.raw_dataset("train").max_depth_m
 
     @property
-    def features(self) -> FeatureConfig:
+    def feature_config(self) -> FeatureConfig:
         """Returns the feature settings in force (the data's sample rate included)."""
-        return self.raw_dataset("train").features
+        return self.raw_dataset("train").feature_config
 
     @property
     def n_channels(self) -> int:
