@@ -9,20 +9,18 @@ import math
 import numpy as np
 import torch
 
+from ..diagnose.measure import StructureSums
 from ..inference import Predictor
-from ..metrics import analysis_kernel, finish_structure, structure_sums
 from .variants import Run
 
 
 @torch.no_grad()
 def structure_metrics(predictor: Predictor, datamodule, split: str = "test") -> dict[str, float]:
     """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)."""
-    kernel = analysis_kernel(predictor.cfg.image_size)
-    total: dict[str, float] = {}
+    structure = StructureSums(predictor.cfg.image_size)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=64)):
-        for k, v in structure_sums(p.base_m, p.residual_m, p.final_m, b["depth_m"], kernel).items():
-            total[k] = total.get(k, 0.0) + v
-    return finish_structure(total)
+        structure.add(p, b["depth_m"])
+    return structure.metrics()
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError
 from .datasets import DATASETS, EchoDepthDataset
-from .files import SampleRef, read_csv, read_ear_pair, read_stereo, resolve_inside
+from .files import SampleRef, read_ear_pair, read_stereo, refs_from_csv, resolve_inside
 
 
 @DATASETS.register("batvisionv1")
@@ -33,17 +33,14 @@ class BatvisionV1(EchoDepthDataset):
 
     def index(self):
         csv_path = self.csv_path()
-        for line, row in read_csv(csv_path, self.columns):
-            if isinstance(row, DataError):
-                yield row
-                continue
+
+        def ref(row: dict, line: int) -> SampleRef:
             where = f"{csv_path}, line {line}"
-            try:
-                left = resolve_inside(self.root, row["audio path left"], where)
-                right = resolve_inside(self.root, row["audio path right"], where)
-                yield SampleRef(csv_path, line, (left, right), resolve_inside(self.root, row["depth path"], where))
-            except DataError as err:
-                yield err
+            left = resolve_inside(self.root, row["audio path left"], where)
+            right = resolve_inside(self.root, row["audio path right"], where)
+            return SampleRef(csv_path, line, (left, right), resolve_inside(self.root, row["depth path"], where))
+
+        yield from refs_from_csv(csv_path, self.columns, ref)
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
         return read_ear_pair(*ref.audio, ref.where())
@@ -78,21 +75,18 @@ class BatvisionV2(EchoDepthDataset):
     def index(self):
         for location in self.locations():
             csv_path = location / f"{self.split}.csv"
-            for line, row in read_csv(csv_path, self.columns):
-                if isinstance(row, DataError):
-                    yield row
-                    continue
+
+            def ref(row: dict, line: int, csv_path=csv_path, location=location) -> SampleRef:
                 where = f"{csv_path}, line {line}"
-                try:
-                    audio = resolve_inside(
-                        self.root, str(Path(row["audio path"] or "") / (row["audio file name"] or "")), where
-                    )
-                    depth = resolve_inside(
-                        self.root, str(Path(row["depth path"] or "") / (row["depth file name"] or "")), where
-                    )
-                    yield SampleRef(csv_path, line, (audio,), depth, location.name)
-                except DataError as err:
-                    yield err
+                audio = resolve_inside(
+                    self.root, str(Path(row["audio path"] or "") / (row["audio file name"] or "")), where
+                )
+                depth = resolve_inside(
+                    self.root, str(Path(row["depth path"] or "") / (row["depth file name"] or "")), where
+                )
+                return SampleRef(csv_path, line, (audio,), depth, location.name)
+
+            yield from refs_from_csv(csv_path, self.columns, ref)
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
         return read_stereo(ref.audio[0], self.sample_rate_hz, ref.where())
