@@ -32,6 +32,8 @@ from .training.loggers import safe_wandb_logger
 
 
 def make_loggers(cfg: TrainConfig) -> list:
+    """Returns the run's loggers: TensorBoard in the run folder, and Weights & Biases with --use_wandb
+    (a ConfigError when the wandb package is missing)."""
     run_dir = cfg.run_dir
     loggers = [SafeTensorBoardLogger(save_dir=str(run_dir.path), name=run_dir.tensorboard.name, version="")]
     if cfg.use_wandb:
@@ -59,7 +61,8 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(cfg: TrainConfig) -> str:
     """Returns the precision to train in: --precision, or for auto bf16-mixed on a GPU that has
     bf16, 16-mixed on another CUDA GPU, 32-true on a CPU; auto-bf16 is auto, except bf16-mixed
-    on a CPU with native bf16 (the CPU preset's: 16% faster there)."""
+    on a CPU with native bf16 (faster than float32 there for the CPU preset; measure it with
+    `python benchmarks/bench_train.py --preset cpu`)."""
     if cfg.precision not in ("auto", "auto-bf16"):
         return cfg.precision
     on_gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
@@ -69,6 +72,8 @@ def resolve_precision(cfg: TrainConfig) -> str:
 
 
 def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, steps_per_epoch: int, progress: bool):
+    """Returns the Lightning trainer of a configuration: its epochs, devices (DDP over several),
+    precision (`resolve_precision`), the config / best / last checkpoint callbacks and atomic checkpoint writes."""
     n_devices = cfg.devices * cfg.num_nodes
     return L.Trainer(
         max_epochs=cfg.epochs,
@@ -105,6 +110,7 @@ class WriteConfig(Callback):
         self.cfg = cfg
 
     def on_train_start(self, trainer, pl_module) -> None:
+        """Writes config.yaml (rank 0), with the precision the trainer runs in."""
         if trainer.is_global_zero:  # resume and overwrite are what this invocation does, not settings
             values = {**self.cfg.to_dict(), "precision": trainer.precision, "resume": None, "overwrite": False}
             save_yaml(TrainConfig.from_dict(values), self.cfg.run_dir.config)

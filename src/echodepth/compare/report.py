@@ -40,10 +40,12 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def seed_stat(values) -> str:
+    """Returns "mean ± std" over seeds of the finite values (3 decimals), or "n/a"."""
     return fmt(*mean_std(values))
 
 
 def convergence_section(results: dict, target: float) -> list[str]:
+    """Returns the report's convergence section: epochs to the target RMSE (metres) per seed, best RMSEs."""
     rows = []
     for variant, entry in results.items():
         per_seed = [censored_epochs(c, target) for c in entry["curves"]]
@@ -60,6 +62,8 @@ def convergence_section(results: dict, target: float) -> list[str]:
 
 
 def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> list[str]:
+    """Returns the section showing base, residual, final and ground truth of a few test samples
+    (first seed), writing their figures into out_dir."""
     lines = ["## Predictions on test samples (first seed)", ""]
     for variant in (PROPOSED, BASELINE):
         samples = results[variant].get("samples")
@@ -75,6 +79,8 @@ def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> l
 
 
 def metrics_section(results: dict) -> list[str]:
+    """Returns the section of test metrics per variant (mean ± std over seeds) under the headline
+    protocol, with the mean-depth predictors when that is echodepth's protocol."""
     rows = [[v, *(seed_stat([t[k] for t in e["test"]]) for k in METRIC_COLUMNS)] for v, e in results.items()]
     headline = results[BASELINE]["test"][0].get("headline", DEFAULT_PROTOCOL)
     if headline == DEFAULT_PROTOCOL:  # the mean-depth predictors are measured under echodepth's protocol
@@ -104,6 +110,8 @@ def protocols_section(results: dict) -> list[str]:
 
 
 def structure_section(results: dict, image_size: int) -> list[str]:
+    """Returns the section of structure metrics per variant (test split), with the analysis kernel
+    of `image_size`."""
     kernel = analysis_kernel(image_size)
     gt_share = seed_stat([s["gt_hf_share"] for s in results[BASELINE]["structure"]])
     intro = (
@@ -117,6 +125,7 @@ def structure_section(results: dict, image_size: int) -> list[str]:
 
 
 def magnitudes_section(results: dict) -> list[str]:
+    """Returns the section of mean |base| and |residual| (metres) at the last epoch, per variant."""
     rows = [
         [v, seed_stat([c[-1] for c in e["base"]]), seed_stat([c[-1] for c in e["residual"]])]
         for v, e in results.items()
@@ -135,6 +144,8 @@ CONTROLS_TEXT = (
 
 
 def controls_section(results: dict) -> list[str]:
+    """Returns the section of paired differences of every variant against each control, or [] when
+    there is none to compare."""
     rows = against_controls(results)
     if not rows:
         return []

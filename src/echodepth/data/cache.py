@@ -62,6 +62,7 @@ class CachedDataset(Dataset):
 
     @property
     def n_channels(self) -> int:
+        """The number of feature-image channels C."""
         return int(self.feature_image.shape[1])
 
     def sample_files(self, i: int) -> dict[str, str]:

@@ -127,13 +127,17 @@ class EchoDepthDataset(Dataset):
         raise NotImplementedError
 
     def describe_sources(self) -> str:
+        """Returns where the split's rows are read from, for messages (e.g. "CSV root/train.csv")."""
         raise NotImplementedError
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
+        """Returns a sample's (2, N) float32 waveform as its files hold it (checks follow in `load_audio`);
+        an unreadable file is a DataError naming the CSV line."""
         raise NotImplementedError
 
     # --- shared loading and checks
     def min_audio_samples(self) -> int:
+        """Returns the fewest samples a recording needs: the cut's length for the max depth."""
         return min_window_samples(self.feature_config, self.max_depth_m)
 
     def load_audio(self, ref: SampleRef) -> np.ndarray:
@@ -185,6 +189,7 @@ class EchoDepthDataset(Dataset):
         return depth_m
 
     def load_raw(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray]:
+        """Returns a sample's checked (2, N) waveform and (H, W) depth in metres; a bad file is a DataError."""
         return self.load_audio(ref), self.load_depth_m(ref)
 
     def depth_tensor(self, depth_m: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:

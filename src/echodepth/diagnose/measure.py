@@ -46,6 +46,7 @@ class ExtremeSamples:
         self.samples: list[tuple[float, list]] = []
 
     def add(self, rmse: torch.Tensor, maps: list[torch.Tensor]) -> None:
+        """Adds a batch: per-image RMSE (B,) in metres and its maps, each (B, 1, H, W); NaN RMSEs are left out."""
         for j, value in enumerate(rmse.tolist()):
             if math.isfinite(value):
                 self.samples.append((value, [m[j, 0].cpu().numpy() for m in maps]))
@@ -54,6 +55,7 @@ class ExtremeSamples:
             self.samples = self.samples[: self.n] + self.samples[-self.n :]
 
     def best_and_worst(self) -> tuple[list, list]:
+        """Returns (best, worst): lists of (RMSE, [maps (H, W)]), best first and worst first."""
         k = min(self.n, len(self.samples) // 2) or len(self.samples)
         return self.samples[:k], self.samples[-k:][::-1] if len(self.samples) > k else []
 

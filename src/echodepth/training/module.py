@@ -108,6 +108,8 @@ class DepthModule(L.LightningModule):
         return feature_image.contiguous(memory_format=torch.channels_last) if self.channels_last else feature_image
 
     def on_fit_start(self):
+        """Puts the network in channels-last memory where it pays, wraps it in torch.compile when
+        asked, and chooses the micro-batch."""
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.cfg.compile != "none":
@@ -135,6 +137,7 @@ class DepthModule(L.LightningModule):
         return choice["micro_batch_size"]
 
     def on_train_epoch_start(self):
+        """Starts an epoch: the loss's schedule (`set_epoch`), the training sums and the epoch's learning rate."""
         self.criterion.set_epoch(self.current_epoch)
         self._train_sums = {}
         self._epoch_lr = self.optimizers().param_groups[0]["lr"]  # the rate in force this epoch
@@ -153,6 +156,9 @@ class DepthModule(L.LightningModule):
             module.requires_grad_(False)
 
     def training_step(self, batch, batch_idx):
+        """Runs one optimiser step over a batch (in micro-batches) and returns its loss, a 0-d tensor in
+        normalised depth units. A non-finite loss raises NonFiniteLossError before the step, so the
+        weights stay those of the last good step; a batch without a valid depth pixel is a DataError."""
         if self.base_frozen:  # the seed code's last phase: the residual decoder alone refines the final
             self.freeze_base()
         b = prepare_batch(batch, self.max_depth_m)
@@ -190,11 +196,14 @@ class DepthModule(L.LightningModule):
     def on_train_epoch_end(self):
         # manual optimisation: the epoch's scheduler step is ours; it runs before the checkpoint
         # callbacks, so last.ckpt holds the rate of the next epoch
+        """Steps the per-epoch learning-rate schedule (manual optimisation: the step is ours)."""
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
 
     def validation_step(self, batch, batch_idx):
+        """Measures one validation batch: per-image metrics of the final depth (metres) and the valid-pixel
+        sums of |base|, |residual| and |final|; keeps the first batch's maps for the epoch's figure."""
         b = prepare_batch(batch, self.max_depth_m)
         outputs = self._network(self.to_input(b[FEATURE_IMAGE]))
         base, residual, final = (depth_norm_to_m(t.float(), self.max_depth_m) for t in outputs)
@@ -219,6 +228,8 @@ class DepthModule(L.LightningModule):
             self._figure_samples = [t[:k, 0].detach().cpu().numpy() for t in (base, residual, final, gt)]
 
     def on_validation_epoch_end(self):
+        """Logs the epoch's validation metrics and mean magnitudes (metres) over every rank, and
+        (rank 0) appends the epoch's row to metrics.csv and writes its figure."""
         val_sums = {k: torch.cat([p[k] for p in self._val_batch_sums]) for k in self._val_batch_sums[0]}
         self._val_batch_sums = []
         if self.trainer.world_size > 1:
@@ -255,6 +266,7 @@ class DepthModule(L.LightningModule):
         return {f"train/{k}": float(v) / max(n, 1.0) for k, v in sums.items()}
 
     def configure_optimizers(self):
+        """Returns the optimiser (`make_optimizer`) and, when configured, its per-epoch scheduler."""
         optimizer = make_optimizer(self.cfg, self.model.parameters())
         scheduler = make_lr_schedule(self.cfg, optimizer)
         if scheduler is not None:
@@ -262,11 +274,13 @@ class DepthModule(L.LightningModule):
         return optimizer
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Adds the self-describing metadata (`checkpoint_metadata`) and the random states to a checkpoint."""
         checkpoint["echodepth"] = checkpoint_metadata(
             self.cfg, self.max_depth_m, self.feature_config, self.feature_config.n_channels, self.emission
         )
         checkpoint["random_states"] = random_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restores the random states a checkpoint holds (a resumed run draws as an uninterrupted one)."""
         if "random_states" in checkpoint:
             restore_random_states(checkpoint["random_states"])
