@@ -11,7 +11,10 @@ For each recording (left channel unless stated; times from the file's start):
 - the interaural level difference (dB, left over right, whole file) and time difference (ms, the
   lag of the largest cross-correlation within +-1 ms over the 20 ms after the onset; positive
   when the right ear hears later).
-A folder gives the median of each statistic over its recordings (.wav, .flac, V1 *_left.npy).
+A file is read as `predict` reads it (`audio_io.read_recording_and_rate`: an audio file at its own
+rate, a V1 *_left.npy with its right ear, a (2, N) .npy array); a folder gives the median of each
+statistic over the recordings in it and its sub-folders (audio files and V1 *_left.npy; plain .npy
+files there are depth maps).
 No torch here.
 """
 
