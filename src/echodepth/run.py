@@ -169,7 +169,7 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
         loggers[-1].experiment.finish()  # flush the run now, not at interpreter exit
     if trainer.global_rank != 0:
         return result
-    return {**result, **test_and_diagnose(cfg, datamodule, checkpoints.best_model_path, progress)}
+    return {**result, **evaluate_and_diagnose(cfg, datamodule, checkpoints.best_model_path, progress)}
 
 
 def seed_everything(seed: int) -> None:
@@ -234,7 +234,9 @@ def fit(trainer: L.Trainer, module: DepthModule, datamodule, ckpt_path: str | No
         raise NonFiniteLossError(f"{err}; {kept}") from None
 
 
-def test_and_diagnose(cfg: TrainConfig, datamodule: EchoDepthDataModule, best_checkpoint: str, progress: bool) -> dict:
+def evaluate_and_diagnose(
+    cfg: TrainConfig, datamodule: EchoDepthDataModule, best_checkpoint: str, progress: bool
+) -> dict:
     """Returns the best checkpoint's test metrics ("test"), the mean-depth predictors' ("baselines")
     and the run's diagnosis on the validation split ("diagnosis"), writing test_metrics.json; {}
     with a printed line when the dataset has no test split (it still trains)."""
