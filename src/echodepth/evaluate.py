@@ -82,7 +82,7 @@ def evaluate_split(
     per-image CSV (the headline's metrics, then every protocol's as `name/metric`) there."""
     get_protocol(headline)  # an unknown name fails before the work
     check_sample_rate(predictor, datamodule, split)
-    parts: dict[str, list] = {name: [] for name in PROTOCOLS}
+    batch_metrics: dict[str, list] = {name: [] for name in PROTOCOLS}  # protocol -> per batch, per image
     rows = []
     dataset = datamodule.dataset(split)
     truth = ProtocolGroundTruth(datamodule.raw_dataset(split))
@@ -96,14 +96,14 @@ def evaluate_split(
         for name, protocol in PROTOCOLS.items():
             gt = b["depth_m"] if protocol.image_size is None else grids[protocol.image_size]
             per = protocol_per_image(prediction.final_m, gt.to(prediction.final_m.device), protocol)
-            parts[name].append({k: v.cpu() for k, v in per.items()})
+            batch_metrics[name].append({k: v.cpu() for k, v in per.items()})
         for j, i in enumerate(b["index"].tolist()):
             row = {"index": i, **files[j]}
-            row.update({k: float(parts[headline][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
+            row.update({k: float(batch_metrics[headline][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
             for name in PROTOCOLS:
-                row.update({f"{name}/{k}": float(parts[name][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
+                row.update({f"{name}/{k}": float(batch_metrics[name][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
             rows.append(row)
-    per_image = {name: {k: torch.cat([p[k] for p in ps]) for k in ps[0]} for name, ps in parts.items()}
+    per_image = {name: {k: torch.cat([p[k] for p in ps]) for k in ps[0]} for name, ps in batch_metrics.items()}
     side = datamodule.cfg.image_size
     protocols = {name: protocol_summary(name, per_image[name], predictor, side) for name in PROTOCOLS}
     metrics = {**protocols[headline]["metrics"], "headline": headline, "protocols": protocols}
@@ -174,7 +174,9 @@ def mean_depth_baselines(datamodule: EchoDepthDataModule, split: str) -> dict[st
         gt = prepare_batch(batch, max_depth_m)["depth_m"]
         per["mean_depth"].append(per_image_metrics(torch.full_like(gt, scalar_m), gt))
         per["per_pixel_mean_depth"].append(per_image_metrics(per_pixel_m.expand_as(gt), gt))
-    return {name: aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]}) for name, parts in per.items()}
+    return {
+        name: aggregate({k: torch.cat([b[k] for b in batches]) for k in batches[0]}) for name, batches in per.items()
+    }
 
 
 def format_protocols(metrics: dict) -> str:

@@ -33,9 +33,9 @@ class PixelSpread:
             x = maps[name].double()
             margin = NEAR_BOUND * (high - low)
             near = ((x <= low + margin) | (x >= high - margin)).double()
-            parts = [x.sum(0)[0], (x * x).sum(0)[0], near.sum(0)[0]]
+            batch_sums = [x.sum(0)[0], (x * x).sum(0)[0], near.sum(0)[0]]  # each (H, W)
             old = self.sums.get(name)
-            self.sums[name] = parts if old is None else [a + b for a, b in zip(old, parts)]
+            self.sums[name] = batch_sums if old is None else [a + b for a, b in zip(old, batch_sums)]
         self.n += len(next(iter(maps.values())))
 
     def summary(self) -> dict:
