@@ -79,7 +79,9 @@ def evaluate_split(
     """Returns the metrics of a predictor on a split under every protocol (`metrics.PROTOCOLS`):
     the headline protocol's at the top level, with "headline" naming it and "protocols" holding
     each one's definition and metrics. With out_dir, also writes {split}_metrics.json and a
-    per-image CSV (the headline's metrics, then every protocol's as `name/metric`) there."""
+    per-image CSV (the headline's metrics, then every protocol's as `name/metric`) there. Depth
+    metrics are in metres (rmse, mae) or unitless (abs_rel, delta1, ...). An unknown `headline` is
+    a ConfigError (before any work), a split sampled at another rate than the model's a DataError."""
     get_protocol(headline)  # an unknown name fails before the work
     check_sample_rate(predictor, datamodule, split)
     batch_metrics: dict[str, list] = {name: [] for name in PROTOCOLS}  # protocol -> per batch, per image
@@ -123,7 +125,8 @@ def evaluate_split(
 
 def datamodule_for(predictor: Predictor, dataset=None, data_dir=None, progress: bool = True, on_error: str = "raise"):
     """Returns the data module of a predictor's training settings, on another dataset or folder if
-    given; depth is clipped and scaled with the checkpoint's max depth, as in training."""
+    given; depth is clipped and scaled with the checkpoint's max depth, as in training. A data
+    folder that does not exist is a ConfigError."""
     values = predictor.cfg.to_dict()
     if dataset:
         values["dataset"] = dataset
@@ -148,7 +151,9 @@ def evaluate(
     protocol: str | None = None,
 ) -> dict:
     """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split
-    under every protocol, `protocol` the headline (None: the checkpoint's `protocol` setting)."""
+    under every protocol, `protocol` the headline (None: the checkpoint's `protocol` setting).
+    A missing or foreign checkpoint is a MissingFileError / CheckpointError, an unknown protocol a
+    ConfigError; bad samples are left out and listed under `skipped_samples`."""
     if protocol is not None:
         get_protocol(protocol)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE, precision=precision)
@@ -160,7 +165,8 @@ def evaluate(
 
 def mean_depth_baselines(datamodule: EchoDepthDataModule, split: str) -> dict[str, dict]:
     """Returns the metrics on `split` of two predictors that ignore the audio: the training set's
-    mean depth (one number) and its per-pixel mean depth map."""
+    mean depth (one number, metres) and its per-pixel mean depth map (1, H, W), each measured
+    with `metrics.per_image_metrics` over the split's valid pixels."""
     max_depth_m = datamodule.max_depth_m
     total, count = 0.0, 0.0
     for batch in datamodule.loader("train", batch_size=256):
