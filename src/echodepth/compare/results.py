@@ -9,6 +9,7 @@ import math
 import numpy as np
 import torch
 
+from ..diagnose.saturation import PixelSpread, saturation_shares
 from ..inference import Predictor
 from ..metrics import analysis_kernel, finish_structure, structure_sums
 from .variants import Run
@@ -16,13 +17,16 @@ from .variants import Run
 
 @torch.no_grad()
 def structure_metrics(predictor: Predictor, datamodule, split: str = "test") -> dict[str, float]:
-    """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)."""
+    """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)
+    and its heads' saturation across the split's recordings (`saturation_shares`, issue 20)."""
     kernel = analysis_kernel(predictor.cfg.image_size)
     total: dict[str, float] = {}
+    spread = PixelSpread.for_predictor(predictor)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=64)):
         for k, v in structure_sums(p.base_m, p.residual_m, p.final_m, b["depth_m"], kernel).items():
             total[k] = total.get(k, 0.0) + v
-    return finish_structure(total)
+        spread.add({"base": p.base_m, "residual": p.residual_m})
+    return {**finish_structure(total), **saturation_shares(spread.summary())}
 
 
 @torch.no_grad()
