@@ -59,7 +59,7 @@ class TrainConfig:
     # echodepth's own
     model: str = "base_residual"  # a name in echodepth.models.MODELS
     base_resolution: int = 1  # the base decoder stops at 1/k of the map (1, 2, 4, 8), then bilinear upsampling
-    input_norm: str = "none"  # centre / position: remove each feature-image position's mean (position: and its std)
+    input_norm: str = "centre"  # centre / position: remove each feature-image position's mean (position: and its std)
     loss: str = "standard"  # a name in echodepth.losses.LOSSES
     freq_cutoff: float = 0.1  # frequency loss: fraction of Nyquist
     data_dir: str | None = None  # None with dataset synthetic: the built-in data, made once

@@ -10,17 +10,21 @@ import numpy as np
 import torch
 
 from ..diagnose.measure import StructureSums
+from ..diagnose.saturation import PixelSpread, saturation_shares
 from ..inference import Predictor
 from .variants import Run
 
 
 @torch.no_grad()
 def structure_metrics(predictor: Predictor, datamodule, split: str = "test") -> dict[str, float]:
-    """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)."""
+    """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)
+    and its heads' saturation across the split's recordings (`saturation_shares`, issue 20)."""
     structure = StructureSums(predictor.cfg.image_size)
+    spread = PixelSpread.for_predictor(predictor)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=64)):
         structure.add(p, b["depth_m"])
-    return structure.metrics()
+        spread.add({"base": p.base_m, "residual": p.residual_m})
+    return {**structure.metrics(), **saturation_shares(spread.summary())}
 
 
 @torch.no_grad()

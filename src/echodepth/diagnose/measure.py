@@ -70,8 +70,7 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
     structure = StructureSums(predictor.cfg.image_size)
     per_image, extremes = [], ExtremeSamples(N_EXAMPLES)
     residual_sq, final_var = 0.0, 0.0
-    bounds = {k: (lo * predictor.max_depth_m, hi * predictor.max_depth_m) for k, (lo, hi) in head_bounds(predictor)}
-    spread = PixelSpread(bounds)
+    spread = PixelSpread.for_predictor(predictor)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=EVAL_BATCH_SIZE)):
         gt = b["depth_m"]
         valid = (gt > 0).float()
@@ -98,13 +97,6 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
         "best": best,
         "worst": worst,
     }
-
-
-def head_bounds(predictor: Predictor) -> list[tuple[str, tuple[float, float]]]:
-    """Returns the network's (head, (low, high)) ranges in normalised depth; a network without
-    `head_bounds()` (not a registered model) gets the sigmoid base's [0, 1]."""
-    bounds = getattr(predictor.network, "head_bounds", lambda: {"base": (0.0, 1.0)})()
-    return list(bounds.items())
 
 
 def training_history(run_dir: RunDir, epochs_planned: int) -> dict:

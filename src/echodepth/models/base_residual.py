@@ -25,7 +25,7 @@ class BaseResidualSettings:
     residual_scale: float = 0.5  # residual lies in (-residual_scale, residual_scale) x max depth
     base_decoder: str = "wide"  # wide: each level keeps its skip's width; narrow: 2c, c, c/2, c/4; seed: see below
     base_resolution: int = 1  # the base decoder stops at 1/k of the map (k in 1, 2, 4, 8), then a bilinear upsampling
-    input_norm: str = "none"  # centre / position: remove each input position's mean (PositionStandardiser)
+    input_norm: str = "centre"  # centre / position: remove each input position's mean (PositionStandardiser)
 
 
 class Decoder(nn.Module):

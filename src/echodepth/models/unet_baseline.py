@@ -19,7 +19,7 @@ class UNetBaselineSettings:
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     input_size: tuple[int, int] | None = None  # square power of two; None: from image_size
     ngf: int = 64  # filters of the first layer, as in pix2pix
-    input_norm: str = "none"  # centre / position: remove each input position's mean (see blocks.py)
+    input_norm: str = "centre"  # centre / position: remove each input position's mean (see blocks.py)
 
 
 @MODELS.register("unet_baseline")
