@@ -51,7 +51,7 @@ def test_folder_medians_side_by_side_and_bad_input(tmp_path, capsys):
     assert "| statistic |" in table and "| recordings | 3 | 1 |" in table
     mono = tmp_path / "mono.wav"
     sf.write(mono, burst(), RATE)
-    with pytest.raises(DataError, match="expected 2 channels"):
+    with pytest.raises(DataError, match=r"has 1 channel\(s\), expected 2"):
         path_stats(mono)
     (tmp_path / "empty").mkdir()
     assert main(["audio-stats", str(tmp_path / "empty")]) == 2

@@ -72,7 +72,7 @@ def test_cue_features_train_export_to_onnx_and_predict_like_pytorch(audio_format
     result = train(tiny_config(synth_dir, tmp_path, audio_format=audio_format, log_compression=True), progress=False)
     checkpoint = result["best_checkpoint"]
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
-    assert predictor.features.audio_format == audio_format
+    assert predictor.feature_config.audio_format == audio_format
     assert predictor.meta["input_shape"][0] == FEATURES.get(audio_format).n_channels
     path = tmp_path / "model.onnx"
     assert main(["export", "--checkpoint", checkpoint, "--output", str(path)]) == 0  # verified, else exit 2

@@ -17,7 +17,7 @@ from echodepth.data import (
     cut_length,
     mel_filterbank,
     prepare_batch,
-    with_features,
+    with_feature_image,
 )
 
 from .conftest import SR, write_csv
@@ -26,17 +26,17 @@ FEAT = FeatureConfig(image_size=(32, 32))
 
 
 def test_v2_concatenates_locations_and_reads_both_subtypes(v2_root):
-    ds = build_dataset("batvisionv2", v2_root, "train", features=FEAT)
+    ds = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT)
     assert len(ds) == 6 and {r.location for r in ds.refs} == {"A", "B"}
     item = ds[0]
-    assert item["features"].shape == (2, 32, 32) and item["depth_m"].shape == (1, 32, 32)
+    assert item["feature_image"].shape == (2, 32, 32) and item["depth_m"].shape == (1, 32, 32)
     assert torch.equal(item["valid"], item["depth_m"] > 0)
-    assert len(build_dataset("batvisionv2", v2_root, "train", features=FEAT, location_blacklist=["B"])) == 3
+    assert len(build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT, location_blacklist=["B"])) == 3
 
 
 def test_v2_depth_units_clip_and_normalisation(v2_root):
     raw = np.load(v2_root / "A/depth/train_0.npy")
-    ds = build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=raw.shape))
+    ds = build_dataset("batvisionv2", v2_root, "train", feature_config=FeatureConfig(image_size=raw.shape))
     depth = ds[0]["depth_m"][0].numpy()
     assert ds.max_depth_m == 30.0
     assert np.allclose(depth, np.minimum(raw / 1000.0, 30.0)) and depth[:4, :4].max() == 0
@@ -45,7 +45,7 @@ def test_v2_depth_units_clip_and_normalisation(v2_root):
 
 
 def test_v1_nan_inf_are_invalid_and_max_depth_12(v1_root):
-    ds = build_dataset("batvisionv1", v1_root, "val", features=FeatureConfig(image_size=(40, 60)))
+    ds = build_dataset("batvisionv1", v1_root, "val", feature_config=FeatureConfig(image_size=(40, 60)))
     item = ds[0]
     assert ds.max_depth_m == 12.0
     assert item["depth_m"][0, 0, :3].tolist() == [0.0, 0.0, 0.0]
@@ -54,7 +54,7 @@ def test_v1_nan_inf_are_invalid_and_max_depth_12(v1_root):
 
 
 def test_depth_resize_invents_no_depth_and_keeps_invalid(v2_root):
-    ds = build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=(20, 30)))
+    ds = build_dataset("batvisionv2", v2_root, "train", feature_config=FeatureConfig(image_size=(20, 30)))
     raw = np.minimum(np.load(v2_root / "A/depth/train_0.npy") / 1000.0, 30.0)
     out = ds[0]["depth_m"][0].numpy()
     assert set(np.round(out.ravel(), 4)) <= set(np.round(raw.ravel(), 4))
@@ -96,7 +96,7 @@ def test_mel_and_waveform_formats():
 
 
 def test_cache_matches_per_sample_path(v2_root, tmp_path):
-    ds = build_dataset("batvisionv2", v2_root, "train", features=FEAT)
+    ds = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT)
     cached = build_cache(ds, tmp_path / "cache", progress=False)
     loader = DataLoader(cached, batch_size=4, shuffle=True, collate_fn=collate_batch)
     seen = 0
@@ -104,7 +104,7 @@ def test_cache_matches_per_sample_path(v2_root, tmp_path):
         batch = prepare_batch(batch, ds.max_depth_m)
         for row, i in enumerate(batch["index"].tolist()):
             ref = ds[i]
-            assert torch.allclose(batch["features"][row], ref["features"], rtol=2e-3, atol=2e-3)
+            assert torch.allclose(batch["feature_image"][row], ref["feature_image"], rtol=2e-3, atol=2e-3)
             assert torch.allclose(batch["depth_m"][row], ref["depth_m"], atol=0.0006)  # mm rounding
             assert torch.equal(batch["valid"][row], ref["valid"])
             seen += 1
@@ -113,24 +113,24 @@ def test_cache_matches_per_sample_path(v2_root, tmp_path):
 
 def test_cache_is_keyed_by_settings_and_files(v2_root, tmp_path):
     root = tmp_path / "cache"
-    a = build_cache(build_dataset("batvisionv2", v2_root, "train", features=FEAT), root, progress=False)
-    again = build_cache(build_dataset("batvisionv2", v2_root, "train", features=FEAT), root, progress=False)
+    a = build_cache(build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT), root, progress=False)
+    again = build_cache(build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT), root, progress=False)
     assert again.folder == a.folder
     other = build_cache(
-        build_dataset("batvisionv2", v2_root, "train", features=FeatureConfig(image_size=(32, 32), log=True)),
+        build_dataset("batvisionv2", v2_root, "train", feature_config=FeatureConfig(image_size=(32, 32), log=True)),
         root,
         progress=False,
     )
     assert other.folder != a.folder
     np.save(v2_root / "A/depth/train_0.npy", np.full((48, 64), 2000.0, np.float32))
-    changed = build_cache(build_dataset("batvisionv2", v2_root, "train", features=FEAT), root, progress=False)
+    changed = build_cache(build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT), root, progress=False)
     assert changed.folder not in (a.folder, other.folder)
     assert changed.depth_mm[0].max() == 2000
 
 
 def test_partial_cache_is_never_used(v2_root, tmp_path):
     root = tmp_path / "cache"
-    ds = build_dataset("batvisionv2", v2_root, "train", features=FEAT)
+    ds = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT)
     good = build_cache(ds, root, progress=False)
     partial = good.folder.with_name(good.folder.name + ".partial-999")
     shutil.move(good.folder, partial)
@@ -195,7 +195,7 @@ BAD = {
 def test_bad_sample_errors_name_csv_line_and_file(v2_root, how, tmp_path):
     _break(v2_root, how)
     with pytest.raises(DataError) as info:
-        ds = build_dataset("batvisionv2", v2_root, "train", features=FEAT)
+        ds = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT)
         for i in range(len(ds)):
             ds[i]
     message = str(info.value)
@@ -204,7 +204,7 @@ def test_bad_sample_errors_name_csv_line_and_file(v2_root, how, tmp_path):
     if how != "path escapes root":
         assert "train_1" in message
     # with the skip option the bad sample is left out and listed, the rest is kept
-    skipping = build_dataset("batvisionv2", v2_root, "train", features=FEAT, on_error="skip")
+    skipping = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT, on_error="skip")
     assert len(skipping) == 5 and len(skipping.skipped) == 1 and BAD[how] in skipping.skipped[0]
     cached = build_cache(skipping, tmp_path / "c", progress=False)
     assert len(cached) == 5 and cached.skipped == skipping.skipped
@@ -215,17 +215,17 @@ def test_csv_without_column_and_empty_split(v2_root):
         v2_root / "A/val.csv", ["depth path", "audio path", "audio file name"], [["A/depth", "A/audio", "val_0.wav"]]
     )
     with pytest.raises(DataError, match=r"val.csv: missing column\(s\) \['depth file name'\]"):
-        build_dataset("batvisionv2", v2_root, "val", features=FEAT)
+        build_dataset("batvisionv2", v2_root, "val", feature_config=FEAT)
     for loc in ("A", "B"):
         write_csv(v2_root / loc / "test.csv", ["depth path", "depth file name", "audio path", "audio file name"], [])
     with pytest.raises(DataError, match="split 'test' .* has no samples"):
-        build_dataset("batvisionv2", v2_root, "test", features=FEAT)
+        build_dataset("batvisionv2", v2_root, "test", feature_config=FEAT)
 
 
 def test_v1_bad_waveforms(v1_root):
     np.save(v1_root / "2019.08.26/audio/train1_right.npy", np.zeros((2, 4000)))
     with pytest.raises(DataError, match=r"train.csv, line 3: .*train1_right.npy has shape \(2, 4000\)"):
-        ds = build_dataset("batvisionv1", v1_root, "train", features=FEAT)
+        ds = build_dataset("batvisionv1", v1_root, "train", feature_config=FEAT)
         [ds[i] for i in range(len(ds))]
 
 
@@ -252,7 +252,7 @@ def test_check_data_summary_and_exit_status(v2_root, capsys):
 
 def test_cache_rows_name_their_files_when_samples_are_skipped(v2_root, tmp_path):
     _break(v2_root, "truncated audio")
-    lazy = build_dataset("batvisionv2", v2_root, "train", features=FEAT, on_error="skip", check_samples=False)
+    lazy = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT, on_error="skip", check_samples=False)
     cached = build_cache(lazy, tmp_path / "c", progress=False)
     files = [cached.sample_files(i)["audio"] for i in range(len(cached))]
     assert len(files) == 5 and not any(f.endswith("A/audio/train_1.wav") for f in files)
@@ -261,10 +261,10 @@ def test_cache_rows_name_their_files_when_samples_are_skipped(v2_root, tmp_path)
 
 
 def test_waveform_items_give_the_per_sample_features_in_one_batch(v2_root):
-    per_sample = build_dataset("batvisionv2", v2_root, "train", features=FEAT)
-    raw = build_dataset("batvisionv2", v2_root, "train", features=FEAT, waveforms=True)
+    per_sample = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT)
+    raw = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT, waveforms=True)
     batch = collate_batch([raw[i] for i in range(len(raw))])
-    assert "features" not in batch and batch["waveform"].shape == (6, 2, 7782)  # cut: 2 x 30 m / 340 m/s
-    features = with_features(batch, raw.feature_extractor)["features"]
-    expected = torch.stack([per_sample[i]["features"] for i in range(len(per_sample))])
+    assert "feature_image" not in batch and batch["waveform"].shape == (6, 2, 7782)  # cut: 2 x 30 m / 340 m/s
+    features = with_feature_image(batch, raw.feature_extractor)["feature_image"]
+    expected = torch.stack([per_sample[i]["feature_image"] for i in range(len(per_sample))])
     assert torch.allclose(features, expected, rtol=1e-4, atol=1e-5)

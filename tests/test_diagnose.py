@@ -154,9 +154,12 @@ def test_a_locked_corner_is_flagged_with_where_and_advice(stub_runs):
     check = checks_of(result["diagnosis"])["no_locked_outputs"]
     assert not check["healthy"] and check["value"] == pytest.approx(4 / 256)
     assert "residual locked at 4 pixel(s), e.g. row 0, column 0" in check["symptom"]
-    assert check["flags"] == {"input_norm": "centre"} and "--input_norm centre" in result["diagnosis"]["command"]
+    # trained with the default input centring: the advice is the learning rate (none: see the test below)
+    assert check["flags"] == {"learning_rate": cfg.learning_rate / 2}
+    assert f"--learning_rate {cfg.learning_rate / 2:g}" in result["diagnosis"]["command"]
     saturation = result["diagnosis"]["measured"]["saturation"]["heads"]["residual"]
     assert saturation["share_within_1pct_of_bound"] == pytest.approx(4 / 256)
+    assert saturation["share_of_pixels_saturated"] == pytest.approx(4 / 256)
     # outputs that ignore the recording but sit away from their bounds are not locked (the noisy
     # stub's base does touch 0 m)
     for name in ("stub_no_residual", "stub_huge_residual"):

@@ -361,5 +361,5 @@ def test_a_checkpoint_of_version_0_1_still_predicts(trained, tmp_path):
         Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt"),
         Predictor.from_checkpoint(tmp_path / "old.ckpt"),
     )
-    assert legacy.cfg.max_depth_m == new.cfg.max_depth_m and legacy.features == new.features
+    assert legacy.cfg.max_depth_m == new.cfg.max_depth_m and legacy.feature_config == new.feature_config
     assert torch.equal(new.predict(wave, 44100).final_m, legacy.predict(wave, 44100).final_m)

@@ -87,11 +87,11 @@ def test_the_whole_waveform_keeps_every_sample():
 def test_waveform_items_hold_the_aligned_window_and_give_the_per_sample_features(tmp_path):
     root = make_v1_lead_in(tmp_path / "v1")
     cfg = FeatureConfig(image_size=(32, 32), align_to_emission=True)
-    per_sample = build_dataset("batvisionv1", root, "train", features=cfg)
-    batched = build_dataset("batvisionv1", root, "train", features=cfg, waveforms=True)
+    per_sample = build_dataset("batvisionv1", root, "train", feature_config=cfg)
+    batched = build_dataset("batvisionv1", root, "train", feature_config=cfg, waveforms=True)
     window = batched[1]["waveform"]
     assert window.shape == (2, cut_length(12.0, SR))
-    assert torch.allclose(batched.feature_extractor.image(window[None])[0], per_sample[1]["features"], atol=1e-6)
+    assert torch.allclose(batched.feature_extractor.image(window[None])[0], per_sample[1]["feature_image"], atol=1e-6)
 
 
 def test_the_training_settings_choose_the_window(tmp_path):
@@ -104,7 +104,7 @@ def test_the_training_settings_choose_the_window(tmp_path):
         ("whole", 0.0, (False, 0.0, False)),
     ):
         cfg = TrainConfig(dataset="batvisionv1", data_dir=str(tmp_path), audio_window=window, window_start_ms=start_ms)
-        features = EchoDepthDataModule(cfg).feature_config()
+        features = EchoDepthDataModule(cfg).requested_feature_config()
         assert (features.cut, features.window_start_ms, features.align_to_emission) == expected
 
 
@@ -121,7 +121,7 @@ def test_training_with_the_emission_window_on_v1_and_predicting_from_it(tmp_path
 
     checkpoint = tmp_path / "results" / "v1" / "checkpoints" / "best.ckpt"
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
-    assert predictor.features.align_to_emission and predictor.min_samples == cut_length(12.0, SR)
+    assert predictor.feature_config.align_to_emission and predictor.min_samples == cut_length(12.0, SR)
     out = tmp_path / "out"
     assert main(["predict", "--checkpoint", str(checkpoint), str(root / "audio"), "--out_dir", str(out)]) == 0
     assert len(list(out.glob("*_depth.npy"))) == 12

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import DataError
+from .errors import DataError, first_line
 
 NPY_MAGIC = b"\x93NUMPY"
 # what a file that is not a .npy array usually is, by its first bytes
@@ -41,7 +41,7 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as err:  # numpy raises ValueError, EOFError, OSError, SyntaxError... for bad files
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = first_line(err)
         pickled = "pickle" in message or "Object arrays" in message
         reason = "holds Python objects (pickled), not numbers" if pickled else f"is truncated or damaged ({message})"
         raise DataError(f"{what} {path} {reason}") from None
@@ -91,8 +91,10 @@ def read_audio_file(path: Path, what: str = "audio file", dtype: str = "float32"
         raise DataError(f"{what} {path} is unreadable ({str(err).strip()})") from None
 
 
-def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
-    """Returns the (2, N) float32 waveform of a stereo audio file; `where` prefixes errors."""
+def read_stereo_and_rate(path: Path, where: str) -> tuple[np.ndarray, int]:
+    """Returns (the (2, N) float32 waveform, its sample rate in Hz) of a stereo audio file; a
+    folder, a missing or unreadable file, or another number of channels than 2 is a DataError
+    prefixed by `where`."""
     if path.is_dir():
         raise DataError(f"{where}: audio path {path} is a folder, expected an audio file")
     if not path.is_file():
@@ -100,9 +102,16 @@ def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
     data, rate = read_audio_file(path, f"{where}: audio file")
     if data.shape[1] != 2:
         raise DataError(f"{where}: audio file {path} has {data.shape[1]} channel(s), expected 2 (left, right)")
+    return np.ascontiguousarray(data.T), int(rate)
+
+
+def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
+    """Returns the (2, N) float32 waveform of a stereo audio file sampled at `expected_rate` Hz
+    (another rate is a DataError); `where` prefixes errors."""
+    wave, rate = read_stereo_and_rate(path, where)
     if rate != expected_rate:
         raise DataError(f"{where}: audio file {path} is sampled at {rate} Hz, expected {expected_rate} Hz")
-    return np.ascontiguousarray(data.T)
+    return wave
 
 
 def read_ear_pair(left: Path, right: Path, where: str) -> np.ndarray:
@@ -123,39 +132,58 @@ LEFT, RIGHT = "_left.npy", "_right.npy"
 RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".npy")
 
 
-def read_recording(path: Path, sample_rate_hz: int) -> np.ndarray:
-    """Returns the (2, N) float32 waveform of a BatVision recording: a stereo audio file (V2), a V1
-    `*_left.npy` whose `*_right.npy` lies beside it, or a (2, N) or (N, 2) .npy array (integer
-    PCM scaled). Anything unreadable is a one-line DataError (the level is checked by
+def read_recording_and_rate(path: Path, npy_rate_hz: int) -> tuple[np.ndarray, int]:
+    """Returns (the (2, N) float32 waveform, its sample rate in Hz) of a BatVision recording: a
+    stereo audio file (V2) at its own rate, a V1 `*_left.npy` whose `*_right.npy` lies beside it,
+    or a (2, N) or (N, 2) .npy array (integer PCM scaled); a .npy file holds no rate, so theirs is
+    `npy_rate_hz`. Anything unreadable is a one-line DataError (the level is checked by
     `check_recording` and the datasets)."""
     path = Path(path)
     if path.name.endswith(LEFT):
-        return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + RIGHT), str(path))
+        return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + RIGHT), str(path)), npy_rate_hz
     if path.suffix == ".npy":
         wave = load_npy(path, "audio file")
         if wave.ndim == 2 and wave.shape[1] == 2 and wave.shape[0] != 2:
             wave = wave.T
         if wave.ndim != 2 or wave.shape[0] != 2:
             raise DataError(f"{path}: expected a (2, N) waveform or a V1 *_left.npy, got shape {wave.shape}")
-        return pcm_to_float(wave, path)
-    return read_stereo(path, sample_rate_hz, str(path))
+        return pcm_to_float(wave, path), npy_rate_hz
+    return read_stereo_and_rate(path, str(path))
+
+
+def read_recording(path: Path, sample_rate_hz: int) -> np.ndarray:
+    """Returns the (2, N) float32 waveform of a recording (`read_recording_and_rate`'s kinds) that
+    is sampled at `sample_rate_hz`; an audio file at another rate is a DataError naming both."""
+    wave, rate = read_recording_and_rate(path, sample_rate_hz)
+    if rate != sample_rate_hz:
+        raise DataError(f"{path}: audio file {path} is sampled at {rate} Hz, expected {sample_rate_hz} Hz")
+    return wave
 
 
 def recording_stem(path: Path) -> str:
+    """Returns a recording's name without its suffix (a V1 `x_left.npy` gives `x`)."""
     return path.name.removesuffix(LEFT) if path.name.endswith(LEFT) else path.stem
 
 
-def recordings_in(folder: Path) -> list[Path]:
-    """Returns the recordings in a folder (not its sub-folders), sorted: audio files, V1
-    `*_left.npy` (their `*_right.npy` is read with them) and (2, N) .npy arrays; a folder with
-    none is a DataError."""
-    found = sorted(
-        p
-        for p in Path(folder).iterdir()
-        if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES and not p.name.endswith(RIGHT)
-    )
+def is_recording(path: Path, arrays: bool = True) -> bool:
+    """Returns whether a file is a recording `read_recording` reads: an audio file, a V1
+    `*_left.npy` (its `*_right.npy` is read with it, so is no recording of its own) or, with
+    `arrays`, any other .npy file as a (2, N) array."""
+    if not path.is_file() or path.name.endswith(RIGHT):
+        return False
+    suffix = path.suffix.lower()
+    return path.name.endswith(LEFT) or (suffix in RECORDING_SUFFIXES and (arrays or suffix != ".npy"))
+
+
+def recordings_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """Returns the recordings in a folder, sorted (`is_recording`). Without `recursive`, its own
+    files, (2, N) .npy arrays included; with it, every sub-folder's too, but not plain .npy
+    arrays: in a dataset's tree those are depth maps. A folder with none is a DataError."""
+    files = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
+    found = sorted(p for p in files if is_recording(p, arrays=not recursive))
     if not found:
-        raise DataError(f"folder {folder} holds no recordings ({', '.join(RECORDING_SUFFIXES)})")
+        kinds = ", ".join(RECORDING_SUFFIXES) if not recursive else "audio files, V1 *_left.npy"
+        raise DataError(f"folder {folder} holds no recordings ({kinds})")
     return found
 
 

@@ -11,7 +11,10 @@ For each recording (left channel unless stated; times from the file's start):
 - the interaural level difference (dB, left over right, whole file) and time difference (ms, the
   lag of the largest cross-correlation within +-1 ms over the 20 ms after the onset; positive
   when the right ear hears later).
-A folder gives the median of each statistic over its recordings (.wav, .flac, V1 *_left.npy).
+A file is read as `predict` reads it (`audio_io.read_recording_and_rate`: an audio file at its own
+rate, a V1 *_left.npy with its right ear, a (2, N) .npy array); a folder gives the median of each
+statistic over the recordings in it and its sub-folders (audio files and V1 *_left.npy; plain .npy
+files there are depth maps).
 No torch here.
 """
 
@@ -23,12 +26,11 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import correlate, welch
 
-from .audio_io import LEFT, read_audio_file, read_ear_pair
+from .audio_io import read_recording_and_rate, recordings_in
 from .errors import DataError, MissingFileError
 
 ENVELOPE_TIMES_MS = (10, 20, 40, 80, 160)
 ONSET_DB = -20.0
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 STATS = (
     ("n_files", "recordings", "{:.0f}"),
     ("sample_rate_hz", "sample rate (Hz)", "{:.0f}"),
@@ -85,35 +87,37 @@ def recording_stats(wave: np.ndarray, sample_rate_hz: int) -> dict:
     return stats
 
 
-def read_any(path: Path, sample_rate_hz: int) -> tuple[np.ndarray, int]:
-    """Returns the (2, N) waveform and its rate from a stereo audio file or a V1 *_left.npy."""
-    if path.name.endswith(LEFT):
-        return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + "_right.npy"), str(path)), sample_rate_hz
-    data, rate = read_audio_file(path, dtype="float64")
-    if data.shape[1] != 2 or data.shape[0] < 2:
-        raise DataError(f"audio file {path}: shape {data.shape[::-1]}, expected 2 channels (left, right)")
-    return data.T, rate
+MIN_SAMPLES = 2  # the statistics need two samples at least (a spectrum, a correlation)
 
 
-def recordings_in(path: Path) -> list[Path]:
-    """Returns the recordings a path names: itself, or the audio files and V1 left ears under a folder."""
+def read_for_stats(path: Path, npy_rate_hz: int) -> tuple[np.ndarray, int]:
+    """Returns (the (2, N) waveform, its rate in Hz) of a recording, read by the one reader
+    (`audio_io.read_recording_and_rate`: an audio file's own rate, `npy_rate_hz` for .npy files);
+    fewer than MIN_SAMPLES samples is a DataError."""
+    wave, rate = read_recording_and_rate(path, npy_rate_hz)
+    if wave.shape[1] < MIN_SAMPLES:
+        raise DataError(f"{path}: {wave.shape[1]} sample(s), the statistics need at least {MIN_SAMPLES}")
+    return wave, rate
+
+
+def recordings_under(path: Path) -> list[Path]:
+    """Returns the recordings a path names: itself, or those in a folder and its sub-folders
+    (`audio_io.recordings_in` with recursive: audio files and V1 left ears). A missing path is a
+    MissingFileError, a folder without recordings a DataError."""
     if not path.exists():
         raise MissingFileError(f"{path} not found")
     if path.is_file():
         return [path]
-    found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES or p.name.endswith(LEFT))
-    if not found:
-        raise DataError(f"{path}: no recordings (.wav, .flac, V1 *_left.npy) in this folder")
-    return found
+    return recordings_in(path, recursive=True)
 
 
 def path_stats(path, sample_rate_hz: int = 44100, limit: int | None = None) -> dict:
     """Returns the statistics of a file, or their medians over a folder's recordings (at most
     `limit`, spread evenly over the sorted list)."""
-    files = recordings_in(Path(path))
+    files = recordings_under(Path(path))
     if limit and len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
-    rows = [recording_stats(*read_any(f, sample_rate_hz)) for f in files]
+    rows = [recording_stats(*read_for_stats(f, sample_rate_hz)) for f in files]
     out = {}
     for key in rows[0]:
         values = [r[key] for r in rows if np.isfinite(r[key])]

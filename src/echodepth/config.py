@@ -242,6 +242,11 @@ class TrainConfig(RunSettings):
             own = {name: value for name, value in own.items() if value != defaults[name]}
         return own
 
+    def replace(self, **changes) -> "TrainConfig":
+        """Returns a copy with `changes` (flat; each must apply), this one left as it is. Use it, not
+        `dataclasses.replace`, which would rebuild the components' settings from their defaults."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes}, stated=changes)
+
     def to_dict(self) -> dict:
         """Returns every setting in force, flat: the run's, then the chosen components'."""
         flat = asdict(self)

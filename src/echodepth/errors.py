@@ -28,3 +28,10 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class NonFiniteLossError(UserError, FloatingPointError):
     """The loss became NaN or infinite; training stops and keeps the last good checkpoint."""
+
+
+def first_line(err: BaseException) -> str:
+    """Returns the first line of an exception's message (libraries' messages can run to many
+    lines), or the exception's type name when the message is empty."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -79,10 +79,12 @@ def evaluate_split(
     """Returns the metrics of a predictor on a split under every protocol (`metrics.PROTOCOLS`):
     the headline protocol's at the top level, with "headline" naming it and "protocols" holding
     each one's definition and metrics. With out_dir, also writes {split}_metrics.json and a
-    per-image CSV (the headline's metrics, then every protocol's as `name/metric`) there."""
+    per-image CSV (the headline's metrics, then every protocol's as `name/metric`) there. Depth
+    metrics are in metres (rmse, mae) or unitless (abs_rel, delta1, ...). An unknown `headline` is
+    a ConfigError (before any work), a split sampled at another rate than the model's a DataError."""
     get_protocol(headline)  # an unknown name fails before the work
     check_sample_rate(predictor, datamodule, split)
-    parts: dict[str, list] = {name: [] for name in PROTOCOLS}
+    batch_metrics: dict[str, list] = {name: [] for name in PROTOCOLS}  # protocol -> per batch, per image
     rows = []
     dataset = datamodule.dataset(split)
     truth = ProtocolGroundTruth(datamodule.raw_dataset(split))
@@ -96,14 +98,14 @@ def evaluate_split(
         for name, protocol in PROTOCOLS.items():
             gt = b["depth_m"] if protocol.image_size is None else grids[protocol.image_size]
             per = protocol_per_image(prediction.final_m, gt.to(prediction.final_m.device), protocol)
-            parts[name].append({k: v.cpu() for k, v in per.items()})
+            batch_metrics[name].append({k: v.cpu() for k, v in per.items()})
         for j, i in enumerate(b["index"].tolist()):
             row = {"index": i, **files[j]}
-            row.update({k: float(parts[headline][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
+            row.update({k: float(batch_metrics[headline][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
             for name in PROTOCOLS:
-                row.update({f"{name}/{k}": float(parts[name][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
+                row.update({f"{name}/{k}": float(batch_metrics[name][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
             rows.append(row)
-    per_image = {name: {k: torch.cat([p[k] for p in ps]) for k in ps[0]} for name, ps in parts.items()}
+    per_image = {name: {k: torch.cat([p[k] for p in ps]) for k in ps[0]} for name, ps in batch_metrics.items()}
     side = datamodule.cfg.image_size
     protocols = {name: protocol_summary(name, per_image[name], predictor, side) for name in PROTOCOLS}
     metrics = {**protocols[headline]["metrics"], "headline": headline, "protocols": protocols}
@@ -123,7 +125,8 @@ def evaluate_split(
 
 def datamodule_for(predictor: Predictor, dataset=None, data_dir=None, progress: bool = True, on_error: str = "raise"):
     """Returns the data module of a predictor's training settings, on another dataset or folder if
-    given; depth is clipped and scaled with the checkpoint's max depth, as in training."""
+    given; depth is clipped and scaled with the checkpoint's max depth, as in training. A data
+    folder that does not exist is a ConfigError."""
     values = predictor.cfg.to_dict()
     if dataset:
         values["dataset"] = dataset
@@ -148,7 +151,9 @@ def evaluate(
     protocol: str | None = None,
 ) -> dict:
     """Returns (and writes, in out_dir or the run's eval/ folder) a checkpoint's metrics on a split
-    under every protocol, `protocol` the headline (None: the checkpoint's `protocol` setting)."""
+    under every protocol, `protocol` the headline (None: the checkpoint's `protocol` setting).
+    A missing or foreign checkpoint is a MissingFileError / CheckpointError, an unknown protocol a
+    ConfigError; bad samples are left out and listed under `skipped_samples`."""
     if protocol is not None:
         get_protocol(protocol)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE, precision=precision)
@@ -160,7 +165,8 @@ def evaluate(
 
 def mean_depth_baselines(datamodule: EchoDepthDataModule, split: str) -> dict[str, dict]:
     """Returns the metrics on `split` of two predictors that ignore the audio: the training set's
-    mean depth (one number) and its per-pixel mean depth map."""
+    mean depth (one number, metres) and its per-pixel mean depth map (1, H, W), each measured
+    with `metrics.per_image_metrics` over the split's valid pixels."""
     max_depth_m = datamodule.max_depth_m
     total, count = 0.0, 0.0
     for batch in datamodule.loader("train", batch_size=256):
@@ -174,7 +180,9 @@ def mean_depth_baselines(datamodule: EchoDepthDataModule, split: str) -> dict[st
         gt = prepare_batch(batch, max_depth_m)["depth_m"]
         per["mean_depth"].append(per_image_metrics(torch.full_like(gt, scalar_m), gt))
         per["per_pixel_mean_depth"].append(per_image_metrics(per_pixel_m.expand_as(gt), gt))
-    return {name: aggregate({k: torch.cat([p[k] for p in parts]) for k in parts[0]}) for name, parts in per.items()}
+    return {
+        name: aggregate({k: torch.cat([b[k] for b in batches]) for k in batches[0]}) for name, batches in per.items()
+    }
 
 
 def format_protocols(metrics: dict) -> str:

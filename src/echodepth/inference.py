@@ -18,14 +18,14 @@ import torch
 
 from .audio_io import as_waveform_batch, check_recording
 from .config import TrainConfig
-from .data import AudioFeatures, FeatureConfig, prepare_batch, with_features
+from .data import FEATURE_IMAGE, AudioFeatures, FeatureConfig, prepare_batch, with_feature_image
 from .data.features import min_window_samples
-from .errors import CheckpointError, ConfigError, MissingFileError
+from .errors import CheckpointError, ConfigError, MissingFileError, first_line
 from .models import build_model_for_training
 from .prediction import Prediction, recording_report
 from .units import depth_norm_to_m
 
-PRECISIONS = ("fp32", "bf16")
+INFERENCE_DTYPES = ("fp32", "bf16")  # what the network computes in (not Lightning's precisions)
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -51,7 +51,7 @@ def exported_format(path: Path) -> str | None:
 def unpickling_error(err: Exception) -> str:
     """Returns the first line of torch.load's error, unless it advises loading without
     weights_only (which would run the file's code): then a plain description."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = first_line(err)
     return "it holds more than tensors and plain values" if "weights_only" in first or "trusted" in first else first
 
 
@@ -109,8 +109,8 @@ class Predictor:
         batch_size: int = 64,
         precision: str = "fp32",
     ):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision {precision!r}: expected one of {list(PRECISIONS)}")
+        if precision not in INFERENCE_DTYPES:
+            raise ConfigError(f"precision {precision!r}: expected one of {list(INFERENCE_DTYPES)}")
         self.checkpoint_path: Path | None = None  # set by from_checkpoint
         self.device = resolve_device(device)
         self.precision = precision
@@ -121,14 +121,14 @@ class Predictor:
         self.meta = meta
         self.batch_size = batch_size
         self.max_depth_m = float(meta["max_depth_m"])
-        self.features = FeatureConfig(**meta["features"])
-        self.extractor = AudioFeatures(self.features, self.max_depth_m).to(self.device)
+        self.feature_config = FeatureConfig(**meta["features"])
+        self.feature_extractor = AudioFeatures(self.feature_config, self.max_depth_m).to(self.device)
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", batch_size: int = 64, precision: str = "fp32") -> "Predictor":
         """Returns the predictor of a checkpoint written by `echodepth train`; precision "bf16" runs
-        the network in bfloat16 autocast, channels-last (about 3.8x faster for the guide's
-        network on a CPU with AMX, see README "Deploy")."""
+        the network in bfloat16 autocast, channels-last (faster on a CPU with AMX or AVX512-BF16;
+        the speed-up is measured in README "Deploy", "Fast CPU inference": benchmarks/bench_infer.py)."""
         device = resolve_device(device)
         ckpt = read_checkpoint(path, device)
         meta = upgrade_metadata(ckpt["echodepth"])
@@ -142,7 +142,7 @@ class Predictor:
 
     @property
     def sample_rate_hz(self) -> int:
-        return self.features.sample_rate_hz
+        return self.feature_config.sample_rate_hz
 
     @property
     def emission(self) -> dict | None:
@@ -152,14 +152,14 @@ class Predictor:
     @property
     def min_samples(self) -> int:
         """Returns the shortest recording the features accept (the cut's length)."""
-        return min_window_samples(self.features, self.max_depth_m)
+        return min_window_samples(self.feature_config, self.max_depth_m)
 
     @torch.no_grad()
-    def predict_features(self, features: torch.Tensor) -> Prediction:
+    def predict_feature_image(self, feature_image: torch.Tensor) -> Prediction:
         """Returns the prediction for a batch of feature images (B, C, H, W), batch_size at a time."""
         parts = []
         bf16 = self.precision == "bf16"
-        for chunk in torch.split(features, self.batch_size):
+        for chunk in torch.split(feature_image, self.batch_size):
             chunk = chunk.to(self.device).float()
             if bf16:
                 chunk = chunk.contiguous(memory_format=torch.channels_last)
@@ -170,9 +170,9 @@ class Predictor:
 
     def check_waveform(self, wave: np.ndarray, sample_rate_hz: int, name: str = "waveform") -> None:
         """Raises a DataError naming `name` when a float (B, 2, N) waveform cannot be predicted from."""
-        used = self.extractor.n_samples(wave.shape[-1]) if wave.ndim == 3 else None
+        used = self.feature_extractor.n_samples(wave.shape[-1]) if wave.ndim == 3 else None
         check_recording(
-            wave, sample_rate_hz, self.features.sample_rate_hz, self.min_samples, self.max_depth_m, name, used
+            wave, sample_rate_hz, self.feature_config.sample_rate_hz, self.min_samples, self.max_depth_m, name, used
         )
 
     @torch.no_grad()
@@ -185,13 +185,13 @@ class Predictor:
             waveform = (waveform.float() if waveform.is_floating_point() else waveform).numpy()
         wave = as_waveform_batch(waveform, name)
         self.check_waveform(wave, sample_rate_hz, name)
-        prediction = self.predict_features(self.extractor(torch.from_numpy(wave).to(self.device)))
-        prediction.report = recording_report(wave, self.extractor.n_samples(wave.shape[-1]))
+        prediction = self.predict_feature_image(self.feature_extractor(torch.from_numpy(wave).to(self.device)))
+        prediction.report = recording_report(wave, self.feature_extractor.n_samples(wave.shape[-1]))
         return prediction
 
     def predict_loader(self, loader):
         """Yields (prepared batch, prediction) over a data loader of the training data format."""
         for batch in loader:
             batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            b = prepare_batch(with_features(batch, self.extractor), self.max_depth_m)
-            yield b, self.predict_features(b["features"])
+            b = prepare_batch(with_feature_image(batch, self.feature_extractor), self.max_depth_m)
+            yield b, self.predict_feature_image(b[FEATURE_IMAGE])

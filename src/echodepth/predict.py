@@ -135,6 +135,7 @@ def predict_chirps(predictor, wave: np.ndarray, settings: ChirpSettings, name: s
 
 
 def write_onsets(rows: list[dict], path: Path) -> None:
+    """Writes the chirps' rows (onset, correlation, ...) as a CSV file (atomically)."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()

@@ -91,7 +91,6 @@ class Registry:
             if name in self._entries and self._entries[name] is not cls:
                 raise ValueError(f"{self.kind} {name!r} is already registered ({self._entries[name].__qualname__})")
             self._entries[name] = cls
-            cls.registered_name = name
             return cls
 
         return add

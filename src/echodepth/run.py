@@ -7,10 +7,7 @@ Outputs in results/{experiment_name}/ (see `echodepth.rundir.RunDir`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -20,22 +17,22 @@ from .config import TrainConfig
 from .data import cut_length
 from .deploy.chirps import synthetic_emission
 from .diagnose import diagnose
-from .errors import ConfigError, NonFiniteLossError, UserError
+from .errors import ConfigError, NonFiniteLossError
 from .evaluate import evaluate_split, mean_depth_baselines
 from .inference import Predictor
 from .interrupt import stop_on_signals
-from .resume import holds_a_run, resolve_resume
+from .resume import resolve_resume
+from .run_folder import check_places, hold_run_folder, prepare_run_folder
+from .rundir import RunDir
 from .settings_yaml import save_yaml
-from .storage import FileLock, atomic_write_text, make_dir, remove_stale_partials
+from .storage import atomic_write_text
 from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
 from .training.loggers import safe_wandb_logger
 
 
-class RunInUseError(UserError):
-    """Another process trains into the same results folder."""
-
-
 def make_loggers(cfg: TrainConfig) -> list:
+    """Returns the run's loggers: TensorBoard in the run folder, and Weights & Biases with --use_wandb
+    (a ConfigError when the wandb package is missing)."""
     run_dir = cfg.run_dir
     loggers = [SafeTensorBoardLogger(save_dir=str(run_dir.path), name=run_dir.tensorboard.name, version="")]
     if cfg.use_wandb:
@@ -63,7 +60,8 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(cfg: TrainConfig) -> str:
     """Returns the precision to train in: --precision, or for auto bf16-mixed on a GPU that has
     bf16, 16-mixed on another CUDA GPU, 32-true on a CPU; auto-bf16 is auto, except bf16-mixed
-    on a CPU with native bf16 (the CPU preset's: 16% faster there)."""
+    on a CPU with native bf16 (faster than float32 there for the CPU preset; measure it with
+    `python benchmarks/bench_train.py --preset cpu`)."""
     if cfg.precision not in ("auto", "auto-bf16"):
         return cfg.precision
     on_gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
@@ -73,6 +71,8 @@ def resolve_precision(cfg: TrainConfig) -> str:
 
 
 def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, steps_per_epoch: int, progress: bool):
+    """Returns the Lightning trainer of a configuration: its epochs, devices (DDP over several),
+    precision (`resolve_precision`), the config / best / last checkpoint callbacks and atomic checkpoint writes."""
     n_devices = cfg.devices * cfg.num_nodes
     return L.Trainer(
         max_epochs=cfg.epochs,
@@ -109,48 +109,16 @@ class WriteConfig(Callback):
         self.cfg = cfg
 
     def on_train_start(self, trainer, pl_module) -> None:
+        """Writes config.yaml (rank 0), with the precision the trainer runs in."""
         if trainer.is_global_zero:  # resume and overwrite are what this invocation does, not settings
-            values = {**self.cfg.to_dict(), "resume": None, "overwrite": False}
+            values = {**self.cfg.to_dict(), "precision": trainer.precision, "resume": None, "overwrite": False}
             save_yaml(TrainConfig.from_dict(values), self.cfg.run_dir.config)
-
-
-def is_launching_process() -> bool:
-    """Whether this is the process a user started (not a DDP worker Lightning launched)."""
-    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK"))
-
-
-def hold_run_folder(run_dir) -> FileLock | None:
-    """Takes the run folder's lock, or raises a one-line error naming the process holding it."""
-    if not is_launching_process():
-        return None
-    lock = FileLock(run_dir.lock)
-    if not lock.acquire(blocking=False):
-        raise RunInUseError(
-            f"results folder {run_dir.path} is in use by process {lock.holder()} (another echodepth train); "
-            "wait for it to end, or choose another --experiment_name"
-        )
-    return lock
-
-
-def clear_previous_run(run_dir, overwrite: bool) -> None:
-    """Refuses to start afresh over a previous run's checkpoints (they would be lost), unless
-    overwrite: then removes that run's outputs."""
-    if not holds_a_run(run_dir):
-        return
-    if not overwrite:
-        raise ConfigError(
-            f"results folder {run_dir.path} holds a previous run; continue it with --resume last, "
-            "start afresh with --overwrite (its outputs are removed), or choose another --experiment_name"
-        )
-    for child in run_dir.path.iterdir():
-        if child.name != run_dir.lock.name:
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def emission_of(datamodule) -> dict | None:
     """Returns the chirp and its place in a training window (synthetic data), for long recordings."""
-    features = datamodule.features
-    window = cut_length(datamodule.max_depth_m, features.sample_rate_hz) if features.cut else None
+    feature_config = datamodule.feature_config
+    window = cut_length(datamodule.max_depth_m, feature_config.sample_rate_hz) if feature_config.cut else None
     return synthetic_emission(datamodule.raw_dataset("train"), window)
 
 
@@ -174,37 +142,57 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             lock.release()
 
 
-def check_places(cfg: TrainConfig) -> None:
-    """Raises a one-line error, before anything is written, when --data_dir is not a folder or
-    --results_dir / --cache_dir is a file."""
-    if cfg.data_dir and not Path(cfg.data_dir).is_dir():
-        raise ConfigError(f"--data_dir {cfg.data_dir} is not a folder")
-    for flag, place in (("--results_dir", cfg.results_dir), ("--cache_dir", cfg.cache_dir)):
-        if Path(place).exists() and not Path(place).is_dir():
-            raise ConfigError(f"{flag} {place} is a file, not a folder")
-
-
 def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if torch.cuda.is_available():
-        torch.set_float32_matmul_precision("high")
+    """The steps of `train`, in order; returns what `train` returns."""
+    seed_everything(cfg.seed)
     datamodule = EchoDepthDataModule(cfg, progress=progress)
     datamodule.prepare_data()
-    if not cfg.data_dir:  # record where the data is, so that the checkpoint finds it again
-        cfg.data_dir = str(datamodule.root.resolve())
-    if cfg.max_depth_m is None:
-        cfg.max_depth_m = datamodule.max_depth_m
-    if cfg.depth_unit is None:  # record the unit read, so that a resume naming it is the same run
-        cfg.depth_unit = datamodule.raw_dataset("train").depth_unit
-    run_dir = cfg.run_dir
-    make_dir(run_dir.path, "results folder")
-    foreign = ckpt_path is not None and not Path(ckpt_path).resolve().is_relative_to(run_dir.path.resolve())
-    if not cfg.resume or (cfg.overwrite and foreign):
-        clear_previous_run(run_dir, cfg.overwrite)  # a checkpoint of another run continues afresh here
-    remove_stale_partials(run_dir.path)  # left by a run killed while writing
-    run_dir.stop_reason.unlink(missing_ok=True)
-    run_dir.test_metrics.unlink(missing_ok=True)  # a resumed run is unfinished until its test evaluation
-    checkpoints = ModelCheckpoint(
+    cfg = with_data_settings(cfg, datamodule)
+    prepare_run_folder(cfg, ckpt_path)
+    checkpoints = best_checkpoint_callback(cfg.run_dir)
+    loggers = make_loggers(cfg)
+    trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch(cfg, datamodule), progress)
+    cfg = with_precision_used(cfg, trainer)
+    module = DepthModule(
+        cfg.to_dict(), datamodule.max_depth_m, datamodule.feature_config.to_dict(), emission_of(datamodule)
+    )
+    start = time.perf_counter()
+    fit(trainer, module, datamodule, ckpt_path, cfg.run_dir)
+    result = {
+        "out_dir": str(cfg.run_dir.path),
+        "best_checkpoint": checkpoints.best_model_path,
+        "last_checkpoint": str(cfg.run_dir.last_checkpoint),
+        "fit_seconds": time.perf_counter() - start,
+    }
+    if cfg.use_wandb and trainer.global_rank == 0:
+        loggers[-1].experiment.finish()  # flush the run now, not at interpreter exit
+    if trainer.global_rank != 0:
+        return result
+    return {**result, **evaluate_and_diagnose(cfg, datamodule, checkpoints.best_model_path, progress)}
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and torch (and the loader workers); on CUDA lets float32 matrix
+    products use TF32 ("high"), as Lightning advises for tensor-core GPUs."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+
+
+def with_data_settings(cfg: TrainConfig, datamodule: EchoDepthDataModule) -> TrainConfig:
+    """Returns the configuration with what the data decided filled in: the data folder (so that
+    the checkpoint finds it again), the max depth in metres and the depth files' unit (so that a
+    resume naming it is the same run). `cfg` itself is left as it is."""
+    return cfg.replace(
+        data_dir=cfg.data_dir or str(datamodule.root.resolve()),
+        max_depth_m=datamodule.max_depth_m if cfg.max_depth_m is None else cfg.max_depth_m,
+        depth_unit=cfg.depth_unit or datamodule.raw_dataset("train").depth_unit,
+    )
+
+
+def best_checkpoint_callback(run_dir: RunDir) -> ModelCheckpoint:
+    """Returns the callback keeping checkpoints/best.ckpt: the epoch of the lowest validation RMSE."""
+    return ModelCheckpoint(
         dirpath=run_dir.checkpoints,
         filename=run_dir.best_checkpoint.stem,
         monitor="val/rmse",
@@ -215,14 +203,25 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    loggers = make_loggers(cfg)
-    steps_per_epoch = len(datamodule.dataset("train")) // (cfg.batch_size * cfg.devices * cfg.num_nodes)
-    trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch, progress)
+
+
+def steps_per_epoch(cfg: TrainConfig, datamodule: EchoDepthDataModule) -> int:
+    """Returns the optimiser steps of one epoch: training samples / (batch size x processes)."""
+    return len(datamodule.dataset("train")) // (cfg.batch_size * cfg.devices * cfg.num_nodes)
+
+
+def with_precision_used(cfg: TrainConfig, trainer: L.Trainer) -> TrainConfig:
+    """Returns the configuration with the precision the trainer runs in (config.yaml and the
+    checkpoint record what was used), saying so when it differs from the one asked for."""
     if trainer.precision != resolve_precision(cfg):  # e.g. 16-mixed on a CPU runs as bf16-mixed
         print(f"precision {cfg.precision} is not available here; training in {trainer.precision}")
-    cfg.precision = trainer.precision  # config.yaml records what was used
-    module = DepthModule(cfg.to_dict(), datamodule.max_depth_m, datamodule.features.to_dict(), emission_of(datamodule))
-    start = time.perf_counter()
+    return cfg.replace(precision=trainer.precision)
+
+
+def fit(trainer: L.Trainer, module: DepthModule, datamodule, ckpt_path: str | None, run_dir: RunDir) -> None:
+    """Fits the module, from `ckpt_path` when resuming. A non-finite loss stops training: its
+    reason goes to stop_reason.json and the NonFiniteLossError raised names the last good
+    checkpoint."""
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLossError as err:
@@ -231,24 +230,22 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
         if trainer.is_global_zero:
             atomic_write_text(run_dir.stop_reason, json.dumps({"reason": "non-finite loss", "message": str(err)}))
         raise NonFiniteLossError(f"{err}; {kept}") from None
-    result = {
-        "out_dir": str(run_dir.path),
-        "best_checkpoint": checkpoints.best_model_path,
-        "last_checkpoint": str(run_dir.last_checkpoint),
-        "fit_seconds": time.perf_counter() - start,
-    }
-    if cfg.use_wandb and trainer.global_rank == 0:
-        loggers[-1].experiment.finish()  # flush the run now, not at interpreter exit
-    if trainer.global_rank != 0:
-        return result
+
+
+def evaluate_and_diagnose(
+    cfg: TrainConfig, datamodule: EchoDepthDataModule, best_checkpoint: str, progress: bool
+) -> dict:
+    """Returns the best checkpoint's test metrics ("test"), the mean-depth predictors' ("baselines")
+    and the run's diagnosis on the validation split ("diagnosis"), writing test_metrics.json; {}
+    with a printed line when the dataset has no test split (it still trains)."""
     split = "test"
-    if not datamodule.has_split(split):  # a dataset without a test split still trains
+    if not datamodule.has_split(split):
         print(f"no test evaluation: {datamodule.root} has no {split} split (no {split}.csv)")
-        return result
-    predictor = Predictor.from_checkpoint(checkpoints.best_model_path, device="auto")
+        return {}
+    predictor = Predictor.from_checkpoint(best_checkpoint, device="auto")
     test = evaluate_split(predictor, datamodule, split, progress=progress, headline=cfg.protocol)
     baselines = mean_depth_baselines(datamodule, split)
-    result.update({"test": test, "baselines": baselines})
+    run_dir = cfg.run_dir
     atomic_write_text(run_dir.test_metrics, json.dumps({"split": split, "model": test, **baselines}, indent=2))
-    result["diagnosis"] = diagnose(run_dir.path, "val", predictor=predictor, datamodule=datamodule, progress=progress)
-    return result
+    diagnosis = diagnose(run_dir.path, "val", predictor=predictor, datamodule=datamodule, progress=progress)
+    return {"test": test, "baselines": baselines, "diagnosis": diagnosis}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError, MissingFileError, first_line
 from .storage import atomic_write_text
 
 
@@ -46,7 +46,7 @@ def load_yaml(path) -> dict:
     except ConfigError as err:
         raise ConfigError(f"config file {path}: {err}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
+        raise ConfigError(f"config file {path} is not valid YAML ({first_line(err)})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(values).__name__}")
     return values

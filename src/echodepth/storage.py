@@ -42,7 +42,8 @@ UNWRITABLE = {
 }
 
 
-def _mb(n_bytes: float) -> str:
+def format_bytes(n_bytes: float) -> str:
+    """Returns a size for a message: "1,234.5 MB" from 1 MB (1024**2 bytes) up, else "12.3 KB"."""
     return f"{n_bytes / 1024**2:,.1f} MB" if n_bytes >= 1024**2 else f"{n_bytes / 1024:,.1f} KB"
 
 
@@ -58,7 +59,9 @@ def ensure_space(path, needed_bytes: int, what: str) -> None:
     """Raises DiskFullError unless the file system of `path` has needed_bytes free (plus a margin)."""
     free = free_bytes(path)
     if free < needed_bytes + SPACE_MARGIN_BYTES:
-        raise DiskFullError(f"not enough space for {what} at {path}: needs {_mb(needed_bytes)}, {_mb(free)} free")
+        raise DiskFullError(
+            f"not enough space for {what} at {path}: needs {format_bytes(needed_bytes)}, {format_bytes(free)} free"
+        )
 
 
 @contextlib.contextmanager
@@ -75,9 +78,9 @@ def disk_full_as_error(path, needed_bytes: int | None = None, cleanup=()):
                 shutil.rmtree(partial) if Path(partial).is_dir() else Path(partial).unlink()
         if err.errno in UNWRITABLE:
             raise UnwritableError(f"cannot write {path}: {UNWRITABLE[err.errno]} ({err.filename or path})") from None
-        needs = f" (needs {_mb(needed_bytes)})" if needed_bytes is not None else ""
+        needs = f" (needs {format_bytes(needed_bytes)})" if needed_bytes is not None else ""
         raise DiskFullError(
-            f"no space left on the device writing {path}{needs}; {_mb(free_bytes(path))} free"
+            f"no space left on the device writing {path}{needs}; {format_bytes(free_bytes(path))} free"
         ) from None
 
 
@@ -185,7 +188,7 @@ def writer_errors_as_user_error(folder, what: str):
             raise
         if cause.errno in UNWRITABLE:
             raise UnwritableError(f"{what} in {folder} cannot be written: {UNWRITABLE[cause.errno]}") from None
-        free = _mb(free_bytes(folder))
+        free = format_bytes(free_bytes(folder))
         raise DiskFullError(f"no space left on the device writing {what} in {folder}; {free} free") from None
 
 

@@ -9,11 +9,7 @@ from pathlib import Path
 
 from ..data.cache import verify_sources
 from ..data.cache_files import cache_folders, describe, in_use_lock
-from ..storage import FileLock
-
-
-def mb(n_bytes: int) -> str:
-    return f"{n_bytes / 1024**2:,.1f} MB"
+from ..storage import FileLock, format_bytes
 
 
 def clear(infos: list[dict], stale_only: bool) -> int:
@@ -31,9 +27,9 @@ def clear(infos: list[dict], stale_only: bool) -> int:
         finally:
             lock.release()
         removed.append(info)
-        print(f"removed {info['folder']} ({mb(info['bytes'])})")
+        print(f"removed {info['folder']} ({format_bytes(info['bytes'])})")
     in_use = f"; {len(kept)} in use left alone (clear again when those runs have ended)" if kept else ""
-    print(f"freed {mb(sum(i['bytes'] for i in removed))} in {len(removed)} folder(s){in_use}")
+    print(f"freed {format_bytes(sum(i['bytes'] for i in removed))} in {len(removed)} folder(s){in_use}")
     return 0
 
 
@@ -57,6 +53,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 status = f"stale: {len(mismatches)} sample(s) differ from their files, e.g. {mismatches[0]}"
         bad += status != "ok"
         samples = f", {info['samples']} samples" if "samples" in info else ""
-        print(f"{info['folder']} ({info['kind']}{samples}, {mb(info['bytes'])}): {status}")
-    print(f"{len(infos)} folder(s), {mb(sum(i['bytes'] for i in infos))}; {bad} damaged or stale")
+        print(f"{info['folder']} ({info['kind']}{samples}, {format_bytes(info['bytes'])}): {status}")
+    print(f"{len(infos)} folder(s), {format_bytes(sum(i['bytes'] for i in infos))}; {bad} damaged or stale")
     return 1 if bad and args.action == "verify" else 0

@@ -29,6 +29,7 @@ def inline(text: str) -> str:
 
 
 def image_tag(alt: str, name: str, folder: Path) -> str:
+    """Returns an <img> tag holding the PNG `folder / name` inline (base64), so the page stands alone."""
     data = base64.b64encode((folder / name).read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 

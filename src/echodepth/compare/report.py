@@ -30,6 +30,8 @@ STRUCTURE_COLUMNS = [
     ("final_hf_share", "final HF energy share"),
     ("residual_share", "abs residual / abs final"),
     ("residual_edge_to_smooth", "abs residual, edges / smooth"),
+    ("saturated_pixel_share", "pixels saturated (share)"),
+    ("locked_pixel_share", "pixels locked (share)"),
 ]
 
 
@@ -40,10 +42,12 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def seed_stat(values) -> str:
+    """Returns "mean ± std" over seeds of the finite values (3 decimals), or "n/a"."""
     return fmt(*mean_std(values))
 
 
 def convergence_section(results: dict, target: float) -> list[str]:
+    """Returns the report's convergence section: epochs to the target RMSE (metres) per seed, best RMSEs."""
     rows = []
     for variant, entry in results.items():
         per_seed = [censored_epochs(c, target) for c in entry["curves"]]
@@ -60,6 +64,8 @@ def convergence_section(results: dict, target: float) -> list[str]:
 
 
 def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> list[str]:
+    """Returns the section showing base, residual, final and ground truth of a few test samples
+    (first seed), writing their figures into out_dir."""
     lines = ["## Predictions on test samples (first seed)", ""]
     for variant in (PROPOSED, BASELINE):
         samples = results[variant].get("samples")
@@ -75,6 +81,8 @@ def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> l
 
 
 def metrics_section(results: dict) -> list[str]:
+    """Returns the section of test metrics per variant (mean ± std over seeds) under the headline
+    protocol, with the mean-depth predictors when that is echodepth's protocol."""
     rows = [[v, *(seed_stat([t[k] for t in e["test"]]) for k in METRIC_COLUMNS)] for v, e in results.items()]
     headline = results[BASELINE]["test"][0].get("headline", DEFAULT_PROTOCOL)
     if headline == DEFAULT_PROTOCOL:  # the mean-depth predictors are measured under echodepth's protocol
@@ -104,12 +112,16 @@ def protocols_section(results: dict) -> list[str]:
 
 
 def structure_section(results: dict, image_size: int) -> list[str]:
+    """Returns the section of structure metrics per variant (test split), with the analysis kernel
+    of `image_size`."""
     kernel = analysis_kernel(image_size)
     gt_share = seed_stat([s["gt_hf_share"] for s in results[BASELINE]["structure"]])
     intro = (
         f"Low-pass = the masked {kernel} x {kernel} average used by the structural loss; high-frequency = the rest; "
         f"energy shares above 1/{kernel} cycles per pixel; edges = pixels within one pixel of a >10% depth jump; "
-        f"smooth = the other valid pixels. Ground truth HF energy share: {gt_share}."
+        f"smooth = the other valid pixels. Ground truth HF energy share: {gt_share}. Pixels saturated: the largest "
+        "share over the heads of depth-map pixels whose mean over the test recordings lies within 1% of the head's "
+        "range of its bound; locked: within 5% with a std across recordings below 1% (issue 20; target 0 for both)."
     )
     rows = [[v, *(seed_stat([s[k] for s in e["structure"]]) for k, _ in STRUCTURE_COLUMNS)] for v, e in results.items()]
     header = ["variant", *(label for _, label in STRUCTURE_COLUMNS)]
@@ -117,6 +129,7 @@ def structure_section(results: dict, image_size: int) -> list[str]:
 
 
 def magnitudes_section(results: dict) -> list[str]:
+    """Returns the section of mean |base| and |residual| (metres) at the last epoch, per variant."""
     rows = [
         [v, seed_stat([c[-1] for c in e["base"]]), seed_stat([c[-1] for c in e["residual"]])]
         for v, e in results.items()
@@ -135,6 +148,8 @@ CONTROLS_TEXT = (
 
 
 def controls_section(results: dict) -> list[str]:
+    """Returns the section of paired differences of every variant against each control, or [] when
+    there is none to compare."""
     rows = against_controls(results)
     if not rows:
         return []

@@ -9,20 +9,22 @@ import math
 import numpy as np
 import torch
 
+from ..diagnose.measure import StructureSums
+from ..diagnose.saturation import PixelSpread, saturation_shares
 from ..inference import Predictor
-from ..metrics import analysis_kernel, finish_structure, structure_sums
 from .variants import Run
 
 
 @torch.no_grad()
 def structure_metrics(predictor: Predictor, datamodule, split: str = "test") -> dict[str, float]:
-    """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)."""
-    kernel = analysis_kernel(predictor.cfg.image_size)
-    total: dict[str, float] = {}
+    """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)
+    and its heads' saturation across the split's recordings (`saturation_shares`, issue 20)."""
+    structure = StructureSums(predictor.cfg.image_size)
+    spread = PixelSpread.for_predictor(predictor)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=64)):
-        for k, v in structure_sums(p.base_m, p.residual_m, p.final_m, b["depth_m"], kernel).items():
-            total[k] = total.get(k, 0.0) + v
-    return finish_structure(total)
+        structure.add(p, b["depth_m"])
+        spread.add({"base": p.base_m, "residual": p.residual_m})
+    return {**structure.metrics(), **saturation_shares(spread.summary())}
 
 
 @torch.no_grad()

@@ -24,12 +24,15 @@ LEVEL = 0.95
 
 @dataclass
 class Interval:
+    """A mean over seeds with its 95% percentile-bootstrap interval [low, high], and the per-seed values."""
+
     values: list[float]  # one per seed (a paired difference, a ratio, or a plain value)
     mean: float
     low: float
     high: float
 
     def text(self, digits: int = 3, signed: bool = True) -> str:
+        """Returns "mean [low, high]" with `digits` decimals (signed: a leading + on positives), or "n/a"."""
         if not math.isfinite(self.mean):
             return "n/a"
         sign = "+" if signed else ""

@@ -33,7 +33,7 @@ PRESETS: dict[str, dict] = {
     # CPU: 24 runs (8 variants x 3 seeds) in about 18 minutes on 2 cores (measured 17 min 33 s)
     "small": {**CPU_PRESET, "synth_rooms": 100, "epochs": 8, "warmup_epochs": 3},  # docs/compare_small: 0.2's preset
     # CPU, statistics that can decide: 64 x 64, 32 channels, 5 seeds of the baseline and base +
-    # residual (10 runs), bf16 autocast (AMX / AVX512-BF16: 3.5x the float32 speed on 2 cores)
+    # residual (10 runs), bf16 autocast (faster than float32 with AMX / AVX512-BF16: benchmarks/bench_train.py)
     "medium": {
         **CPU_PRESET,
         "synth_rooms": 200,
@@ -87,16 +87,20 @@ def all_variants() -> dict[str, dict]:
 
 @dataclass
 class Run:
+    """One training run of a comparison: a variant, a seed and its configuration."""
+
     variant: str
     seed: int
     cfg: TrainConfig
 
     @property
     def name(self) -> str:
+        """The run's name: <variant>_s<seed>."""
         return f"{self.variant}_s{self.seed}"
 
     @property
     def run_dir(self) -> RunDir:
+        """The run's results folder."""
         return self.cfg.run_dir
 
 

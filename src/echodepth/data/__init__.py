@@ -1,11 +1,12 @@
-"""Datasets (BatVision V1, V2, synthetic), audio features, the feature cache and data checks.
+"""Datasets (BatVision V1, V2, synthetic), audio features, the batch contract, the feature cache and data checks.
 
 Importing this package registers the built-in dataset layouts and audio features.
 """
 
 from ..errors import DataError
+from .batch import FEATURE_IMAGE, collate_batch, prepare_batch, with_feature_image
 from .binaural import EAR_SPACING_M, GccPhat, InterauralLevelPhase
-from .cache import CachedDataset, build_cache, collate_batch, prepare_batch, with_features
+from .cache import CachedDataset, build_cache
 from .cache_files import in_use_lock
 from .check import check_dataset
 from .datasets import DATASETS, EchoDepthDataset, build_dataset
@@ -15,6 +16,7 @@ from .layouts import BatvisionV1, BatvisionV2, SyntheticDataset
 __all__ = [
     "DATASETS",
     "EAR_SPACING_M",
+    "FEATURE_IMAGE",
     "FEATURES",
     "AudioFeature",
     "AudioFeatures",
@@ -33,7 +35,7 @@ __all__ = [
     "check_dataset",
     "collate_batch",
     "prepare_batch",
-    "with_features",
+    "with_feature_image",
     "cut_length",
     "mel_filterbank",
 ]

@@ -32,7 +32,7 @@ from ..storage import (
     open_npy_map,
     save_npy,
 )
-from ..units import depth_m_to_norm
+from .batch import FEATURE_IMAGE
 from .cache_files import CacheError, array_records, cache_key, check_folder, dataset_from_identity, remove_dead_partials
 from .datasets import EchoDepthDataset
 
@@ -41,8 +41,8 @@ DEFAULT_CACHE_ROOT = Path(os.environ.get("ECHODEPTH_CACHE", ".echodepth_cache"))
 
 class CachedDataset(Dataset):
     """Items like EchoDepthDataset's, read from memory-mapped arrays, in their stored types:
-    features float16 (by default) and depth as uint16 millimetres (`depth_mm`), 2 bytes a pixel
-    each. `prepare_batch` turns them into float32 metres, normalised depth and a valid mask, on
+    feature images float16 (by default) and depth as uint16 millimetres (`depth_mm`), 2 bytes a
+    pixel each. `prepare_batch` turns them into float32 metres, normalised depth and a valid mask, on
     the training device, so the loader moves as few bytes as possible.
 
     `__getitems__` serves a whole batch with one read per array (the DataLoader calls it when
@@ -52,8 +52,8 @@ class CachedDataset(Dataset):
     def __init__(self, folder: Path, checksums: bool = True):
         self.folder = Path(folder)
         self.meta = check_folder(self.folder, checksums)  # CacheError when damaged
-        self.features = np.load(self.folder / "features.npy", mmap_mode="r")
-        self.depth_mm = np.load(self.folder / "depth_mm.npy", mmap_mode="r")
+        self.feature_image = np.load(self.folder / "features.npy", mmap_mode="r")  # (N, C, H, W)
+        self.depth_mm = np.load(self.folder / "depth_mm.npy", mmap_mode="r")  # (N, 1, H, W)
         self.skipped: list[str] = self.meta.get("skipped", [])
         self.max_depth_m = float(self.meta["identity"]["max_depth_m"])
 
@@ -62,7 +62,8 @@ class CachedDataset(Dataset):
 
     @property
     def n_channels(self) -> int:
-        return int(self.features.shape[1])
+        """The number of feature-image channels C."""
+        return int(self.feature_image.shape[1])
 
     def sample_files(self, i: int) -> dict[str, str]:
         """Returns the files of row i: `audio` (one path, or left;right) and `depth`."""
@@ -72,44 +73,13 @@ class CachedDataset(Dataset):
         # a batch's order does not matter: read its rows sorted, walking the file forwards
         idx = np.sort(np.asarray(list(indices)))
         return {
-            "features": torch.from_numpy(self.features[idx]),
+            FEATURE_IMAGE: torch.from_numpy(self.feature_image[idx]),
             "depth_mm": torch.from_numpy(self.depth_mm[idx]),
             "index": torch.from_numpy(idx),
         }
 
     def __getitem__(self, i: int) -> dict:
         return {k: v[0] for k, v in self.__getitems__([i]).items()}
-
-
-def collate_batch(items):
-    """Collates a list of items, or passes through a batch made by `__getitems__`."""
-    if isinstance(items, dict):
-        return items
-    return torch.utils.data.default_collate(items)
-
-
-def prepare_batch(batch: dict, max_depth_m: float) -> dict:
-    """Returns the batch with float32 `features`, `depth_m` (metres), `depth_norm` (depth / max
-    depth) and a bool `valid` mask, whichever path (cached or per-sample) made it. A batch of
-    waveforms (`with_features` turns it into features) passes its `waveform` through."""
-    depth_m = batch["depth_mm"].float() / 1000.0 if "depth_mm" in batch else batch["depth_m"].float()
-    return {
-        **batch,
-        **({"features": batch["features"].float()} if "features" in batch else {}),
-        "depth_m": depth_m,
-        "depth_norm": depth_m_to_norm(depth_m, max_depth_m),
-        "valid": depth_m > 0,
-    }
-
-
-def with_features(batch: dict, extractor) -> dict:
-    """Returns the batch with `features` computed from its `waveform` (if it has one), in one
-    batched pass wherever the batch lies (the GPU for training)."""
-    if "waveform" not in batch:
-        return batch
-    with torch.no_grad():
-        features = extractor.image(batch["waveform"])  # the items hold windows already cut
-    return {k: v for k, v in batch.items() if k != "waveform"} | {"features": features}
 
 
 def build_cache(
@@ -166,12 +136,12 @@ def _write_arrays(
 ) -> list[int]:
     """Writes features.npy and depth_mm.npy of the dataset's good samples; returns their indices."""
     n = len(dataset)
-    h, w = dataset.features.image_size
+    h, w = dataset.feature_config.image_size
     dh, dw = dataset.depth_size
     shape = (n, dataset.n_channels, h, w)
     needed = n * (h * w * dataset.n_channels * np.dtype(feature_dtype).itemsize + dh * dw * 2)
     ensure_space(folder, needed, f"the feature cache of {n} samples")
-    features = open_npy_map(folder / "features.npy", feature_dtype, shape)
+    feature_image = open_npy_map(folder / "features.npy", feature_dtype, shape)
     depth = open_npy_map(folder / "depth_mm.npy", np.uint16, (n, 1, dh, dw))
     kept: list[int] = []
     bar = tqdm(total=n, unit="sample", desc=f"cache {dataset.split}", disable=not progress)
@@ -181,12 +151,12 @@ def _write_arrays(
             if not indices:
                 continue
             rows = slice(len(kept), len(kept) + len(indices))
-            features[rows] = dataset.extract_features(waves).numpy().astype(feature_dtype)
+            feature_image[rows] = dataset.extract_feature_image(waves).numpy().astype(feature_dtype)
             depth[rows] = np.round(torch.stack(depths).numpy() * 1000.0).astype(np.uint16)
             kept.extend(indices)
-    features.flush()
+    feature_image.flush()
     depth.flush()
-    del features, depth
+    del feature_image, depth
     if not kept:
         raise DataError(
             f"split {dataset.split!r} of {dataset.root}: every sample is bad ({len(dataset.skipped)} skipped)"
@@ -214,7 +184,7 @@ def verify_sources(folder: Path, batch_size: int = 64) -> list[str]:
     for indices, waves, depths in dataset.load_batches(batch_size):
         if not indices:
             continue
-        features = dataset.extract_features(waves).numpy().astype(cached.features.dtype)
+        feature_image = dataset.extract_feature_image(waves).numpy().astype(cached.feature_image.dtype)
         for k, i in enumerate(indices):
             files = dataset.sample_files(i)
             row = row_of.get(tuple(files.values()))
@@ -223,6 +193,8 @@ def verify_sources(folder: Path, batch_size: int = 64) -> list[str]:
                 mismatches.append(f"{files['audio']}: not in the cache")
             elif not np.array_equal(depth_mm, cached.depth_mm[row]):
                 mismatches.append(f"{files['depth']}: depth differs from the cached one")
-            elif not np.allclose(features[k].astype(np.float32), cached.features[row].astype(np.float32), 1e-3, 1e-3):
-                mismatches.append(f"{files['audio']}: features differ from the cached ones")
+            elif not np.allclose(
+                feature_image[k].astype(np.float32), cached.feature_image[row].astype(np.float32), 1e-3, 1e-3
+            ):
+                mismatches.append(f"{files['audio']}: feature image differs from the cached one")
     return mismatches

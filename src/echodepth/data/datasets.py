@@ -26,6 +26,7 @@ from ..audio_io import check_not_silent, load_npy
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from ..units import DEPTH_UNITS_PER_M, check_depth_unit
+from .batch import FEATURE_IMAGE
 from .features import AudioFeatures, FeatureConfig, min_window_samples
 from .files import SampleRef
 
@@ -33,8 +34,9 @@ DATASETS = Registry("dataset")
 
 
 class EchoDepthDataset(Dataset):
-    """Base class. Items are dicts: features (C, H, W), depth_m (1, H, W; metres, 0 = invalid),
-    valid (1, H, W) bool, index. `prepare_batch` adds the normalised depth.
+    """Base class. Items are dicts (see `batch.py` for the batch contract): `feature_image`
+    (C, H, W) float32, or with `waveforms` the cut `waveform` (2, L) float32; `depth_m` (1, H, W)
+    metres, 0 = invalid; `valid` (1, H, W) bool; `index`. `prepare_batch` adds the normalised depth.
 
     on_error="raise" stops at
     the first bad sample with a one-line DataError; "skip" leaves bad rows out and lists them in
@@ -51,7 +53,7 @@ class EchoDepthDataset(Dataset):
         self,
         root,
         split: str = "train",
-        features: FeatureConfig | None = None,
+        feature_config: FeatureConfig | None = None,
         max_depth_m: float | None = None,
         on_error: str = "raise",
         check_samples: bool = True,
@@ -73,11 +75,11 @@ class EchoDepthDataset(Dataset):
         if self.depth_unit not in DEPTH_UNITS_PER_M:
             raise ConfigError(f"depth_unit {self.depth_unit!r}: expected one of {list(DEPTH_UNITS_PER_M)}")
         self.split = split
-        self.features = features or FeatureConfig()
+        self.feature_config = feature_config or FeatureConfig()
         # depth maps come out at depth_size; default: the feature image's size
-        self.depth_size = tuple(int(v) for v in (depth_size or self.features.image_size))
-        if self.features.sample_rate_hz != self.sample_rate_hz:  # the data's rate decides
-            self.features = dataclasses.replace(self.features, sample_rate_hz=self.sample_rate_hz)
+        self.depth_size = tuple(int(v) for v in (depth_size or self.feature_config.image_size))
+        if self.feature_config.sample_rate_hz != self.sample_rate_hz:  # the data's rate decides
+            self.feature_config = dataclasses.replace(self.feature_config, sample_rate_hz=self.sample_rate_hz)
         self.max_depth_m = float(max_depth_m or self.default_max_depth_m)
         self.on_error = on_error
         self.layout_options = layout_options
@@ -92,10 +94,10 @@ class EchoDepthDataset(Dataset):
                 self.refs.append(ref)
         if not self.refs:
             raise DataError(f"split {split!r} of {self.root} has no samples ({self.describe_sources()})")
-        self.feature_extractor = AudioFeatures(self.features, self.max_depth_m)
-        # items carry the cut waveform; a consumer computes the features in batches on its device
+        self.feature_extractor = AudioFeatures(self.feature_config, self.max_depth_m)
+        # items carry the cut waveform; a consumer makes the feature images in batches on its device
         self.waveforms = waveforms
-        if waveforms and not self.features.cut:
+        if waveforms and not self.feature_config.cut:
             raise ConfigError("waveform items need the cut (equal lengths to batch); set FeatureConfig.cut")
         if on_error == "skip" and check_samples:
             self.drop_bad_samples()
@@ -119,14 +121,18 @@ class EchoDepthDataset(Dataset):
         raise NotImplementedError
 
     def describe_sources(self) -> str:
+        """Returns where the split's rows are read from, for messages (e.g. "CSV root/train.csv")."""
         raise NotImplementedError
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
+        """Returns a sample's (2, N) float32 waveform as its files hold it (checks follow in `load_audio`);
+        an unreadable file is a DataError naming the CSV line."""
         raise NotImplementedError
 
     # --- shared loading and checks
     def min_audio_samples(self) -> int:
-        return min_window_samples(self.features, self.max_depth_m)
+        """Returns the fewest samples a recording needs: the cut's length for the max depth."""
+        return min_window_samples(self.feature_config, self.max_depth_m)
 
     def load_audio(self, ref: SampleRef) -> np.ndarray:
         """Returns the (2, N) float32 waveform, checked."""
@@ -177,6 +183,7 @@ class EchoDepthDataset(Dataset):
         return depth_m
 
     def load_raw(self, ref: SampleRef) -> tuple[np.ndarray, np.ndarray]:
+        """Returns a sample's checked (2, N) waveform and (H, W) depth in metres; a bad file is a DataError."""
         return self.load_audio(ref), self.load_depth_m(ref)
 
     def depth_tensor(self, depth_m: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -192,12 +199,12 @@ class EchoDepthDataset(Dataset):
         audio, depth_m = self.load_raw(self.refs[i])
         depth = self.depth_tensor(depth_m)
         item = {"depth_m": depth, "valid": depth > 0, "index": i}
-        if self.waveforms:  # the features are made later, a batch at a time, where the batch goes
+        if self.waveforms:  # the feature image is made later, a batch at a time, where the batch goes
             window = self.feature_extractor.window(torch.from_numpy(audio)[None])[0]
             return {**item, "waveform": window.contiguous()}
         with torch.no_grad():
-            features = self.feature_extractor(torch.from_numpy(audio)[None])[0]
-        return {**item, "features": features}
+            feature_image = self.feature_extractor(torch.from_numpy(audio)[None])[0]
+        return {**item, FEATURE_IMAGE: feature_image}
 
     @property
     def n_channels(self) -> int:
@@ -230,8 +237,8 @@ class EchoDepthDataset(Dataset):
             yield indices, waves, depths
 
     @torch.no_grad()
-    def extract_features(self, waves: list[np.ndarray]) -> torch.Tensor:
-        """Returns the (B, C, H, W) features of (2, N) waveforms: one batched pass when their
+    def extract_feature_image(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """Returns the (B, C, H, W) feature images of (2, N) waveforms: one batched pass when their
         lengths agree, else one by one."""
         tensors = [torch.from_numpy(w) for w in waves]
         if len({t.shape[1] for t in tensors}) == 1:
@@ -252,7 +259,7 @@ class EchoDepthDataset(Dataset):
             "layout": {
                 k: sorted(v) if isinstance(v, (list, tuple, set)) else v for k, v in self.layout_options.items()
             },
-            "features": self.features.to_dict(),
+            "features": self.feature_config.to_dict(),  # stored under this name: existing caches keep their key
             "depth_size": list(self.depth_size),
             "max_depth_m": self.max_depth_m,
             "depth_unit": self.depth_unit,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio_io import read_ear_pair, read_stereo
 from ..errors import DataError
 
-__all__ = ["SampleRef", "read_csv", "read_ear_pair", "read_stereo", "resolve_inside"]
+__all__ = ["SampleRef", "read_csv", "read_ear_pair", "read_stereo", "refs_from_csv", "resolve_inside"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,16 @@ def read_csv(csv_path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict | 
     except UnicodeDecodeError as err:
         raise DataError(f"{csv_path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
     return rows
+
+
+def refs_from_csv(csv_path: Path, columns: tuple[str, ...], make_ref: Callable) -> Iterator[SampleRef | DataError]:
+    """Yields, per row of a split CSV, `make_ref(row, line)` (a SampleRef), or the DataError of a
+    bad row: its own (`read_csv`) or the one `make_ref` raised (e.g. a path leaving the root)."""
+    for line, row in read_csv(csv_path, columns):
+        if isinstance(row, DataError):
+            yield row
+            continue
+        try:
+            yield make_ref(row, line)
+        except DataError as err:
+            yield err

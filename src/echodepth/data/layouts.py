@@ -14,20 +14,7 @@ import numpy as np
 
 from ..errors import DataError
 from .datasets import DATASETS, EchoDepthDataset
-from .files import SampleRef, read_csv, read_ear_pair, read_stereo, resolve_inside
-
-
-def sample_refs(csv_path: Path, columns, make_ref):
-    """Yields `make_ref(line, row, where)` for each row of a split's CSV file, or that row's DataError
-    (a malformed row, or a path make_ref refused): one bad row never hides the others."""
-    for line, row in read_csv(csv_path, columns):
-        if isinstance(row, DataError):
-            yield row
-            continue
-        try:
-            yield make_ref(line, row, f"{csv_path}, line {line}")
-        except DataError as err:
-            yield err
+from .files import SampleRef, read_ear_pair, read_stereo, refs_from_csv, resolve_inside
 
 
 @DATASETS.register("batvisionv1")
@@ -51,12 +38,13 @@ class BatvisionV1(EchoDepthDataset):
         """Yields a SampleRef per CSV row (left and right .npy, depth .npy), or the row's DataError."""
         csv_path = self.csv_path()
 
-        def ref(line: int, row: dict, where: str) -> SampleRef:
+        def ref(row: dict, line: int) -> SampleRef:
+            where = f"{csv_path}, line {line}"
             left = resolve_inside(self.root, row["audio path left"], where)
             right = resolve_inside(self.root, row["audio path right"], where)
             return SampleRef(csv_path, line, (left, right), resolve_inside(self.root, row["depth path"], where))
 
-        yield from sample_refs(csv_path, self.columns, ref)
+        yield from refs_from_csv(csv_path, self.columns, ref)
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
         """Returns the (2, N) waveform of the two ears' .npy files (raises DataError naming the file)."""
@@ -99,13 +87,17 @@ class BatvisionV2(EchoDepthDataset):
         for location in self.locations():
             csv_path = location / f"{self.split}.csv"
 
-            def ref(line: int, row: dict, where: str, csv_path=csv_path, location=location) -> SampleRef:
-                audio = Path(row["audio path"] or "") / (row["audio file name"] or "")
-                depth = Path(row["depth path"] or "") / (row["depth file name"] or "")
-                audio, depth = (resolve_inside(self.root, str(p), where) for p in (audio, depth))
+            def ref(row: dict, line: int, csv_path=csv_path, location=location) -> SampleRef:
+                where = f"{csv_path}, line {line}"
+                audio = resolve_inside(
+                    self.root, str(Path(row["audio path"] or "") / (row["audio file name"] or "")), where
+                )
+                depth = resolve_inside(
+                    self.root, str(Path(row["depth path"] or "") / (row["depth file name"] or "")), where
+                )
                 return SampleRef(csv_path, line, (audio,), depth, location.name)
 
-            yield from sample_refs(csv_path, self.columns, ref)
+            yield from refs_from_csv(csv_path, self.columns, ref)
 
     def read_audio(self, ref: SampleRef) -> np.ndarray:
         """Returns the (2, N) waveform of the stereo file, checked against the sample rate (DataError otherwise)."""

@@ -38,7 +38,7 @@ def model_metadata(predictor: Predictor, n_samples: int) -> dict:
         "config": meta["config"],
         "features": meta["features"],
         "max_depth_m": predictor.max_depth_m,
-        "sample_rate_hz": predictor.features.sample_rate_hz,
+        "sample_rate_hz": predictor.feature_config.sample_rate_hz,
         "input": {"name": INPUT, "shape": ["batch", 2, n_samples]},
         "outputs": {name: ["batch", *meta["output_shape"]] for name in OUTPUTS},
         "emission": meta.get("emission"),
@@ -100,18 +100,18 @@ def export_model(
     if fmt == "onnx" and not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConfigError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {MAX_OPSET}")
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
-    if predictor.features.align_to_emission or predictor.features.window_start_ms:
+    if predictor.feature_config.align_to_emission or predictor.feature_config.window_start_ms:
         raise ConfigError(
             "export takes models whose window starts at the file's start (audio_window start, window_start_ms 0); "
             "this one's follows the emission or starts later: predict with --checkpoint"
         )
     if n_samples is None:
-        if not predictor.features.cut:
+        if not predictor.feature_config.cut:
             raise ConfigError("this model reads whole recordings (no cut): give --samples, the recording length")
         n_samples = predictor.min_samples
     if n_samples < predictor.min_samples:
         raise ConfigError(f"--samples {n_samples}: the model needs at least {predictor.min_samples}")
-    pipeline = DepthPipeline(predictor.network, predictor.extractor, n_samples, predictor.max_depth_m).eval()
+    pipeline = DepthPipeline(predictor.network, predictor.feature_extractor, n_samples, predictor.max_depth_m).eval()
     meta = model_metadata(predictor, pipeline.frontend.n_samples)
     waves = verification_waves(pipeline.frontend.n_samples)
     make_dir(output.parent, "--output's folder")
@@ -125,7 +125,7 @@ def export_model(
         else:
             data = _export_torchscript(pipeline, example, meta)
         atomic_write_bytes(tmp, data)  # the file the runtime verifies, before the output exists
-        reference = predictor.predict(waves, predictor.features.sample_rate_hz)
+        reference = predictor.predict(waves, predictor.feature_config.sample_rate_hz)
         exported = load_model(tmp, threads=None, fmt=fmt).run(waves)
         diff = max(
             float(np.abs(mine - getattr(reference, name).cpu().numpy()).max()) for name, mine in zip(OUTPUTS, exported)

@@ -45,16 +45,16 @@ def stft_kernels(n_fft: int, win_length: int, window: torch.Tensor) -> tuple[tor
 class LinearFrontend(nn.Module):
     """`AudioFeatures` for recordings of exactly `n_samples` samples (after the cut)."""
 
-    def __init__(self, features: AudioFeatures, n_samples: int):
+    def __init__(self, feature_extractor: AudioFeatures, n_samples: int):
         super().__init__()
-        cfg = features.cfg
+        cfg = feature_extractor.cfg
         self.cfg = cfg
-        self.n_samples = features.n_samples(n_samples)
-        self.kind = type(features.feature)
-        self.cues = features.feature if hasattr(features.feature, "from_stft") else None
+        self.n_samples = feature_extractor.n_samples(n_samples)
+        self.kind = type(feature_extractor.feature)
+        self.cues = feature_extractor.feature if hasattr(feature_extractor.feature, "from_stft") else None
         if self.kind not in (Spectrogram, MelSpectrogram, Waveform) and self.cues is None:
             raise NotImplementedError(f"no exportable form of the audio feature {cfg.audio_format!r}")
-        self.log = cfg.log and features.feature.compressible
+        self.log = cfg.log and feature_extractor.feature.compressible
         n_frames = 1 + self.n_samples // cfg.hop_length
         if self.kind is Waveform:
             kernels, self.offset, self.pad_mode = torch.eye(cfg.win_length)[:, None], 0, "constant"
@@ -65,7 +65,7 @@ class LinearFrontend(nn.Module):
             self.pad, self.pad_mode = cfg.n_fft // 2, "reflect"
             n_rows = cfg.n_fft // 2 + 1
             if self.kind is MelSpectrogram:
-                self.register_buffer("mel_fb", features.feature.mel_fb.clone())
+                self.register_buffer("mel_fb", feature_extractor.feature.mel_fb.clone())
                 n_rows = cfg.n_mels
         self.n_frames = n_frames
         self.register_buffer("kernels", kernels)
@@ -99,9 +99,9 @@ class LinearFrontend(nn.Module):
 class DepthPipeline(nn.Module):
     """Waveforms (B, 2, n) -> base, residual and final depth in metres, each (B, 1, H, W)."""
 
-    def __init__(self, network: nn.Module, features: AudioFeatures, n_samples: int, max_depth_m: float):
+    def __init__(self, network: nn.Module, feature_extractor: AudioFeatures, n_samples: int, max_depth_m: float):
         super().__init__()
-        self.frontend = LinearFrontend(features, n_samples)
+        self.frontend = LinearFrontend(feature_extractor, n_samples)
         self.network = network
         self.max_depth_m = float(max_depth_m)
 

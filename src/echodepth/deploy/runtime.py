@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio_io import as_waveform_batch, check_recording
-from ..errors import CheckpointError, MissingFileError, UserError
+from ..errors import CheckpointError, MissingFileError, UserError, first_line
 from ..prediction import Prediction, recording_report
 
 METADATA_KEY = "echodepth"
@@ -92,8 +92,7 @@ def _onnx_runner(path: Path, threads: int | None):
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime's errors share no public base class
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"model {path} is not a readable ONNX file ({first})") from None
+        raise CheckpointError(f"model {path} is not a readable ONNX file ({first_line(err)})") from None
     custom = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in custom:
         raise CheckpointError(f"model {path} was not written by echodepth export (no 'echodepth' metadata)")
@@ -112,8 +111,7 @@ def _torchscript_runner(path: Path, threads: int | None):
             warnings.simplefilter("ignore")  # TorchScript announces its deprecation
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"model {path} is not a readable TorchScript file ({first})") from None
+        raise CheckpointError(f"model {path} is not a readable TorchScript file ({first_line(err)})") from None
     if not files[TORCHSCRIPT_METADATA]:
         raise CheckpointError(f"model {path} was not written by echodepth export (no echodepth.json inside)")
 

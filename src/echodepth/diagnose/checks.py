@@ -22,6 +22,9 @@ VAL_RISE_MAX = 0.2  # the last validation RMSE at most 20% above the best
 
 @dataclass
 class Check:
+    """One check's outcome: the statistic measured, its value and threshold, whether it is healthy
+    and, when not, the guide's symptom, advice and training flags to change."""
+
     name: str
     statistic: str
     value: float
@@ -32,6 +35,7 @@ class Check:
     flags: dict = field(default_factory=dict)  # training flags to change: name -> new value
 
     def to_dict(self) -> dict:
+        """Returns the check as a JSON-ready dict (diagnosis.json)."""
         return asdict(self)
 
 
@@ -59,6 +63,8 @@ def next_kernel(kernel: int, image_size: int) -> int:
 
 
 def base_smoothness(split: dict, cfg) -> Check:
+    """Checks that the base holds little fine detail: its energy above the analysis cutoff over the
+    ground truth's, at most BASE_HF_RATIO_MAX."""
     ratio = split["structure"]["base_hf_to_gt"]
     flags = {
         "lambda_base": round(max(2 * cfg.lambda_base, 1.0), 3),
@@ -77,6 +83,7 @@ def base_smoothness(split: dict, cfg) -> Check:
 
 
 def residual_small(split: dict, cfg) -> Check:
+    """Checks that the residual stays small: mean |residual| / mean |final|, at most RESIDUAL_SHARE_MAX."""
     share = split["structure"]["residual_share"]
     flags = {
         "lambda_sparse": round(max(2 * cfg.lambda_sparse, 0.1), 3),
@@ -95,6 +102,8 @@ def residual_small(split: dict, cfg) -> Check:
 
 
 def base_not_final(split: dict, cfg) -> Check:
+    """Checks that the residual is not suppressed: the share of the final's variation the base
+    explains, at most BASE_EXPLAINS_MAX."""
     explained = split["base_explains_final"]
     target = 0.05 if cfg.lambda_sparse > 0.05 else 0.01
     return Check(
@@ -110,6 +119,8 @@ def base_not_final(split: dict, cfg) -> Check:
 
 
 def residual_near_objects(split: dict, cfg) -> Check:
+    """Checks that the residual lies near objects: mean |residual| near depth edges over that in
+    smooth regions, at least RESIDUAL_EDGE_RATIO_MIN."""
     ratio = split["structure"]["residual_edge_to_smooth"]
     return Check(
         "residual_near_objects",
@@ -124,6 +135,7 @@ def residual_near_objects(split: dict, cfg) -> Check:
 
 
 def reconstruction(split: dict, cfg) -> Check:
+    """Checks the reconstruction: RMSE over the better mean-depth predictor's, at most RMSE_RATIO_MAX."""
     rmse = split["metrics"]["rmse"]
     better = min(m["rmse"] for m in split["mean_depth_predictors"].values())
     ratio = rmse / better if better > 0 else math.nan
@@ -140,6 +152,7 @@ def reconstruction(split: dict, cfg) -> Check:
 
 
 def no_locked_outputs(split: dict, cfg) -> Check:
+    """Checks that no output pixel is locked at a head's bound whatever the recording (saturation.py)."""
     share, where = locked_summary(split["saturation"])
     if cfg.input_norm == "none":
         advice = (
@@ -165,6 +178,8 @@ def no_locked_outputs(split: dict, cfg) -> Check:
 
 
 def training_stability(history: dict, cfg) -> Check:
+    """Checks the training history: no NaN stop, no loss spike, a validation RMSE at most
+    VAL_RISE_MAX above its best at the end."""
     problems = []
     if history["stop_reason"]:
         problems.append(f"stopped: {history['stop_reason'].get('reason', 'unknown')}")

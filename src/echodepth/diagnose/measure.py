@@ -18,6 +18,26 @@ N_EXAMPLES = 2  # best and worst samples shown in the figure
 SPIKE_FACTOR = 1.5  # an epoch's training loss above this times the lowest before it is a spike
 
 
+class StructureSums:
+    """Accumulates the structure metrics' sums (`metrics.structure_sums`) over batches, with the
+    analysis low-pass kernel of the training image size (`metrics.analysis_kernel`)."""
+
+    def __init__(self, image_size: int):
+        self.kernel = analysis_kernel(image_size)
+        self.sums: dict[str, float] = {}
+
+    def add(self, prediction, depth_m: torch.Tensor) -> None:
+        """Adds a batch: a `Prediction` (base_m, residual_m, final_m) and the (B, 1, H, W) ground
+        truth in metres (0 = invalid)."""
+        batch_sums = structure_sums(prediction.base_m, prediction.residual_m, prediction.final_m, depth_m, self.kernel)
+        for k, v in batch_sums.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def metrics(self) -> dict[str, float]:
+        """Returns the structure metrics of every batch added (`metrics.finish_structure`)."""
+        return finish_structure(self.sums)
+
+
 class ExtremeSamples:
     """Keeps the n samples with the lowest and the n with the highest RMSE seen so far."""
 
@@ -26,6 +46,7 @@ class ExtremeSamples:
         self.samples: list[tuple[float, list]] = []
 
     def add(self, rmse: torch.Tensor, maps: list[torch.Tensor]) -> None:
+        """Adds a batch: per-image RMSE (B,) in metres and its maps, each (B, 1, H, W); NaN RMSEs are left out."""
         for j, value in enumerate(rmse.tolist()):
             if math.isfinite(value):
                 self.samples.append((value, [m[j, 0].cpu().numpy() for m in maps]))
@@ -34,6 +55,7 @@ class ExtremeSamples:
             self.samples = self.samples[: self.n] + self.samples[-self.n :]
 
     def best_and_worst(self) -> tuple[list, list]:
+        """Returns (best, worst): lists of (RMSE, [maps (H, W)]), best first and worst first."""
         k = min(self.n, len(self.samples) // 2) or len(self.samples)
         return self.samples[:k], self.samples[-k:][::-1] if len(self.samples) > k else []
 
@@ -45,17 +67,14 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
     the base explains, the mean-depth predictors' metrics, each head's spread across recordings per
     pixel (saturation.py) and the best and worst samples."""
     check_sample_rate(predictor, datamodule, split)
-    kernel = analysis_kernel(predictor.cfg.image_size)
-    sums: dict[str, float] = {}
+    structure = StructureSums(predictor.cfg.image_size)
     per_image, extremes = [], ExtremeSamples(N_EXAMPLES)
     residual_sq, final_var = 0.0, 0.0
-    bounds = {k: (lo * predictor.max_depth_m, hi * predictor.max_depth_m) for k, (lo, hi) in head_bounds(predictor)}
-    spread = PixelSpread(bounds)
+    spread = PixelSpread.for_predictor(predictor)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=EVAL_BATCH_SIZE)):
         gt = b["depth_m"]
         valid = (gt > 0).float()
-        for k, v in structure_sums(p.base_m, p.residual_m, p.final_m, gt, kernel).items():
-            sums[k] = sums.get(k, 0.0) + v
+        structure.add(p, gt)
         per = per_image_metrics(p.final_m, gt)
         per_image.append({k: v.cpu() for k, v in per.items()})
         extremes.add(per["rmse"], [p.base_m, p.residual_m, p.final_m, gt])
@@ -69,8 +88,8 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
     return {
         "split": split,
         "metrics": metrics,
-        "structure": finish_structure(sums),
-        "analysis_kernel": kernel,
+        "structure": structure.metrics(),
+        "analysis_kernel": structure.kernel,
         # 1 - sum (final - base)^2 / sum (final - its per-image mean)^2 over valid pixels
         "base_explains_final": 1.0 - residual_sq / final_var if final_var > 0 else math.nan,
         "mean_depth_predictors": mean_depth_baselines(datamodule, split),
@@ -78,13 +97,6 @@ def measure_split(predictor: Predictor, datamodule, split: str) -> dict:
         "best": best,
         "worst": worst,
     }
-
-
-def head_bounds(predictor: Predictor) -> list[tuple[str, tuple[float, float]]]:
-    """Returns the network's (head, (low, high)) ranges in normalised depth; a network without
-    `head_bounds()` (not a registered model) gets the sigmoid base's [0, 1]."""
-    bounds = getattr(predictor.network, "head_bounds", lambda: {"base": (0.0, 1.0)})()
-    return list(bounds.items())
 
 
 def training_history(run_dir: RunDir, epochs_planned: int) -> dict:

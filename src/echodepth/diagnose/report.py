@@ -16,12 +16,13 @@ from .checks import Check
 
 
 def flag_words(flags: dict) -> list[str]:
-    """Returns command-line words for training flags: `--name value`, or `--name` for True."""
+    """Returns command-line words for training flags (name -> value): `--name value` (floats
+    in %g form), or `--name` alone for True."""
     words = []
     for name, value in flags.items():
-        words += (
-            [f"--{name}"] if value is True else [f"--{name}", f"{value:g}" if isinstance(value, float) else str(value)]
-        )
+        words.append(f"--{name}")
+        if value is not True:
+            words.append(f"{value:g}" if isinstance(value, float) else str(value))
     return words
 
 
@@ -36,14 +37,11 @@ def rerun_command(run_dir: RunDir, checks: list[Check]) -> str | None:
     if not flags:
         return None
     words = ["echodepth", "train", "--config", str(run_dir.config), "--experiment_name", f"{run_dir.name}_tuned"]
-    for name, value in flags.items():
-        words += (
-            [f"--{name}"] if value is True else [f"--{name}", f"{value:g}" if isinstance(value, float) else str(value)]
-        )
-    return shlex.join(words)
+    return shlex.join(words + flag_words(flags))
 
 
 def fmt(value: float) -> str:
+    """Returns a statistic with 3 decimals, or "n/a" when it is not finite (not measured)."""
     return "n/a" if not math.isfinite(value) else f"{value:.3f}"
 
 
@@ -53,11 +51,7 @@ def table(checks: list[Check]) -> str:
     for c in checks:
         lines.append(f"{c.name:<24}{fmt(c.value):>9}  {c.threshold:<38}{'healthy' if c.healthy else 'UNHEALTHY'}")
         if not c.healthy:
-            flags = " ".join(
-                f"--{k}" if v is True else f"--{k} {v:g}" if isinstance(v, float) else f"--{k} {v}"
-                for k, v in c.flags.items()
-            )
-            lines.append(f"    {c.symptom}; {c.advice}: try {flags}")
+            lines.append(f"    {c.symptom}; {c.advice}: try {' '.join(flag_words(c.flags))}")
     return "\n".join(lines)
 
 

@@ -27,36 +27,57 @@ class PixelSpread:
         self.sums: dict[str, list] = {}
         self.n = 0
 
+    @classmethod
+    def for_predictor(cls, predictor) -> PixelSpread:
+        """Returns an empty spread over a predictor's heads, bounds in metres (`head_bounds()` of the
+        network in normalised depth times max depth; a network without it: the sigmoid base's [0, 1])."""
+        bounds = getattr(predictor.network, "head_bounds", lambda: {"base": (0.0, 1.0)})()
+        return cls({k: (lo * predictor.max_depth_m, hi * predictor.max_depth_m) for k, (lo, hi) in bounds.items()})
+
     def add(self, maps: dict[str, torch.Tensor]) -> None:
         """Adds a batch: head name -> (B, 1, H, W) metres (heads without bounds are ignored)."""
         for name, (low, high) in self.bounds.items():
             x = maps[name].double()
             margin = NEAR_BOUND * (high - low)
             near = ((x <= low + margin) | (x >= high - margin)).double()
-            parts = [x.sum(0)[0], (x * x).sum(0)[0], near.sum(0)[0]]
+            batch_sums = [x.sum(0)[0], (x * x).sum(0)[0], near.sum(0)[0]]  # each (H, W)
             old = self.sums.get(name)
-            self.sums[name] = parts if old is None else [a + b for a, b in zip(old, parts)]
+            self.sums[name] = batch_sums if old is None else [a + b for a, b in zip(old, batch_sums)]
         self.n += len(next(iter(maps.values())))
 
     def summary(self) -> dict:
-        """Returns per head: the share of output values within 1% of a bound, and the locked pixels
-        (mean within 5% of the range of a bound, std across recordings below 1% of it) as
-        [row, column, mean metres, std metres]; `pixels`: H * W."""
+        """Returns per head: the share of output values within 1% of a bound, the share of pixels
+        saturated across recordings (their mean over the recordings within 1% of the range of a bound:
+        issue 20's "done when" figure, target 0), and the locked pixels (mean within 5% of the range of
+        a bound, std across recordings below 1% of it) as [row, column, mean metres, std metres];
+        `pixels`: H * W."""
         out: dict = {"recordings": self.n, "heads": {}}
         for name, (total, squares, near) in self.sums.items():
             low, high = self.bounds[name]
             span = high - low
             mean = total / self.n
             std = (squares / self.n - mean * mean).clamp(min=0).sqrt()
-            at_bound = torch.minimum(mean - low, high - mean) <= LOCK_NEAR * span
+            distance = torch.minimum(mean - low, high - mean)
+            at_bound = distance <= LOCK_NEAR * span
             locked = (at_bound & (std <= LOCK_STD * span)).nonzero().tolist()
             out["pixels"] = mean.numel()
             out["heads"][name] = {
                 "bounds_m": [low, high],
                 "share_within_1pct_of_bound": float(near.sum() / (self.n * mean.numel())),
+                "share_of_pixels_saturated": float((distance <= NEAR_BOUND * span).double().mean()),
                 "locked": [[r, c, float(mean[r, c]), float(std[r, c])] for r, c in locked],
             }
         return out
+
+
+def saturation_shares(summary: dict) -> dict[str, float]:
+    """Returns, from `PixelSpread.summary()`, the largest share over heads of pixels saturated across
+    recordings (`saturated_pixel_share`) and the share of pixels where some head is locked
+    (`locked_pixel_share`); NaN for both when no recording was measured."""
+    locked, _ = locked_summary(summary)
+    heads = summary.get("heads", {}).values()
+    saturated = max((h["share_of_pixels_saturated"] for h in heads), default=math.nan)
+    return {"saturated_pixel_share": saturated if summary.get("recordings") else math.nan, "locked_pixel_share": locked}
 
 
 def locked_summary(saturation: dict) -> tuple[float, str]:

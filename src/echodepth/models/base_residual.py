@@ -23,7 +23,7 @@ class BackboneSettings:
     input_size: tuple[int, int] | None = None  # inputs are resized to this; None: image_size
     base_channels: int = 64  # the first encoder level's channels (then 2x, 4x, 8x, 8x)
     bilinear: bool = True  # bilinear upsampling in the decoders, else transposed convolutions
-    input_norm: InputNorm = "none"  # centre / position: remove each input position's mean (blocks.py)
+    input_norm: InputNorm = "centre"  # centre / position: remove each input position's mean (blocks.py)
 
     def __post_init__(self):
         if self.base_channels < 1:
@@ -46,7 +46,7 @@ class BaseResidualSettings(BackboneSettings):
 
 
 class Decoder(nn.Module):
-    """U-Net decoder over the shared encoder's features; one 1x1 conv gives one channel of logits.
+    """U-Net decoder over the shared encoder's maps; one 1x1 conv gives one channel of logits.
 
     widths: the encoder's, shallow to deep (e.g. [64, 128, 256, 512, 512]). By default each level
     keeps its skip's width (512 -> 256 -> 128 -> 64); `out_widths` narrows the levels, `taken` maps
@@ -70,10 +70,10 @@ class Decoder(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.out = nn.Conv2d(in_ch, 1, kernel_size=1)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, encoder_maps: list[torch.Tensor]) -> torch.Tensor:
         """Returns (B, 1, h, w) logits from the encoder maps (shallow to deep); h, w: the skip level
         `levels` upsamplings above the bottleneck (the full input size with every level)."""
-        deep_first = list(reversed(features))  # bottleneck, then the skips from deep to shallow
+        deep_first = list(reversed(encoder_maps))  # bottleneck, then the skips from deep to shallow
         if len(self.project):
             deep_first = [p(f) for p, f in zip(self.project, deep_first)]
         x = deep_first[0]
@@ -148,24 +148,24 @@ class BaseResidualNet(DepthModel):
         self.residual_decoder = Decoder(widths, cfg.bilinear) if self.decomposes else None
 
     def encode(self, audio: torch.Tensor) -> list[torch.Tensor]:
-        """Returns the encoder's feature maps of a (B, C, F, T) input, shallow to deep: (B, c, H, W),
-        (B, 2c, H/2, W/2), ..., (B, 8c, H/16, W/16) with (H, W) = input_size."""
+        """Returns the encoder's maps (the decoders' skips) of a (B, C, F, T) input, shallow to deep:
+        (B, c * 2**i, H / 2**i, W / 2**i) with (H, W) = input_size (the deepest two both 8c wide)."""
         x = self.input_norm(resize_to(audio, self.cfg.input_size))  # (B, 2, F, T) -> (B, 2, H, W)
-        features = [self.encoder[0](x)]
+        encoder_maps = [self.encoder[0](x)]
         for block in self.encoder[1:]:
-            features.append(block(self.pool(features[-1])))  # (B, C, h, w) -> (B, 2C, h/2, w/2)
-        return features
+            encoder_maps.append(block(self.pool(encoder_maps[-1])))  # (B, C, h, w) -> (B, 2C, h/2, w/2)
+        return encoder_maps
 
     def forward(self, audio: torch.Tensor):
         """Returns (base, residual, final), each (B, 1, H, W) normalised depth (H, W = image_size), of
-        (B, C, F, T) features; residual is 0 without a residual decoder."""
-        features = self.encode(audio)
+        (B, C, F, T) feature images; residual is 0 without a residual decoder."""
+        encoder_maps = self.encode(audio)
         size = self.cfg.image_size
         # a reduced-resolution base is upsampled bilinearly (smooth) by resize_to
-        base = depth_head(resize_to(self.base_decoder(features), size))
+        base = depth_head(resize_to(self.base_decoder(encoder_maps), size))
         if self.residual_decoder is None:
             return base, torch.zeros_like(base), base
-        residual = residual_head(resize_to(self.residual_decoder(features), size), self.cfg.residual_scale)
+        residual = residual_head(resize_to(self.residual_decoder(encoder_maps), size), self.cfg.residual_scale)
         return base, residual, base + residual
 
     def head_bounds(self) -> dict[str, tuple[float, float]]:

@@ -5,7 +5,7 @@ A model is an `nn.Module` registered with `@MODELS.register("name")` that
   declared, `input_size` (H, W) are filled by the run (`echodepth.components.RUN_SUPPLIED`); every
   other field is a training setting of the same name (`--name` flag, `name:` YAML key), checked
   against its type (`Literal[...]` for choices) and by the dataclass's `__post_init__`,
-- maps features (B, C, F, T) to `(base, residual, final)`, each (B, 1, H, W) in normalised depth
+- maps feature images (B, C, F, T) to `(base, residual, final)`, each (B, 1, H, W) in normalised depth
   (depth / max depth, see `echodepth.units`), with final == base + residual,
 - may give `compare_settings`: training settings `echodepth compare` uses when it runs the model
   as a variant (e.g. the baseline's plain L1 loss), and `decomposes = False` when its residual

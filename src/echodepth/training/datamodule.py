@@ -30,6 +30,8 @@ def synth_config_for(cfg: TrainConfig):
 
 
 def default_synthetic_dir(cfg: TrainConfig) -> Path:
+    """Returns the folder of the built-in synthetic data: under the cache folder, named by a hash of
+    its settings (other settings, another folder)."""
     settings = json.dumps(synth_config_for(cfg).to_dict(), sort_keys=True)
     return Path(cfg.cache_dir) / f"synthetic-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
 
@@ -60,6 +62,8 @@ class EchoDepthDataModule(L.LightningDataModule):
 
     @property
     def root(self) -> Path:
+        """The dataset's root folder: --data_dir, or the built-in synthetic data's folder (dataset
+        synthetic without --data_dir); another dataset without --data_dir is a ConfigError."""
         if self.cfg.data_dir:
             return Path(self.cfg.data_dir)
         if self.cfg.dataset != "synthetic":
@@ -69,7 +73,9 @@ class EchoDepthDataModule(L.LightningDataModule):
             )
         return default_synthetic_dir(self.cfg)
 
-    def feature_config(self) -> FeatureConfig:
+    def requested_feature_config(self) -> FeatureConfig:
+        """Returns the feature settings the configuration asks for (the dataset replaces the sample
+        rate by its data's: see `feature_config`)."""
         cfg = self.cfg
         return FeatureConfig(
             audio_format=cfg.audio_format,
@@ -81,6 +87,8 @@ class EchoDepthDataModule(L.LightningDataModule):
         )
 
     def prepare_data(self) -> None:
+        """Builds the built-in synthetic data once (one process builds, the others wait on its lock) and,
+        with the cache, the train and val caches; a root that is not a folder is a ConfigError."""
         if not self.cfg.data_dir and self.cfg.dataset == "synthetic":
             from ..synth import generate_dataset, is_complete
 
@@ -103,7 +111,7 @@ class EchoDepthDataModule(L.LightningDataModule):
             self._raw[split] = DATASETS.get(self.cfg.dataset)(
                 self.root,
                 split,
-                features=self.feature_config(),
+                feature_config=self.requested_feature_config(),
                 max_depth_m=self.cfg.max_depth_m,
                 on_error=self.on_error,
                 check_samples=not self.cfg.cache,  # the cache build checks each sample in its one pass
@@ -125,18 +133,22 @@ class EchoDepthDataModule(L.LightningDataModule):
 
     @property
     def max_depth_m(self) -> float:
+        """The depth range in metres (the training split's: --max_depth_m or the dataset's default)."""
         return self.raw_dataset("train").max_depth_m
 
     @property
-    def features(self) -> FeatureConfig:
+    def feature_config(self) -> FeatureConfig:
         """Returns the feature settings in force (the data's sample rate included)."""
-        return self.raw_dataset("train").features
+        return self.raw_dataset("train").feature_config
 
     @property
     def n_channels(self) -> int:
+        """The number of feature-image channels C (the network's input channels)."""
         return self.raw_dataset("train").n_channels
 
     def loader(self, split: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+        """Returns a loader over a split yielding batches of the batch contract (`data/batch.py`): epoch-
+        shuffled and without the last partial batch when `shuffle`, batch size at most the split's length."""
         ds = self.dataset(split)
         # the cache serves whole batches from memory-mapped arrays faster than worker processes
         # can pass them back, so it runs in the main process
@@ -155,10 +167,13 @@ class EchoDepthDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self):
+        """Returns the training loader (shuffled per epoch from the seed)."""
         return self.loader("train", shuffle=True)
 
     def val_dataloader(self):
+        """Returns the validation loader (file order)."""
         return self.loader("val")
 
     def test_dataloader(self):
+        """Returns the test loader (file order)."""
         return self.loader("test")

@@ -18,13 +18,13 @@ MAX_TENSOR_ELEMENTS = 2**31 - 1
 
 
 def accumulate_gradients(
-    model, criterion, features, depth_norm, valid, micro_batch: int, backward, prepare=None
+    model, criterion, feature_image, depth_norm, valid, micro_batch: int, backward, prepare=None
 ) -> dict:
-    """Runs forward and backward over micro-batches of a batch; returns the batch's loss parts
+    """Runs forward and backward over micro-batches of a batch; returns the batch's loss terms
     (detached), which equal those of one pass over the whole batch. A batch without a valid
     depth pixel is a DataError (no loss is computed from zero pixels); a micro-batch without one
     adds nothing."""
-    n = len(features)
+    n = len(feature_image)
     valid_total = valid.sum()
     if not valid_total > 0:
         raise DataError(
@@ -36,17 +36,17 @@ def accumulate_gradients(
         rows = slice(start, start + micro_batch)
         if n > micro_batch and not bool(valid[rows].any()):
             continue
-        x = features[rows] if prepare is None else prepare(features[rows])
+        x = feature_image[rows] if prepare is None else prepare(feature_image[rows])
         base, residual, final = model(x)
-        parts = criterion(base.float(), residual.float(), final.float(), depth_norm[rows])
+        loss_terms = criterion(base.float(), residual.float(), final.float(), depth_norm[rows])
         share = valid[rows].sum() / valid_total
-        backward(parts["loss"] * share)
-        for k, v in parts.items():
+        backward(loss_terms["loss"] * share)
+        for k, v in loss_terms.items():
             totals[k] = totals.get(k, 0.0) + v.detach() * share
     return totals
 
 
-def largest_activation(model: nn.Module, features: torch.Tensor) -> int:
+def largest_activation(model: nn.Module, feature_image: torch.Tensor) -> int:
     """Returns the most elements one output of any layer holds, per sample (a forward of 1 sample)."""
     largest = [0]
 
@@ -60,7 +60,7 @@ def largest_activation(model: nn.Module, features: torch.Tensor) -> int:
     model.eval()  # one sample: BatchNorm in training mode cannot normalise a 1 x 1 map
     try:
         with torch.no_grad():
-            model(features[:1])
+            model(feature_image[:1])
     finally:
         model.train(was_training)
         for h in hooks:
@@ -76,7 +76,7 @@ def divisor_at_most(n: int, limit: int) -> int:
     return 1
 
 
-def measured_bytes_per_sample(step, features: torch.Tensor) -> tuple[float, float]:
+def measured_bytes_per_sample(step, feature_image: torch.Tensor) -> tuple[float, float]:
     """Returns (fixed bytes, bytes per sample) of a training step on CUDA, from its peak memory at
     1 and 2 samples."""
     peaks = []
@@ -84,22 +84,24 @@ def measured_bytes_per_sample(step, features: torch.Tensor) -> tuple[float, floa
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        step(features[:m])
+        step(feature_image[:m])
         torch.cuda.synchronize()
         peaks.append(torch.cuda.max_memory_allocated() - base)
     per_sample = max(peaks[1] - peaks[0], 1)
     return peaks[0] - per_sample, per_sample
 
 
-def choose_micro_batch(batch_size: int, model: nn.Module, features: torch.Tensor, step=None, memory_share=0.8) -> dict:
+def choose_micro_batch(
+    batch_size: int, model: nn.Module, feature_image: torch.Tensor, step=None, memory_share=0.8
+) -> dict:
     """Returns the micro-batch for `batch_size` and why: never over MAX_TENSOR_ELEMENTS in one
     tensor; on CUDA (when `step`, a function running one training step, is given) also within
     `memory_share` of the free device memory, from a measured probe."""
-    per_sample = largest_activation(model, features)
+    per_sample = largest_activation(model, feature_image)
     limit = max(1, MAX_TENSOR_ELEMENTS // max(per_sample, 1))
     reason = {"largest_activation_per_sample": per_sample, "element_limit": limit}
-    if step is not None and features.is_cuda:
-        fixed, per = measured_bytes_per_sample(step, features)
+    if step is not None and feature_image.is_cuda:
+        fixed, per = measured_bytes_per_sample(step, feature_image)
         free, _ = torch.cuda.mem_get_info()
         fits = int((memory_share * free - max(fixed, 0)) // per)
         reason.update({"bytes_per_sample": per, "free_bytes": free, "memory_limit": max(fits, 1)})

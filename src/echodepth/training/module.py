@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from ..config import TrainConfig
-from ..data import AudioFeatures, FeatureConfig, prepare_batch, with_features
+from ..data import FEATURE_IMAGE, AudioFeatures, FeatureConfig, prepare_batch, with_feature_image
 from ..errors import NonFiniteLossError
 from ..losses import build_loss_for_training
 from ..metrics import METRIC_KEYS, aggregate, per_image_metrics
@@ -21,7 +21,7 @@ from .outputs import write_epoch_outputs
 
 
 def checkpoint_metadata(
-    cfg: TrainConfig, max_depth_m: float, features: FeatureConfig, in_channels: int, emission: dict | None = None
+    cfg: TrainConfig, max_depth_m: float, feature_config: FeatureConfig, in_channels: int, emission: dict | None = None
 ) -> dict:
     """Returns what makes a checkpoint self-describing (stored as ckpt["echodepth"]); `emission`
     (the chirp and where it lies in a training window) lets `predict --chirps` cut long recordings."""
@@ -30,8 +30,8 @@ def checkpoint_metadata(
         "version": __version__,
         "config": cfg.to_dict(),
         "max_depth_m": max_depth_m,
-        "features": features.to_dict(),  # the sample rate of the training data included
-        "input_shape": [in_channels, *features.image_size],
+        "features": feature_config.to_dict(),  # the sample rate of the training data included
+        "input_shape": [in_channels, *feature_config.image_size],
         "output_shape": [1, side, side],
         "emission": emission,
     }
@@ -69,17 +69,17 @@ def make_lr_schedule(cfg: TrainConfig, optimizer):
 class DepthModule(L.LightningModule):
     """Wraps a network and its loss: training in normalised depth, validation metrics in metres."""
 
-    def __init__(self, config: dict, max_depth_m: float, features: dict, emission: dict | None = None):
+    def __init__(self, config: dict, max_depth_m: float, feature_config: dict, emission: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = TrainConfig.from_dict(config)
         self.max_depth_m = float(max_depth_m)
-        self.features = FeatureConfig(**features)
+        self.feature_config = FeatureConfig(**feature_config)
         self.emission = emission
-        self.model = build_model_for_training(self.cfg, self.features.n_channels)
+        self.model = build_model_for_training(self.cfg, self.feature_config.n_channels)
         self.criterion = build_loss_for_training(self.cfg)
-        self.extractor = AudioFeatures(self.features, self.max_depth_m)  # no weights: uncached batches
-        self._val_parts: list[dict] = []
+        self.feature_extractor = AudioFeatures(self.feature_config, self.max_depth_m)  # no weights: uncached batches
+        self._val_batch_sums: list[dict] = []  # per validation batch: per-image metrics and valid-pixel sums
         self._train_sums: dict[str, torch.Tensor] = {}
         self._figure_samples = None
         self._epoch_lr = float("nan")
@@ -87,11 +87,14 @@ class DepthModule(L.LightningModule):
         self.micro_batch_size = None  # chosen in on_fit_start
         self._network = self.model  # what training calls: the model, or its torch.compile wrapper
 
-    def forward(self, features):
-        return self.model(features)
+    def forward(self, feature_image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns the network's (base, residual, final) for (B, C, H, W) feature images, each
+        (B, 1, H', W') in normalised depth (depth / max depth)."""
+        return self.model(feature_image)
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
-        return with_features(batch, self.extractor)  # waveforms (uncached path) -> features, on the device
+        """Returns the batch with its waveforms (uncached path) made into feature images, on the device."""
+        return with_feature_image(batch, self.feature_extractor)
 
     @property
     def channels_last(self) -> bool:
@@ -100,10 +103,13 @@ class DepthModule(L.LightningModule):
             return False
         return self.device.type == "cuda" or "bf16" in str(self.trainer.precision if self._trainer else "")
 
-    def to_input(self, features: torch.Tensor) -> torch.Tensor:
-        return features.contiguous(memory_format=torch.channels_last) if self.channels_last else features
+    def to_input(self, feature_image: torch.Tensor) -> torch.Tensor:
+        """Returns the (B, C, H, W) feature images in the memory format the network runs in."""
+        return feature_image.contiguous(memory_format=torch.channels_last) if self.channels_last else feature_image
 
     def on_fit_start(self):
+        """Puts the network in channels-last memory where it pays, wraps it in torch.compile when
+        asked, and chooses the micro-batch."""
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.cfg.compile != "none":
@@ -116,7 +122,7 @@ class DepthModule(L.LightningModule):
         if self.cfg.micro_batch_size != "auto":
             return min(int(self.cfg.micro_batch_size), batch)
         side = self.cfg.image_size
-        probe = torch.rand(2, self.features.n_channels, side, side, device=self.device)
+        probe = torch.rand(2, self.feature_config.n_channels, side, side, device=self.device)
         depth = torch.rand(2, 1, side, side, device=self.device)
 
         def step(x):  # one forward and backward, as training runs it
@@ -131,6 +137,7 @@ class DepthModule(L.LightningModule):
         return choice["micro_batch_size"]
 
     def on_train_epoch_start(self):
+        """Starts an epoch: the loss's schedule (`set_epoch`), the training sums and the epoch's learning rate."""
         self.criterion.set_epoch(self.current_epoch)
         self._train_sums = {}
         self._epoch_lr = self.optimizers().param_groups[0]["lr"]  # the rate in force this epoch
@@ -149,33 +156,38 @@ class DepthModule(L.LightningModule):
             module.requires_grad_(False)
 
     def training_step(self, batch, batch_idx):
+        """Runs one optimiser step over a batch (in micro-batches) and returns its loss, a 0-d tensor in
+        normalised depth units. A non-finite loss raises NonFiniteLossError before the step, so the
+        weights stay those of the last good step; a batch without a valid depth pixel is a DataError."""
         if self.base_frozen:  # the seed code's last phase: the residual decoder alone refines the final
             self.freeze_base()
         b = prepare_batch(batch, self.max_depth_m)
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
-        micro = self.micro_batch_size or len(b["features"])
-        parts = accumulate_gradients(
+        micro = self.micro_batch_size or len(b[FEATURE_IMAGE])
+        loss_terms = accumulate_gradients(
             self._network,
             self.criterion,
-            b["features"],
+            b[FEATURE_IMAGE],
             b["depth_norm"],
             b["valid"],
             micro,
             self.manual_backward,
             self.to_input,
         )
-        loss = parts["loss"]
+        loss = loss_terms["loss"]
         if not torch.isfinite(loss):  # before the step: the weights stay those of the last good step
-            values = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
+            values = ", ".join(f"{k}={v.item():.4g}" for k, v in loss_terms.items())
             raise NonFiniteLossError(
                 f"non-finite loss at epoch {self.current_epoch + 1}, step {self.global_step} ({values}); "
                 "try a lower --learning_rate or --precision 32-true"
             )
         n = len(b["depth_norm"])
         # per step, under the guide's exact names; metrics.csv holds the epoch means
-        self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, on_step=True, on_epoch=False, batch_size=n)
-        for k, v in parts.items():
+        self.log_dict(
+            {f"train/{k}": v.detach() for k, v in loss_terms.items()}, on_step=True, on_epoch=False, batch_size=n
+        )
+        for k, v in loss_terms.items():
             self._train_sums[k] = self._train_sums.get(k, 0.0) + v.detach().float() * n
         self._train_sums["n"] = self._train_sums.get("n", 0.0) + torch.tensor(float(n), device=loss.device)
         optimizer.step()
@@ -184,13 +196,16 @@ class DepthModule(L.LightningModule):
     def on_train_epoch_end(self):
         # manual optimisation: the epoch's scheduler step is ours; it runs before the checkpoint
         # callbacks, so last.ckpt holds the rate of the next epoch
+        """Steps the per-epoch learning-rate schedule (manual optimisation: the step is ours)."""
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
 
     def validation_step(self, batch, batch_idx):
+        """Measures one validation batch: per-image metrics of the final depth (metres) and the valid-pixel
+        sums of |base|, |residual| and |final|; keeps the first batch's maps for the epoch's figure."""
         b = prepare_batch(batch, self.max_depth_m)
-        outputs = self._network(self.to_input(b["features"]))
+        outputs = self._network(self.to_input(b[FEATURE_IMAGE]))
         base, residual, final = (depth_norm_to_m(t.float(), self.max_depth_m) for t in outputs)
         gt = b["depth_m"]
         per = per_image_metrics(final, gt)
@@ -199,7 +214,7 @@ class DepthModule(L.LightningModule):
         def valid_sum(t):
             return (t * valid).sum().double().reshape(1)
 
-        self._val_parts.append(
+        self._val_batch_sums.append(
             {
                 **{k: per[k] for k in (*METRIC_KEYS, "n_valid")},
                 "abs_base": valid_sum(base.abs()),
@@ -213,13 +228,15 @@ class DepthModule(L.LightningModule):
             self._figure_samples = [t[:k, 0].detach().cpu().numpy() for t in (base, residual, final, gt)]
 
     def on_validation_epoch_end(self):
-        parts = {k: torch.cat([p[k] for p in self._val_parts]) for k in self._val_parts[0]}
-        self._val_parts = []
+        """Logs the epoch's validation metrics and mean magnitudes (metres) over every rank, and
+        (rank 0) appends the epoch's row to metrics.csv and writes its figure."""
+        val_sums = {k: torch.cat([p[k] for p in self._val_batch_sums]) for k in self._val_batch_sums[0]}
+        self._val_batch_sums = []
         if self.trainer.world_size > 1:
-            parts = {k: self.all_gather(v).reshape(-1) for k, v in parts.items()}
-        metrics = aggregate({k: parts[k] for k in (*METRIC_KEYS, "n_valid")})
-        valid = parts["valid"].sum().clamp(min=1)
-        magnitudes = {f"mean_abs_{k}": float(parts[f"abs_{k}"].sum() / valid) for k in ("base", "residual", "final")}
+            val_sums = {k: self.all_gather(v).reshape(-1) for k, v in val_sums.items()}
+        metrics = aggregate({k: val_sums[k] for k in (*METRIC_KEYS, "n_valid")})
+        valid = val_sums["valid"].sum().clamp(min=1)
+        magnitudes = {f"mean_abs_{k}": float(val_sums[f"abs_{k}"].sum() / valid) for k in ("base", "residual", "final")}
         if self.trainer.sanity_checking:
             self._figure_samples = None
             return
@@ -239,7 +256,7 @@ class DepthModule(L.LightningModule):
         self._figure_samples = None
 
     def training_means(self) -> dict:
-        """Returns this epoch's mean training loss parts over every sample (all ranks)."""
+        """Returns this epoch's mean training loss terms over every sample (all ranks)."""
         sums = {
             k: v if torch.is_tensor(v) else torch.tensor(v, device=self.device) for k, v in self._train_sums.items()
         }
@@ -249,6 +266,7 @@ class DepthModule(L.LightningModule):
         return {f"train/{k}": float(v) / max(n, 1.0) for k, v in sums.items()}
 
     def configure_optimizers(self):
+        """Returns the optimiser (`make_optimizer`) and, when configured, its per-epoch scheduler."""
         optimizer = make_optimizer(self.cfg, self.model.parameters())
         scheduler = make_lr_schedule(self.cfg, optimizer)
         if scheduler is not None:
@@ -256,11 +274,13 @@ class DepthModule(L.LightningModule):
         return optimizer
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Adds the self-describing metadata (`checkpoint_metadata`) and the random states to a checkpoint."""
         checkpoint["echodepth"] = checkpoint_metadata(
-            self.cfg, self.max_depth_m, self.features, self.features.n_channels, self.emission
+            self.cfg, self.max_depth_m, self.feature_config, self.feature_config.n_channels, self.emission
         )
         checkpoint["random_states"] = random_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restores the random states a checkpoint holds (a resumed run draws as an uninterrupted one)."""
         if "random_states" in checkpoint:
             restore_random_states(checkpoint["random_states"])
