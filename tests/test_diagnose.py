@@ -16,7 +16,6 @@ from echodepth.config import TrainConfig
 from echodepth.diagnose import diagnose
 from echodepth.diagnose.checks import next_kernel
 from echodepth.models import MODELS, DepthModel
-from echodepth.models.blocks import InputNorm
 from echodepth.run import train
 
 from .conftest import tiny_config
@@ -26,7 +25,6 @@ from .conftest import tiny_config
 class StubSettings:
     in_channels: int = 2
     image_size: tuple[int, int] = (16, 16)
-    input_norm: InputNorm = "none"  # unused; declared so that diagnose's advice --input_norm applies to the stubs
 
 
 class Stub(DepthModel):
