@@ -142,6 +142,7 @@ class Predictor:
 
     @property
     def sample_rate_hz(self) -> int:
+        """Returns the sample rate (Hz) the network was trained at; recordings must have it."""
         return self.features.sample_rate_hz
 
     @property
