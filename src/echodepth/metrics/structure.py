@@ -40,8 +40,12 @@ def high_frequency_energy(maps: torch.Tensor, cutoff_cycles_per_px: float) -> tu
     maps = maps - maps.mean(dim=(-2, -1), keepdim=True)
     maps = torch.cat([maps, maps.flip(-1)], dim=-1)
     maps = torch.cat([maps, maps.flip(-2)], dim=-2)
-    spectrum = torch.fft.rfft2(maps).abs() ** 2
     h, w = maps.shape[-2:]
+    # rfft2 keeps one of each pair of columns +-fx: count those twice (not fx = 0 and the Nyquist
+    # column of the even width 2W), so that energy is the map's mean square whatever its orientation
+    weight = torch.full((w // 2 + 1,), 2.0, dtype=maps.dtype, device=maps.device)
+    weight[0] = weight[-1] = 1.0
+    spectrum = torch.fft.rfft2(maps).abs() ** 2 * weight
     fy = torch.fft.fftfreq(h, device=maps.device).abs()[:, None]
     fx = torch.fft.rfftfreq(w, device=maps.device)[None, :]
     high = ((fy**2 + fx**2).sqrt() > cutoff_cycles_per_px).to(spectrum.dtype)
