@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from echodepth.metrics import (
+    METRIC_KEYS,
     MIN_DEPTH_M,
+    aggregate,
     analysis_kernel,
     depth_edges,
     depth_metrics,
@@ -206,3 +208,45 @@ def test_a_base_at_half_the_ground_truths_contrast_has_a_quarter_of_its_high_fre
 
 def test_the_analysis_kernel_is_an_eighth_of_the_image_side_and_at_least_3():
     assert [analysis_kernel(side) for side in (8, 16, 24, 32, 64, 128, 256)] == [3, 3, 3, 4, 8, 16, 32]
+
+
+def test_the_delta_thresholds_are_strict_powers_of_1_25():
+    gt = torch.ones(1, 1, 1, 4, dtype=torch.float64)
+    pred = torch.tensor([[[[1.25, 1.5625, 1.953125, 0.8]]]], dtype=torch.float64)  # 1.25, 1.25^2, 1.25^3, 1 / 1.25
+    m = per_image_metrics(pred, gt)
+    assert m["delta1"].item() == 0.0  # a ratio of exactly 1.25 is not below 1.25 (0.8 gives 1 / 0.8 = 1.25)
+    assert m["delta2"].item() == pytest.approx(2 / 4) and m["delta3"].item() == pytest.approx(3 / 4)
+
+
+def test_counted_pixels_follow_min_gt_and_inclusive_and_clamping_can_be_switched_off():
+    gt = torch.tensor([[[0.5, 0.4, 2.0, float("inf")]]])  # (B, H, W) works as well as (B, 1, H, W)
+    pred = torch.tensor([[[0.5, 0.4, -1.0, 1.0]]])
+    assert per_image_metrics(pred, gt)["n_valid"].tolist() == [3.0]  # gt > 0, finite
+    assert per_image_metrics(pred, gt, min_gt_m=0.5)["n_valid"].tolist() == [1.0]  # gt > 0.5
+    assert per_image_metrics(pred, gt, min_gt_m=0.5, inclusive=True)["n_valid"].tolist() == [2.0]  # gt >= 0.5
+    clamped = per_image_metrics(pred, gt, min_gt_m=1.0)  # pred -1 clamped to 1 mm: |0.001 - 2|
+    assert clamped["mae"].item() == pytest.approx(2.0 - MIN_DEPTH_M) and clamped["abs_rel"].item() == pytest.approx(
+        (2.0 - MIN_DEPTH_M) / 2.0
+    )
+    published = per_image_metrics(pred, gt, min_depth=None, min_gt_m=1.0)  # not clamped: |-1 - 2| = 3
+    assert published["mae"].item() == pytest.approx(3.0) and math.isnan(published["log10"].item())
+    assert published["delta1"].item() == 1.0  # a negative ratio counts inside every threshold, as published
+    with pytest.raises(ValueError, match=r"^prediction shape \(1, 1, 4\) differs from ground truth shape \(1, 1, 3\)$"):
+        per_image_metrics(pred, gt[..., :3])
+
+
+def test_aggregate_averages_images_and_says_what_it_left_out_or_replaced():
+    per_image = {k: torch.tensor([1.0, float("nan"), 3.0]) for k in ("abs_rel", "rmse", "delta1", "delta2", "delta3")}
+    per_image |= {"log10": torch.tensor([float("inf"), float("nan"), 1.0]), "mae": torch.tensor([2.0, 5.0, 4.0])}
+    per_image["n_valid"] = torch.tensor([4.0, 0.0, 2.0])
+    ours = aggregate(per_image)
+    assert ours["rmse"] == 2.0 and ours["mae"] == 3.0 and ours["log10"] == math.inf  # image 2 left out
+    assert (ours["n_images"], ours["n_skipped"]) == (2, 1) and "n_nan_replaced" not in ours
+    published = aggregate(per_image, nan_to_zero=True)
+    assert published["rmse"] == pytest.approx(4 / 3) and published["mae"] == pytest.approx(11 / 3)
+    assert published["log10"] == math.inf  # only NaN is replaced
+    assert (published["n_images"], published["n_skipped"], published["n_nan_replaced"]) == (3, 0, 6)
+    nothing = aggregate({**per_image, "n_valid": torch.zeros(3)})
+    assert math.isnan(nothing["rmse"]) and (nothing["n_images"], nothing["n_skipped"]) == (0, 3)
+    assert set(ours) == {*METRIC_KEYS, "n_images", "n_skipped"}
+    assert depth_metrics(torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1), min_depth=0.5)["mae"] == 0.5
