@@ -111,6 +111,13 @@ def test_depth_edges_are_steps_over_the_relative_jump_between_valid_neighbours_w
     assert depth_edges(near, near > 0).sum() == 32 and not depth_edges(near, near > 0, jump=0.2).any()
     near[..., 4:] = 2.15
     assert not depth_edges(near, near > 0).any()
+    near[..., 4:] = 2.25  # exactly 12.5 %: not beyond a jump of 12.5 %
+    assert not depth_edges(near, near > 0, jump=0.125).any() and depth_edges(near, near > 0, jump=0.12).any()
+    close = torch.full((1, 1, 8, 8), 0.5)
+    close[..., 4:] = 0.8  # a step under 1 m is a step too
+    assert torch.equal(depth_edges(close, close > 0)[0, 0], expected)
+    rows = columns.transpose(-1, -2)[:, 0]  # (B, H, W) maps: a step between rows 3 and 4
+    assert torch.equal(depth_edges(rows, rows > 0)[0], expected.T)
     holes = torch.full((1, 1, 8, 8), 2.0)
     holes[..., 4:] = 0.0  # no measurement is not a depth step
     assert not depth_edges(holes, holes > 0).any()

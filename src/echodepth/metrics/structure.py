@@ -17,7 +17,8 @@ from ..losses import lowpass
 
 def depth_edges(gt: torch.Tensor, valid: torch.Tensor, jump: float = 0.1) -> torch.Tensor:
     """Returns a bool map of pixels within one pixel of a depth edge: a 4-neighbour whose depth
-    differs by more than `jump` (relative) from the pixel's."""
+    differs by more than `jump` (relative to the nearer depth) from the pixel's; both must be valid.
+    gt, valid: (B, 1, H, W) or (B, H, W) depth in metres and its valid mask; the result has their shape."""
     g = torch.where(valid, gt, torch.zeros_like(gt))
     edge = torch.zeros_like(valid)
     for dim in (-1, -2):
