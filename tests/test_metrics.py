@@ -120,7 +120,7 @@ def test_depth_edges_are_steps_over_the_relative_jump_between_valid_neighbours_w
     assert torch.equal(depth_edges(rows, rows > 0)[0], expected.T)
     holes = torch.full((1, 1, 8, 8), 2.0)
     holes[..., 4:] = 0.0  # no measurement is not a depth step
-    assert not depth_edges(holes, holes > 0).any()
+    assert not depth_edges(holes, holes > 0).any() and not depth_edges(holes.flip(-1), holes.flip(-1) > 0).any()
     assert not depth_edges(columns, torch.zeros_like(columns, dtype=torch.bool)).any()
 
 
