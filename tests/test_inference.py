@@ -232,11 +232,13 @@ def test_predict_loader_prepares_each_batch_and_predicts_it(checkpoint):
     window = predictor.extractor.window(torch.from_numpy(waves(3)))
     depth_mm = torch.full((3, 1, 16, 16), 1500, dtype=torch.int32)
     depth_mm[:, :, 0, 0] = 0
-    loader = [{"waveform": window, "depth_mm": depth_mm, "index": torch.arange(3)}]
+    files = ["a.wav", "b.wav", "c.wav"]  # what a collated batch holds besides tensors passes through
+    loader = [{"waveform": window, "depth_mm": depth_mm, "index": torch.arange(3), "files": files}]
     (batch, prediction), *rest = list(predictor.predict_loader(loader))
     assert rest == [] and "waveform" not in batch
     assert torch.allclose(batch["features"], predictor.extractor.image(window))
     assert torch.equal(batch["depth_m"], depth_mm.float() / 1000)
     assert torch.allclose(batch["depth_norm"], batch["depth_m"] / MAX_DEPTH_M)
     assert batch["valid"].sum() == 3 * 255 and torch.equal(batch["index"], torch.arange(3))
+    assert batch["files"] == files
     assert torch.allclose(prediction.final_m, predictor.predict_features(batch["features"]).final_m)
