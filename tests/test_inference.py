@@ -242,3 +242,27 @@ def test_predict_loader_prepares_each_batch_and_predicts_it(checkpoint):
     assert batch["valid"].sum() == 3 * 255 and torch.equal(batch["index"], torch.arange(3))
     assert batch["files"] == files
     assert torch.allclose(prediction.final_m, predictor.predict_features(batch["features"]).final_m)
+
+
+def test_the_predictors_defaults(checkpoint):
+    network, cfg, meta = tiny()
+    direct = Predictor(network, cfg, meta)
+    assert (direct.device, direct.batch_size, direct.precision, direct.checkpoint_path) == ("cpu", 64, "fp32", None)
+    assert direct.cfg is cfg and direct.meta is meta
+    loaded = Predictor.from_checkpoint(checkpoint[0])  # device "auto": the CPU here
+    assert (loaded.device, loaded.batch_size, loaded.precision) == (resolve_device("auto"), 64, "fp32")
+    assert loaded.cfg.base_channels == 4 and loaded.cfg.max_depth_m == MAX_DEPTH_M
+
+
+def test_the_silence_check_reads_the_window_the_features_read(checkpoint):
+    predictor = Predictor.from_checkpoint(checkpoint[0], device="cpu")
+    lead_in = np.zeros((1, 2, 2000), np.float32)
+    lead_in[..., 100:700] = waves(1, 600)  # silent first samples, sound inside the 778-sample window
+    predictor.check_waveform(lead_in, SR)
+    assert predictor.predict(lead_in, SR).final_m.shape == (1, 1, 16, 16)
+    late = np.zeros((1, 2, 2000), np.float32)
+    late[..., 900:] = waves(1, 1100)  # sound only after the window
+    with pytest.raises(DataError, match=r"^waveform: silent recording \(all zeros\)"):
+        predictor.check_waveform(late, SR)
+    with pytest.raises(DataError, match=r"^waveform: shape \(\), expected \(2, N\) or \(B, 2, N\)"):
+        predictor.predict(np.float32(0.5), SR)  # a single number: a one-line error, not a traceback
