@@ -208,3 +208,22 @@ def test_a_click_in_any_frame_reaches_the_image():
         wave = torch.zeros(1, 2, 7782)
         wave[..., sample] = 1.0
         assert extractor(wave).amax() > 1e-3, sample
+
+
+def test_the_defaults_are_the_dataset_baselines_settings():
+    # checkpoints of 0.1 stored no feature settings: they are read with these (inference.upgrade_metadata)
+    assert FeatureConfig().to_dict() == {
+        "audio_format": "spectrogram",
+        "sample_rate_hz": 44100,
+        "n_fft": 512,
+        "win_length": 64,
+        "hop_length": 16,
+        "n_mels": 32,
+        "f_min_hz": 20.0,
+        "f_max_hz": 20000.0,
+        "cut": True,
+        "window_start_ms": 0.0,
+        "align_to_emission": False,
+        "log": False,
+        "image_size": [128, 128],
+    }
