@@ -209,19 +209,22 @@ def test_the_frequency_loss_weighs_its_three_terms():
 
 
 def test_the_htf_loss_by_hand():
-    # gt 2 m; final 3 m: L1 1, |ln(3 / 2)| = 0.405 beyond ln 1.25 by ln 1.2; final 2.2 m: inside the band
-    gt = torch.full((1, 1, 2, 2), 2.0)
+    # normalised depth (depth / max depth): gt 0.4; final 0.6: L1 0.2, |ln(0.6 / 0.4)| = ln 1.5 is
+    # beyond ln 1.25 by ln 1.2; final 0.44 (ratio 1.1): inside the band
+    gt = torch.full((1, 1, 2, 2), 0.4)
     gt[0, 0, 0, 0] = float("nan")  # an invalid pixel takes no part, even as NaN
     loss = build_loss("htf", hinge_weight=2.0)
-    out = loss(None, None, torch.full_like(gt, 3.0), gt)
-    assert out["loss_l1"].item() == pytest.approx(1.0)
-    assert out["loss_log_hinge"].item() == pytest.approx(math.log(1.2), rel=1e-5)
-    assert out["loss"].item() == pytest.approx(1.0 + 2.0 * math.log(1.2), rel=1e-5)
-    inside = loss(None, None, torch.full_like(gt, 2.2), gt)
-    assert inside["loss_log_hinge"].item() == 0 and inside["loss"].item() == pytest.approx(0.2, rel=1e-5)
+    out = loss(None, None, torch.full_like(gt, 0.6), gt)
+    assert out["loss_l1"].item() == pytest.approx(0.2, rel=1e-5)
+    assert out["loss_log_hinge"].item() == pytest.approx(math.log(1.2), rel=1e-4)
+    assert out["loss"].item() == pytest.approx(0.2 + 2.0 * math.log(1.2), rel=1e-4)
+    inside = loss(None, None, torch.full_like(gt, 0.44), gt)
+    assert inside["loss_log_hinge"].item() == 0 and inside["loss"].item() == pytest.approx(0.04, rel=1e-4)
     near = build_loss("htf")(None, None, torch.zeros_like(gt), gt)  # depth 0: clamped at 1e-3
-    assert near["loss_log_hinge"].item() == pytest.approx(math.log(2.0 / 1e-3) - math.log(1.25), rel=1e-5)
-    assert near["loss"].item() == pytest.approx(2.0 + 0.003 * near["loss_log_hinge"].item(), rel=1e-6)
+    assert near["loss_log_hinge"].item() == pytest.approx(math.log(0.4 / 1e-3) - math.log(1.25), rel=1e-5)
+    assert near["loss"].item() == pytest.approx(0.4 + 0.003 * near["loss_log_hinge"].item(), rel=1e-6)
+    tiny_gt = torch.full((1, 1, 1, 2), 5e-4)  # a ground truth under 1e-3 is clamped as well
+    assert build_loss("htf")(None, None, torch.full_like(tiny_gt, 1e-3), tiny_gt)["loss_log_hinge"].item() == 0
 
 
 def test_silog_by_hand_with_its_floors():
