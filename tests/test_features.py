@@ -227,3 +227,23 @@ def test_the_defaults_are_the_dataset_baselines_settings():
         "log": False,
         "image_size": [128, 128],
     }
+
+
+def test_the_default_mel_bank_matches_htk_triangles_computed_another_way():
+    import numpy as np
+
+    # each band: weight 0 at its lower edge, 1 at its centre, 0 at its upper edge, linear in Hz in
+    # between (np.interp), the edges mel-spaced from 20 Hz to 20 kHz; computed in float64
+    edges_mel = np.linspace(2595 * np.log10(1 + 20 / 700), 2595 * np.log10(1 + 20000 / 700), 34)
+    edges_hz = 700 * (10 ** (edges_mel / 2595) - 1)
+    freqs = np.linspace(0, SR / 2, 257)
+    expected = np.stack([np.interp(freqs, edges_hz[m : m + 3], [0.0, 1.0, 0.0]) for m in range(32)])
+    bank = mel_filterbank(257, 32, SR, 20.0, 20000.0)
+    assert np.abs(bank.numpy() - expected).max() < 5e-7  # float32 rounding of the weights only
+
+
+def test_features_hold_no_weights_so_checkpoints_do_not_carry_them():
+    for name in FEATURES.names():
+        extractor = AudioFeatures(FeatureConfig(audio_format=name), 30.0)
+        assert extractor.state_dict() == {}, name
+        assert all(b.dtype == torch.float32 for b in extractor.buffers()), name
