@@ -318,6 +318,9 @@ def test_holes_beyond_the_fill_window_take_each_images_mean_valid_depth():
     centre_mean = float(depth[1][mask[1] > 0].mean())
     assert filled[0, 0, 12, 12].item() == pytest.approx(2.0, abs=1e-5)
     assert filled[1, 0, 12, 12].item() == pytest.approx(centre_mean, abs=1e-5) and centre_mean != 5.0
+    # the fill window is 8 pixels (rows and columns i - 4 .. i + 3): at (14, 14) it holds no valid pixel
+    # yet (the hole ends at 17), one pixel further it would (5.0 at row and column 18)
+    assert filled[1, 0, 14, 14].item() == pytest.approx(centre_mean, abs=1e-5)
     assert torch.allclose(filled[mask > 0], depth[mask > 0], atol=1e-5)
     empty_low, empty_high = frequency_split(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), 0.5)
     assert torch.isfinite(empty_low).all() and not (empty_low + empty_high).any()  # no valid pixel: zeros
