@@ -90,6 +90,9 @@ def test_the_emission_onset_is_the_first_sample_within_20_db_of_the_peak_in_eith
     wave[1, 0, 20] = 0.19  # under 0.1 of the peak (0.2): does not count
     wave[1, 0, 50] = 0.2
     assert emission_onsets(wave).tolist() == [30, 50, 0]  # silence: the first sample
+    quiet = torch.zeros(1, 2, 100)
+    quiet[0, 0, 60], quiet[0, 1, 20] = 0.5, 0.06  # peak 0.5: 0.06 is beyond its tenth (0.05)
+    assert emission_onsets(quiet).tolist() == [20]
 
 
 def test_the_mel_filterbank_is_htk_triangles():

@@ -324,3 +324,32 @@ def test_holes_beyond_the_fill_window_take_each_images_mean_valid_depth():
     assert torch.allclose(filled[mask > 0], depth[mask > 0], atol=1e-5)
     empty_low, empty_high = frequency_split(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), 0.5)
     assert torch.isfinite(empty_low).all() and not (empty_low + empty_high).any()  # no valid pixel: zeros
+
+
+def test_the_frequency_split_by_direction_odd_sizes_and_double_precision():
+    y = torch.arange(32, dtype=torch.float64)[:, None]
+    below = (3.0 + torch.cos(2 * math.pi * 6 * y / 32)).expand(1, 1, 32, 31)  # 0.1875 cycles per pixel down the columns
+    low, high = frequency_split(below, torch.ones_like(below), 0.5)  # cutoff 0.25 cycles per pixel
+    assert low.dtype == torch.float64 and low.shape == (1, 1, 32, 31)  # an odd width keeps its size
+    assert torch.allclose(low, below, atol=1e-5) and high.abs().max() < 1e-5
+
+
+def test_holes_take_the_local_average_where_the_window_holds_valid_pixels_and_one_pixel_is_a_mean():
+    depth = torch.full((1, 1, 16, 16), 2.0)
+    depth[..., :, 8:] = 6.0
+    mask = torch.ones_like(depth)
+    mask[..., 4:6, 4:6] = 0  # a small hole near valid 2.0 pixels only
+    low, high = frequency_split(depth * mask, mask, 1.0)
+    assert (low + high)[0, 0, 4, 4].item() == pytest.approx(2.0, abs=1e-5)  # local, not the image's 4.0
+    single = torch.zeros(1, 1, 24, 24)
+    single_mask = torch.zeros_like(single)
+    single[0, 0, 0, 0], single_mask[0, 0, 0, 0] = 4.0, 1.0  # one valid pixel: the mean is its depth
+    low, high = frequency_split(single, single_mask, 1.0)
+    assert (low + high)[0, 0, 20, 20].item() == pytest.approx(4.0, abs=1e-5)
+
+
+def test_use_silog_defaults_to_lambda_one_half():
+    base, residual, final, gt = _maps()
+    mask = (gt > 0).float()
+    recon = build_loss("standard", use_silog=True).parts(base, residual, final, gt)["loss_recon"]
+    assert recon.item() == pytest.approx(silog(final, gt, mask, 0.5).item(), rel=1e-6)

@@ -99,8 +99,16 @@ def test_micro_batches_without_a_valid_pixel_are_skipped_and_a_batch_without_one
         assert torch.allclose(totals[key], one_pass[key].detach(), rtol=1e-5), key
         assert not totals[key].requires_grad
     assert torch.allclose(sum(losses), one_pass["loss"], rtol=1e-5) and all(t.requires_grad for t in losses)
-    with pytest.raises(DataError, match="^a training batch holds no valid depth pixel: no loss can be computed"):
+    hint = r"\(echodepth check-data --image_size names the depth maps with none left at the training size\)$"
+    with pytest.raises(
+        DataError, match="^a training batch holds no valid depth pixel: no loss can be computed .*" + hint
+    ):
         accumulate_gradients(Recorder(), criterion, features, torch.zeros_like(depth), depth > 9, 2, losses.append)
+    one_pixel = torch.zeros_like(depth)
+    one_pixel[5, 0, 1, 1] = 0.7  # a single valid pixel is enough for a loss
+    assert torch.isfinite(
+        accumulate_gradients(Recorder(), criterion, features, one_pixel, one_pixel > 0, 2, losses.append)["loss"]
+    )
     single = Recorder()  # one micro-batch for the whole batch: it runs even where rows hold no valid pixel
     accumulate_gradients(single, criterion, features, depth, depth > 0, 6, lambda loss: None)
     assert [len(x) for x in single.inputs] == [6]
