@@ -65,6 +65,9 @@ def test_exported_models_are_told_apart_from_checkpoints(tmp_path, checkpoint):
     with zipfile.ZipFile(tmp_path / "constants.zip", "w") as archive:  # an archive without code/ but its constants
         archive.writestr("m/constants.pkl", b"")
     assert exported_format(tmp_path / "constants.zip") == "TorchScript"
+    with zipfile.ZipFile(tmp_path / "code.zip", "w") as archive:  # code/ without constants
+        archive.writestr("m/code/__torch__/model.py", b"")
+    assert exported_format(tmp_path / "code.zip") == "TorchScript"
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
         archive.writestr("m/data.pkl", b"")
     assert exported_format(tmp_path / "other.zip") is None
@@ -107,7 +110,8 @@ def test_read_checkpoint_errors_name_the_file_and_what_is_wrong(tmp_path, checkp
     with pytest.raises(CheckpointError, match=r"model.pt is an exported TorchScript model, not a training checkpoint"):
         read_checkpoint(script)
     (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x12")
-    with pytest.raises(CheckpointError, match=r"exported ONNX model.*echodepth predict --model"):
+    tail = r"echodepth predict --model`; train --resume, eval and export take a .ckpt from results/\*/checkpoints/$"
+    with pytest.raises(CheckpointError, match=r"exported ONNX model.*" + tail):
         read_checkpoint(tmp_path / "m.onnx")
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint at all")
     with pytest.raises(
