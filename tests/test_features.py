@@ -61,6 +61,7 @@ def test_the_shortest_recording_each_window_fits_in():
     assert min_window_samples(FeatureConfig(window_start_ms=22.2), 30.0) == 979 + 7782
     assert min_window_samples(FeatureConfig(window_start_ms=22.2, align_to_emission=True), 30.0) == 7782
     assert min_window_samples(FeatureConfig(cut=False), 30.0) == 257
+    assert type(min_window_samples(FeatureConfig(cut=False), 30.0)) is int  # a sample count users read in errors
     assert min_window_samples(FeatureConfig(cut=False, n_fft=128, win_length=64), 30.0) == 65
 
 
