@@ -51,6 +51,7 @@ def test_the_cut_is_the_echos_return_time():
     cfg = FeatureConfig()
     assert window_length(cfg, 30.0) == 7782
     assert window_length(cfg, 0.5) == 257  # the cut (129) is shorter than the STFT's n_fft / 2 + 1
+    assert type(window_length(cfg, 0.5)) is int
     assert window_length(FeatureConfig(n_fft=128, win_length=64), 0.5) == 129  # the cut itself
     assert window_offset(FeatureConfig(window_start_ms=22.2)) == 979  # 979.02
     assert window_offset(FeatureConfig(sample_rate_hz=1000, window_start_ms=1.6)) == 2  # rounded, not truncated
@@ -180,9 +181,15 @@ def test_the_emission_window_follows_each_recordings_onset_and_stays_inside_it()
     assert torch.equal(window[1], wave[1, :, :778])
     assert torch.equal(window[2], wave[2, :, 1222:])
     assert extractor.n_samples(2000) == 2000  # any sample may hold the window
-    short = torch.randn(1, 2, 500)
+    short = torch.randn(1, 2, 500) * 1e-3
+    short[..., 30] = 1.0  # onset 30, yet the window starts at the first sample: the recording is too short
     padded = extractor.window(short)  # shorter than the window: zeros after its end
     assert padded.shape == (1, 2, 778) and torch.equal(padded[..., :500], short) and not padded[..., 500:].any()
+    exact = torch.randn(1, 2, 778) * 1e-3
+    exact[..., 30] = 1.0  # exactly the window's length: the whole recording
+    assert torch.equal(extractor.window(exact), exact)
+    framed = AudioFeatures(FeatureConfig(audio_format="waveform", image_size=(8, 8)), 0.5)
+    assert framed.window(torch.randn(2, 2, 400)).shape == (2, 2, 257)  # the cut (129) is under n_fft / 2 + 1
 
 
 def test_the_image_is_the_antialiased_resize_of_the_feature_with_log_compression_where_it_applies():

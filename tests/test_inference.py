@@ -270,3 +270,18 @@ def test_the_silence_check_reads_the_window_the_features_read(checkpoint):
         predictor.check_waveform(late, SR)
     with pytest.raises(DataError, match=r"^waveform: shape \(\), expected \(2, N\) or \(B, 2, N\)"):
         predictor.predict(np.float32(0.5), SR)  # a single number: a one-line error, not a traceback
+
+
+def test_checkpoints_are_loaded_with_weights_only_on_every_supported_torch(checkpoint, monkeypatch):
+    # torch 2.6+ defaults to weights_only=True, torch 2.2 to 2.5 (which pyproject allows) to False:
+    # the project's rule holds only if the flag is passed explicitly
+    calls = []
+    real_load = torch.load
+
+    def recorded_load(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recorded_load)
+    read_checkpoint(checkpoint[0])
+    assert calls == [{"map_location": "cpu", "weights_only": True}]
