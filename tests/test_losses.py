@@ -280,7 +280,7 @@ def test_the_lowpass_is_zero_with_no_support_where_the_window_holds_no_valid_pix
     mask[..., 2:10, 2:10] = 0  # an 8 x 8 hole: a 3 x 3 window at its centre sees none
     depth[mask == 0] = 99.0  # whatever the invalid pixels hold
     low, support = lowpass(depth, mask, 3)
-    assert support[0, 0, 5, 5] == 0 and low[0, 0, 5, 5] == 0
+    assert support[0, 0, 5, 5] == 0 and low[0, 0, 5, 5] == 0 and support.dtype == depth.dtype
     assert support[0, 0, 2, 2] == 1 and low[0, 0, 2, 2].item() == pytest.approx(2.0)
     assert torch.allclose(low[support > 0], torch.tensor(2.0))
     plain, plain_support = lowpass(depth, mask, 1)  # kernel 1: the valid depth itself, 0 elsewhere
