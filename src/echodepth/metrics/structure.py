@@ -32,8 +32,9 @@ def depth_edges(gt: torch.Tensor, valid: torch.Tensor, jump: float = 0.1) -> tor
 
 
 def high_frequency_energy(maps: torch.Tensor, cutoff_cycles_per_px: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns, per map, (spectral energy above the cutoff, total spectral energy), mean removed,
-    both per pixel (m^2 for maps in metres).
+    """Returns, per map (..., H, W), (spectral energy above the cutoff, total spectral energy),
+    mean removed, both per pixel (m^2 for maps in metres): the total is the map's variance
+    (Parseval), whatever the orientation of its patterns.
 
     The map is mirrored into a (2H, 2W) one first, so that the FFT's periodic wrap-around joins
     equal values: a smooth ramp (a floor, a wall seen at an angle) then has no false edge at the
