@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from echodepth.metrics import (
+    METRIC_KEYS,
     MIN_DEPTH_M,
+    aggregate,
+    analysis_kernel,
     depth_edges,
     depth_metrics,
     finish_structure,
@@ -12,6 +15,7 @@ from echodepth.metrics import (
     per_image_metrics,
     structure_sums,
 )
+from echodepth.metrics.structure import high_frequency_energy
 
 
 def test_hand_computed_values_with_invalid_pixels():
@@ -91,3 +95,165 @@ def test_structure_metrics_on_known_maps():
     assert bumpy["smooth_roughness_excess"] > 0.1 and bumpy["residual_share"] > 0
     smooth_map = torch.linspace(0, 1, 32).expand(1, 32, 32)
     assert high_frequency_share(smooth_map, 0.25) < high_frequency_share(torch.randn(1, 32, 32), 0.25)
+
+
+def test_depth_edges_are_steps_over_the_relative_jump_between_valid_neighbours_widened_by_one_pixel():
+    columns = torch.full((1, 1, 8, 8), 2.0)
+    columns[..., 4:] = 4.0  # a step between columns 3 and 4
+    edges = depth_edges(columns, columns > 0)
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[:, 2:6] = True  # the two step pixels and one pixel either side
+    assert torch.equal(edges[0, 0], expected)
+    assert torch.equal(depth_edges(columns.transpose(-1, -2), columns.transpose(-1, -2) > 0)[0, 0], expected.T)
+    # the jump is relative to the nearer depth: 2.0 -> 2.25 is 12.5 % (an edge at 10 %), 2.0 -> 2.15 is 7.5 %
+    near = torch.full((1, 1, 8, 8), 2.0)
+    near[..., 4:] = 2.25
+    assert depth_edges(near, near > 0).sum() == 32 and not depth_edges(near, near > 0, jump=0.2).any()
+    near[..., 4:] = 2.15
+    assert not depth_edges(near, near > 0).any()
+    near[..., 4:] = 2.25  # exactly 12.5 %: not beyond a jump of 12.5 %
+    assert not depth_edges(near, near > 0, jump=0.125).any() and depth_edges(near, near > 0, jump=0.12).any()
+    close = torch.full((1, 1, 8, 8), 0.5)
+    close[..., 4:] = 0.8  # a step under 1 m is a step too
+    assert torch.equal(depth_edges(close, close > 0)[0, 0], expected)
+    rows = columns.transpose(-1, -2)[:, 0]  # (B, H, W) maps: a step between rows 3 and 4
+    assert torch.equal(depth_edges(rows, rows > 0)[0], expected.T)
+    holes = torch.full((1, 1, 8, 8), 2.0)
+    holes[..., 4:] = 0.0  # no measurement is not a depth step
+    assert not depth_edges(holes, holes > 0).any() and not depth_edges(holes.flip(-1), holes.flip(-1) > 0).any()
+    assert not depth_edges(columns, torch.zeros_like(columns, dtype=torch.bool)).any()
+
+
+def test_structure_metrics_of_one_spike_on_a_flat_wall_by_hand():
+    # gt 2 m everywhere (8 x 8, no edge); the prediction adds a spike of s at (4, 4) through the residual
+    s = 1.6
+    gt = torch.full((1, 1, 8, 8), 2.0)
+    spike = torch.zeros_like(gt)
+    spike[0, 0, 4, 4] = s
+    sums = structure_sums(gt, spike, gt + spike, gt, 4)
+    metrics = finish_structure(sums)
+    assert (sums["valid"], sums["edges"], sums["smooth"], sums["smooth_inner"], sums["images"]) == (64, 0, 64, 49, 1)
+    # the 4 x 4 low-pass spreads s over the 16 windows holding the spike (all inside the map): s / 16 each
+    assert metrics["lowpass_mae"] == pytest.approx(s / 64, rel=1e-5)
+    # high-pass |d - LowPass(d)|: s - s/16 at the spike, s/16 at the 15 other pixels of its windows
+    assert metrics["highpass_mae"] == pytest.approx((15 * s / 16 + 15 * s / 16) / 64, rel=1e-5)
+    assert metrics["smooth_mae"] == pytest.approx(s / 64, rel=1e-6) and math.isnan(metrics["edge_mae"])
+    # |dx| + |dy| on the 7 x 7 inner grid: 2s at the spike, s left of it, s above it
+    assert metrics["smooth_roughness_excess"] == pytest.approx(4 * s / 49, rel=1e-6)
+    assert metrics["residual_share"] == pytest.approx(s / (64 * 2.0 + s), rel=1e-6)
+    assert math.isnan(metrics["residual_edge_to_smooth"])  # no edge pixel to compare with
+    assert metrics["base_hf_share"] == 0 and metrics["gt_hf_share"] == 0  # flat maps hold no energy
+    assert 0.5 < metrics["final_hf_share"] < 1 and math.isnan(metrics["base_hf_to_gt"])
+
+
+def test_structure_metrics_near_edges_by_hand():
+    gt = torch.full((1, 1, 8, 8), 2.0)
+    gt[..., 4:] = 4.0  # edge pixels: columns 2-5 (32), smooth: columns 0, 1, 6, 7 (32)
+    gt[0, 0, 0, 0] = 0.0  # an invalid pixel: counted nowhere
+    edge_cols = torch.zeros_like(gt, dtype=torch.bool)
+    edge_cols[..., 2:6] = True
+    residual = torch.where(edge_cols, 1.0, 0.25)
+    final = gt + torch.where(edge_cols, 0.5, 0.0)
+    metrics = finish_structure(structure_sums(gt, residual, final, gt, 4))
+    assert metrics["edge_mae"] == pytest.approx(0.5) and metrics["smooth_mae"] == 0
+    # mean |residual| 1 near the edge, 0.25 (31 valid pixels) elsewhere
+    assert metrics["residual_edge_to_smooth"] == pytest.approx(1.0 / 0.25)
+    valid = gt > 0
+    expected_share = float(residual[valid].sum() / final[valid].abs().sum())
+    assert metrics["residual_share"] == pytest.approx(expected_share, rel=1e-6)
+
+
+def test_high_frequency_share_splits_at_the_cutoff_whatever_the_orientation_or_mean():
+    # cos(pi k (x + 1/2) / 16), mirrored to 32 columns, is one tone of k / 32 cycles per pixel
+    x = torch.arange(16, dtype=torch.float64)
+
+    def tone(k):
+        return torch.cos(math.pi * k * (x + 0.5) / 16).expand(1, 16, 16)
+
+    assert high_frequency_share(tone(10), 0.25).item() == pytest.approx(1.0)  # 0.3125 > 0.25
+    assert high_frequency_share(tone(6), 0.25).item() == pytest.approx(0.0, abs=1e-12)
+    assert high_frequency_share(tone(8), 0.25).item() == pytest.approx(0.0, abs=1e-12)  # at the cutoff: low
+    assert high_frequency_share(tone(10).transpose(-1, -2) + 5.0, 0.25).item() == pytest.approx(1.0)
+    mixed = 0.3 * tone(10) + 0.3 * tone(4).transpose(-1, -2)  # equal energy above and below the cutoff
+    assert high_frequency_share(mixed, 0.25).item() == pytest.approx(0.5)
+    assert high_frequency_share(mixed.transpose(-1, -2), 0.25).item() == pytest.approx(0.5)
+    # a ramp mirrored has no false edge at the border: almost all its energy is at low frequencies
+    ramp = torch.linspace(0, 1, 16, dtype=torch.float64).expand(1, 16, 16)
+    assert high_frequency_share(ramp, 0.25) < 1e-3 and high_frequency_share(ramp.transpose(-1, -2), 0.25) < 1e-3
+    assert high_frequency_share(torch.full((1, 16, 16), 3.0), 0.25).item() == 0  # no energy: share 0
+
+
+def test_high_frequency_energy_is_the_mean_square_per_pixel():
+    x = torch.arange(16, dtype=torch.float64)
+    tone = 0.3 * torch.cos(math.pi * 10 * (x + 0.5) / 16).expand(1, 16, 16)
+    for maps in (tone, tone.transpose(-1, -2)):
+        high, total = high_frequency_energy(maps + 2.0, 0.25)
+        assert high.item() == pytest.approx(0.3**2 / 2) and total.item() == pytest.approx(0.3**2 / 2)
+    noise = torch.randn(2, 12, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    centred = noise - noise.mean(dim=(-2, -1), keepdim=True)
+    high, total = high_frequency_energy(noise, 0.1)
+    assert torch.allclose(total, (centred**2).mean(dim=(-2, -1)))  # Parseval
+    assert high.shape == (2,) and (high < total).all() and (high > 0).all()
+
+
+def test_a_base_at_half_the_ground_truths_contrast_has_a_quarter_of_its_high_frequency_energy():
+    gt = 2.0 + torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    base = 2.5 + 0.5 * (gt - 2.0)  # half the contrast, another mean
+    metrics = finish_structure(structure_sums(base, gt - base, gt, gt, 4))
+    assert metrics["base_hf_to_gt"] == pytest.approx(0.25, rel=1e-5)
+    assert metrics["base_hf_share"] == pytest.approx(metrics["gt_hf_share"], rel=1e-5)
+    assert metrics["final_hf_share"] == pytest.approx(metrics["gt_hf_share"], rel=1e-6)
+    assert metrics["lowpass_mae"] == 0 and metrics["highpass_mae"] == 0
+    # per image, then averaged: two images of the same map give one image's shares
+    one = finish_structure(structure_sums(base[:1], (gt - base)[:1], gt[:1], gt[:1], 4))
+    doubled = torch.cat([gt[:1], gt[:1]])
+    two = finish_structure(
+        structure_sums(torch.cat([base[:1]] * 2), doubled - torch.cat([base[:1]] * 2), doubled, doubled, 4)
+    )
+    assert two["gt_hf_share"] == pytest.approx(one["gt_hf_share"], rel=1e-6)
+
+
+def test_the_analysis_kernel_is_an_eighth_of_the_image_side_and_at_least_3():
+    assert [analysis_kernel(side) for side in (8, 16, 24, 32, 64, 128, 256)] == [3, 3, 3, 4, 8, 16, 32]
+
+
+def test_the_delta_thresholds_are_strict_powers_of_1_25():
+    gt = torch.ones(1, 1, 1, 4, dtype=torch.float64)
+    pred = torch.tensor([[[[1.25, 1.5625, 1.953125, 0.8]]]], dtype=torch.float64)  # 1.25, 1.25^2, 1.25^3, 1 / 1.25
+    m = per_image_metrics(pred, gt)
+    assert m["delta1"].item() == 0.0  # a ratio of exactly 1.25 is not below 1.25 (0.8 gives 1 / 0.8 = 1.25)
+    assert m["delta2"].item() == pytest.approx(2 / 4) and m["delta3"].item() == pytest.approx(3 / 4)
+
+
+def test_counted_pixels_follow_min_gt_and_inclusive_and_clamping_can_be_switched_off():
+    gt = torch.tensor([[[0.5, 0.4, 2.0, float("inf")]]])  # (B, H, W) works as well as (B, 1, H, W)
+    pred = torch.tensor([[[0.5, 0.4, -1.0, 1.0]]])
+    assert per_image_metrics(pred, gt)["n_valid"].tolist() == [3.0]  # gt > 0, finite
+    assert per_image_metrics(pred, gt, min_gt_m=0.5)["n_valid"].tolist() == [1.0]  # gt > 0.5
+    assert per_image_metrics(pred, gt, min_gt_m=0.5, inclusive=True)["n_valid"].tolist() == [2.0]  # gt >= 0.5
+    clamped = per_image_metrics(pred, gt, min_gt_m=1.0)  # pred -1 clamped to 1 mm: |0.001 - 2|
+    assert clamped["mae"].item() == pytest.approx(2.0 - MIN_DEPTH_M) and clamped["abs_rel"].item() == pytest.approx(
+        (2.0 - MIN_DEPTH_M) / 2.0
+    )
+    published = per_image_metrics(pred, gt, min_depth=None, min_gt_m=1.0)  # not clamped: |-1 - 2| = 3
+    assert published["mae"].item() == pytest.approx(3.0) and math.isnan(published["log10"].item())
+    assert published["delta1"].item() == 1.0  # a negative ratio counts inside every threshold, as published
+    with pytest.raises(ValueError, match=r"^prediction shape \(1, 1, 4\) differs from ground truth shape \(1, 1, 3\)$"):
+        per_image_metrics(pred, gt[..., :3])
+
+
+def test_aggregate_averages_images_and_says_what_it_left_out_or_replaced():
+    per_image = {k: torch.tensor([1.0, float("nan"), 3.0]) for k in ("abs_rel", "rmse", "delta1", "delta2", "delta3")}
+    per_image |= {"log10": torch.tensor([float("inf"), float("nan"), 1.0]), "mae": torch.tensor([2.0, 5.0, 4.0])}
+    per_image["n_valid"] = torch.tensor([4.0, 0.0, 2.0])
+    ours = aggregate(per_image)
+    assert ours["rmse"] == 2.0 and ours["mae"] == 3.0 and ours["log10"] == math.inf  # image 2 left out
+    assert (ours["n_images"], ours["n_skipped"]) == (2, 1) and "n_nan_replaced" not in ours
+    published = aggregate(per_image, nan_to_zero=True)
+    assert published["rmse"] == pytest.approx(4 / 3) and published["mae"] == pytest.approx(11 / 3)
+    assert published["log10"] == math.inf  # only NaN is replaced
+    assert (published["n_images"], published["n_skipped"], published["n_nan_replaced"]) == (3, 0, 6)
+    nothing = aggregate({**per_image, "n_valid": torch.zeros(3)})
+    assert math.isnan(nothing["rmse"]) and (nothing["n_images"], nothing["n_skipped"]) == (0, 3)
+    assert set(ours) == {*METRIC_KEYS, "n_images", "n_skipped"}
+    assert depth_metrics(torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1), min_depth=0.5)["mae"] == 0.5

@@ -5,6 +5,7 @@ import torch
 
 from echodepth.cli import main
 from echodepth.config import TrainConfig
+from echodepth.errors import DataError
 from echodepth.losses import build_loss_for_training
 from echodepth.models import build_model_for_training
 from echodepth.training import microbatch
@@ -67,3 +68,120 @@ def test_training_in_micro_batches_steps_once_per_batch(synth_dir, tmp_path, cap
 def test_bad_micro_batch_setting_is_one_line(capsys):
     assert main(["train", "--micro_batch_size", "lots"]) == 2
     assert "micro_batch_size must be a positive whole number or auto, got 'lots'" in capsys.readouterr().err
+
+
+class Recorder(torch.nn.Module):
+    """A stand-in network: base, residual, final = x, x, 2x of the first channel; records its inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.inputs = []
+
+    def forward(self, x):
+        self.inputs.append(x)
+        base = x[:, :1] * self.scale
+        return base, base, 2 * base
+
+
+def test_micro_batches_without_a_valid_pixel_are_skipped_and_a_batch_without_one_is_refused():
+    criterion = build_loss_for_training(TrainConfig(loss="standard", lowpass_kernel=1))
+    features = torch.rand(6, 2, 4, 4)
+    depth = torch.rand(6, 1, 4, 4) + 0.5
+    depth[2:4] = 0  # the second micro-batch of two holds no valid pixel
+    model, losses = Recorder(), []
+    totals = accumulate_gradients(model, criterion, features, depth, depth > 0, 2, losses.append)
+    assert [len(x) for x in model.inputs] == [2, 2]  # rows 0-1 and 4-5; rows 2-3 never reach the network
+    assert torch.equal(model.inputs[1], features[4:6, :])
+    # the shares of the valid pixels: 32 of 64 each, so the parts add up to the whole batch's means
+    one_pass = criterion(*(t.float() for t in Recorder()(features)), depth)
+    for key in one_pass:
+        assert torch.allclose(totals[key], one_pass[key].detach(), rtol=1e-5), key
+        assert not totals[key].requires_grad
+    assert torch.allclose(sum(losses), one_pass["loss"], rtol=1e-5) and all(t.requires_grad for t in losses)
+    hint = r"\(echodepth check-data --image_size names the depth maps with none left at the training size\)$"
+    with pytest.raises(
+        DataError, match="^a training batch holds no valid depth pixel: no loss can be computed .*" + hint
+    ):
+        accumulate_gradients(Recorder(), criterion, features, torch.zeros_like(depth), depth > 9, 2, losses.append)
+    one_pixel = torch.zeros_like(depth)
+    one_pixel[5, 0, 1, 1] = 0.7  # a single valid pixel is enough for a loss
+    assert torch.isfinite(
+        accumulate_gradients(Recorder(), criterion, features, one_pixel, one_pixel > 0, 2, losses.append)["loss"]
+    )
+    single = Recorder()  # one micro-batch for the whole batch: it runs even where rows hold no valid pixel
+    accumulate_gradients(single, criterion, features, depth, depth > 0, 6, lambda loss: None)
+    assert [len(x) for x in single.inputs] == [6]
+
+
+def test_each_micro_batch_goes_through_prepare_before_the_network():
+    criterion = build_loss_for_training(TrainConfig(loss="standard"))
+    features, depth = torch.rand(4, 2, 4, 4), torch.rand(4, 1, 4, 4) + 0.5
+    model, prepared = Recorder(), []
+
+    def prepare(x):
+        prepared.append(len(x))
+        return x + 100.0
+
+    accumulate_gradients(model, criterion, features, depth, depth > 0, 2, lambda loss: None, prepare)
+    assert prepared == [2, 2] and all(bool((x >= 100).all()) for x in model.inputs)
+
+
+def test_the_largest_activation_is_measured_on_one_sample_in_eval_mode_and_the_mode_restored():
+    class TwoOutputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = torch.nn.BatchNorm2d(2)
+
+        def forward(self, x):
+            y = self.norm(x)
+            return y[:, :1], torch.cat([y, y, y], dim=1)  # the second output: 6 channels
+
+    model = TwoOutputs().train()
+    assert microbatch.largest_activation(model, torch.randn(5, 2, 1, 1)) == 6  # one sample, 6 x 1 x 1
+    assert model.training and model.norm.running_mean.abs().sum() == 0  # no statistics updated
+    assert not model.norm._forward_hooks  # the hooks are removed
+    model.eval()
+    assert microbatch.largest_activation(model, torch.randn(5, 2, 3, 3)) == 6 * 9 and not model.training
+
+
+def test_the_cuda_probe_measures_bytes_per_sample_from_two_peaks(monkeypatch):
+    # a step's peak memory: 1000 bytes allocated before it, 500 fixed and 300 per sample on top
+    state = {"allocated": 1000, "peak": 0}
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: state.update(peak=0))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda: state["allocated"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: state["peak"])
+
+    def step(features):
+        state["peak"] = max(state["peak"], state["allocated"] + 500 + 300 * len(features))
+
+    assert microbatch.measured_bytes_per_sample(step, torch.zeros(4, 2)) == (500, 300)
+    # a step whose peak does not grow with the samples: at least 1 byte a sample, never a division by 0
+    assert microbatch.measured_bytes_per_sample(lambda f: state.update(peak=1700), torch.zeros(4, 2)) == (699, 1)
+
+
+class LooksLikeCuda(torch.Tensor):
+    @property
+    def is_cuda(self):
+        return True
+
+
+def test_on_cuda_the_micro_batch_also_fits_the_free_memory(monkeypatch):
+    model = build_model_for_training(TrainConfig(base_channels=4, image_size=16), 2)
+    features = torch.randn(1, 2, 16, 16).as_subclass(LooksLikeCuda)
+    monkeypatch.setattr(microbatch, "measured_bytes_per_sample", lambda step, f: (1000, 100))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10_000, 80_000))
+    choice = choose_micro_batch(100, model, features, step=lambda f: None)
+    # 0.8 x 10000 free bytes - 1000 fixed = 7000 bytes: 70 samples, the largest divisor of 100 under it: 50
+    assert choice["micro_batch_size"] == 50
+    assert (choice["bytes_per_sample"], choice["free_bytes"], choice["memory_limit"]) == (100, 10_000, 70)
+    half = choose_micro_batch(100, model, features, step=lambda f: None, memory_share=0.5)
+    assert (half["memory_limit"], half["micro_batch_size"]) == (40, 25)
+    monkeypatch.setattr(microbatch, "measured_bytes_per_sample", lambda step, f: (-50, 100))
+    assert choose_micro_batch(64, model, features, step=lambda f: None)["memory_limit"] == 80  # fixed < 0: 0
+    monkeypatch.setattr(microbatch, "measured_bytes_per_sample", lambda step, f: (9000, 100))
+    crowded = choose_micro_batch(64, model, features, step=lambda f: None)
+    assert crowded["memory_limit"] == 1 and crowded["micro_batch_size"] == 1  # never fewer than one sample
+    assert "memory_limit" not in choose_micro_batch(64, model, features)  # no step: no probe
+    assert "memory_limit" not in choose_micro_batch(64, model, torch.randn(1, 2, 16, 16), step=lambda f: None)

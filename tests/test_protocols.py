@@ -12,8 +12,10 @@ import torch
 
 from echodepth.cli import main
 from echodepth.data import build_dataset
+from echodepth.errors import ConfigError
 from echodepth.evaluate import ProtocolGroundTruth, format_comparison
-from echodepth.metrics import PROTOCOLS, protocol_metrics
+from echodepth.metrics import PROTOCOLS, get_protocol, protocol_metrics, protocol_per_image
+from echodepth.metrics.protocols import on_grid
 from echodepth.rundir import RunDir
 
 from .conftest import make_v2, tiny_config
@@ -147,3 +149,36 @@ def test_eval_prints_the_headline_and_writes_every_protocol(trained, tmp_path, c
     # without --protocol, the checkpoint's own setting is the headline
     assert main(["eval", "--checkpoint", trained["best_checkpoint"], "--out_dir", str(out)]) == 0
     assert json.loads((out / "test_metrics.json").read_text())["headline"] == "echogeom"
+
+
+def test_each_protocol_states_its_grid_range_pixels_and_nan_handling():
+    htf = PROTOCOLS["htf"].describe(model_side=64, model_max_depth_m=12.0)
+    assert htf["resolution"] == "256 x 256" and htf["depth_range_m"] == [0.0, 30.0]
+    assert htf["pixels"] == "gt >= 0.5 m" and htf["source"] == "HTF-EchoDepth (V2 test RMSE 2.187 m)"
+    assert htf["definition"]["min_gt_m"] == 0.5 and htf["definition"]["inclusive"] is True
+    assert htf["nan_handling"] == "echodepth: predictions clamped to 1 mm; a NaN prediction gives NaN, never hidden"
+    own = get_protocol("echodepth").describe(model_side=64, model_max_depth_m=12.0)
+    assert own["resolution"] == "64 x 64" and own["depth_range_m"] == [0.0, 12.0] and own["pixels"] == "gt > 0 m"
+    assert get_protocol("echodepth").describe()["resolution"] == "the model's"
+    assert PROTOCOLS["echogeom"].pixels == "gt > 0.1 m"
+    assert PROTOCOLS["batvision"].nan_handling.startswith("published: predictions not clamped; an image's NaN")
+    with pytest.raises(ConfigError, match=r"^unknown evaluation protocol 'kitti'; expected one of \['echodepth', "):
+        get_protocol("kitti")
+
+
+def test_predictions_are_resized_to_the_protocols_grid_antialiased_and_left_alone_at_its_size():
+    pred = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    assert on_grid(pred, (8, 8)) is pred
+    shrunk = on_grid(pred, (2, 2))
+    expected = torch.nn.functional.interpolate(pred.float(), size=(2, 2), mode="bilinear", antialias=True)
+    assert shrunk.dtype == torch.float32 and torch.allclose(shrunk, expected)
+    flat = on_grid(torch.full((1, 1, 3, 5), 4.0), (6, 10))  # a flat map stays flat, borders included
+    assert flat.shape == (1, 1, 6, 10) and torch.allclose(flat, torch.tensor(4.0))
+
+
+def test_ground_truth_is_clipped_to_the_protocols_max_depth_and_infinite_depth_stays_invalid():
+    gt = maps([40.0, math.inf, 2.0])
+    pred = maps([30.0, 30.0, 2.0])
+    per_image = protocol_per_image(pred, gt, PROTOCOLS["echogeom"])  # 30 m
+    assert per_image["n_valid"].tolist() == [2.0] and per_image["mae"].item() == 0.0
+    assert protocol_per_image(pred, gt, PROTOCOLS["echodepth"])["mae"].item() == pytest.approx(5.0)  # no clip

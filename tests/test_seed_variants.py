@@ -68,14 +68,26 @@ def test_optimizer_choice(name):
         TrainConfig(silog_lambda=2.0)
 
 
-def test_validation_every_n_epochs(synth_dir, tmp_path):
+def test_validation_every_n_epochs_with_the_silog_reconstruction_term(synth_dir, tmp_path, monkeypatch):
+    from echodepth import losses
     from echodepth.run import train
 
-    cfg = tiny_config(synth_dir, tmp_path, epochs=4, val_every=2, optimizer="Adam", use_silog=True)
+    reconstruction_terms = []  # SILog values the training loss computed, with autograd on (training steps)
+
+    def recorded_silog(pred, target, mask, lam, *args, **kwargs):
+        value = silog(pred, target, mask, lam, *args, **kwargs)
+        reconstruction_terms.append((lam, value.requires_grad))
+        return value
+
+    monkeypatch.setattr(losses, "silog", recorded_silog)
+    cfg = tiny_config(synth_dir, tmp_path, epochs=4, val_every=2, optimizer="Adam", use_silog=True, silog_lambda=0.25)
     result = train(cfg, progress=False)
     rows = RunDir(result["out_dir"]).read_metrics()
     assert [int(r["epoch"]) for r in rows] == [2, 4]
     assert result["test"]["rmse"] > 0
+    # the training steps' reconstruction term is SILog with the configured lambda, not the L1 term
+    assert (0.25, True) in reconstruction_terms
+    assert {lam for lam, _ in reconstruction_terms} == {0.25}
 
 
 def test_seed_variants_are_compare_variants_and_flags():

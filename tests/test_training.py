@@ -298,12 +298,23 @@ def test_wandb_offline_logs_the_guide_names(synth_dir, tmp_path, monkeypatch):
 
 
 def test_bf16_mixed_precision_trains(synth_dir, tmp_path):
-    assert (
-        main(train_args(synth_dir, tmp_path, "--epochs", "1", "--precision", "bf16-mixed", "--experiment_name", "bf16"))
-        == 0
-    )
+    conv_output_dtypes = set()  # what the network's convolutions computed in, seen from inside the model
+
+    def record(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d) and torch.is_grad_enabled():  # training steps only
+            conv_output_dtypes.add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        args = train_args(
+            synth_dir, tmp_path, "--epochs", "1", "--precision", "bf16-mixed", "--experiment_name", "bf16"
+        )
+        assert main(args) == 0
+    finally:
+        hook.remove()
     metrics = rows(tmp_path / "results" / "bf16" / "metrics.csv")
     assert np.isfinite(float(metrics[0]["val/rmse"]))
+    assert conv_output_dtypes == {torch.bfloat16}  # autocast ran every training convolution in bfloat16
 
 
 def test_predict_reads_v1_pairs_and_rejects_bad_audio(trained, tmp_path, capsys):
@@ -337,8 +348,22 @@ def test_predict_reads_v1_pairs_and_rejects_bad_audio(trained, tmp_path, capsys)
     assert "nope.ckpt not found" in capsys.readouterr().err
 
 
-def test_uncached_training_makes_features_on_the_device_in_batches(synth_dir, tmp_path):
+def test_uncached_training_makes_features_on_the_device_in_batches(synth_dir, tmp_path, monkeypatch):
+    from echodepth.data.features import AudioFeatures
+
+    image_batches = []  # (batch size, device) of every call that turns cut windows into feature images
+    make_images = AudioFeatures.image
+
+    def recorded_image(self, window):
+        image_batches.append((window.shape[0], window.device))
+        return make_images(self, window)
+
+    monkeypatch.setattr(AudioFeatures, "image", recorded_image)
     assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--no-cache", "--experiment_name", "raw")) == 0
+    # the data loader hands over waveforms: the features are made a whole batch (--batch_size 8) at a
+    # time after the batch reached the training device, never one sample at a time in the dataset
+    assert (8, torch.device("cpu")) in image_batches
+    assert all(size > 1 for size, _ in image_batches)
     metrics = rows(tmp_path / "results" / "raw" / "metrics.csv")
     assert np.isfinite(float(metrics[0]["val/rmse"])) and not (tmp_path / "cache").exists()
     test = json.loads((tmp_path / "results" / "raw" / "test_metrics.json").read_text())

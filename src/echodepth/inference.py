@@ -52,7 +52,9 @@ def unpickling_error(err: Exception) -> str:
     """Returns the first line of torch.load's error, unless it advises loading without
     weights_only (which would run the file's code): then a plain description."""
     first = first_line(err)
-    return "it holds more than tensors and plain values" if "weights_only" in first or "trusted" in first else first
+    # torch 2.6+: "Weights only load failed. This file can still be loaded, ... if you trust the source"
+    unsafe_advice = any(word in first.lower() for word in ("weights_only", "weights only", "trust"))
+    return "it holds more than tensors and plain values" if unsafe_advice else first
 
 
 def read_checkpoint(path, device: str = "cpu") -> dict:
@@ -142,6 +144,7 @@ class Predictor:
 
     @property
     def sample_rate_hz(self) -> int:
+        """Returns the sample rate (Hz) the network was trained at; recordings must have it."""
         return self.feature_config.sample_rate_hz
 
     @property

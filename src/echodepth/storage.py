@@ -255,6 +255,7 @@ class FileLock:
             return "unknown"
 
     def release(self) -> None:
+        """Releases the lock (closing its file drops the flock); releasing twice does nothing."""
         if self._file is not None:
             self._file.close()  # closing drops the flock
             self._file = None

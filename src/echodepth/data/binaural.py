@@ -54,6 +54,7 @@ class _BinauralCues(_Spectrogram):
     compressible = False  # log(1 + x) applies to the magnitude channels only, inside from_stft
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns the cue images (B, n_channels, n_fft/2 + 1, T) of (B, 2, N) waveforms."""
         spec = self.stft(wave)
         return self.from_stft(spec.real, spec.imag)
 

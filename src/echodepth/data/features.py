@@ -32,6 +32,11 @@ ONSET_FRACTION = 0.1  # the emission's onset: the first sample within 20 dB of t
 
 @dataclass
 class FeatureConfig:
+    """The feature settings a network is trained with (stored in its checkpoint). Sample rate and
+    frequencies in Hz, STFT sizes in samples, the window's start in milliseconds. Raises a
+    ConfigError for an unknown `audio_format` or STFT sizes outside 1 <= win_length <= n_fft,
+    hop_length >= 1."""
+
     audio_format: str = "spectrogram"  # a name registered in FEATURES
     sample_rate_hz: int = 44100
     n_fft: int = 512
@@ -71,6 +76,7 @@ class FeatureConfig:
             )
 
     def to_dict(self) -> dict:
+        """Returns the settings as plain YAML/JSON values (`image_size` as a list)."""
         d = asdict(self)
         d["image_size"] = list(self.image_size)
         return d
@@ -169,6 +175,7 @@ class _Spectrogram(AudioFeature):
         return spec.reshape(b, c, *spec.shape[-2:])
 
     def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns |STFT| of each ear of (B, 2, N) waveforms, (B, 2, n_fft/2 + 1, T)."""
         return self.stft(wave).abs()  # (B, 2, n_fft/2 + 1, T)
 
 
@@ -177,6 +184,7 @@ class Spectrogram(_Spectrogram):
     """The baseline's magnitude spectrogram: 2 x 257 x T with its settings."""
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns the magnitude spectrogram (B, 2, n_fft/2 + 1, T) of (B, 2, N) waveforms."""
         return self.magnitude(wave)
 
 
@@ -190,6 +198,7 @@ class MelSpectrogram(_Spectrogram):
         self.register_buffer("mel_fb", fb, persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns the mel spectrogram (B, 2, n_mels, T) of (B, 2, N) waveforms."""
         return torch.einsum("mf,bcft->bcmt", self.mel_fb, self.magnitude(wave))
 
 
@@ -200,6 +209,9 @@ class Waveform(AudioFeature):
     compressible = False
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns the frames (B, 2, win_length, T) of (B, 2, N) waveforms, T = (N + 2 * (win_length // 2)
+        - win_length) // hop_length + 1 (zero-padded by win_length // 2 at both ends, like the STFT's
+        centred frames; N // hop_length + 1 for an even win_length)."""
         cfg = self.cfg
         padded = F.pad(wave, (cfg.win_length // 2, cfg.win_length // 2))
         return padded.unfold(-1, cfg.win_length, cfg.hop_length).transpose(-1, -2)
@@ -217,6 +229,7 @@ class AudioFeatures(nn.Module):
 
     @property
     def n_channels(self) -> int:
+        """Returns the number of feature channels C (the network's input channels)."""
         return self.feature.n_channels
 
     def n_samples(self, available: int) -> int:
@@ -251,4 +264,5 @@ class AudioFeatures(nn.Module):
         return F.interpolate(image, size=self.cfg.image_size, mode="bilinear", align_corners=False, antialias=True)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Returns the (B, C, H, W) feature images of (B, 2, N) waveforms: `window`, then `image`."""
         return self.image(self.window(wave))

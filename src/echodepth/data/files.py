@@ -17,6 +17,8 @@ __all__ = ["SampleRef", "read_csv", "read_ear_pair", "read_stereo", "refs_from_c
 
 @dataclass(frozen=True)
 class SampleRef:
+    """One sample of a split: its CSV line and the audio and depth files it names (inside the root)."""
+
     csv_path: Path
     line: int  # line in the CSV file (the header is line 1)
     audio: tuple[Path, ...]  # one stereo file (V2) or left and right waveforms (V1)
@@ -24,6 +26,7 @@ class SampleRef:
     location: str = ""
 
     def where(self) -> str:
+        """Returns 'CSV path, line N': where error messages point the user."""
         return f"{self.csv_path}, line {self.line}"
 
 

@@ -106,4 +106,5 @@ class DepthPipeline(nn.Module):
         self.max_depth_m = float(max_depth_m)
 
     def forward(self, wave: torch.Tensor):
+        """Returns (base, residual, final) depth in metres, each (B, 1, H, W), of (B, 2, n) waveforms."""
         return tuple(depth_norm_to_m(t, self.max_depth_m) for t in self.network(self.frontend(wave)))

@@ -66,6 +66,7 @@ class ExportedModel:
 
     @property
     def min_samples(self) -> int:
+        """Returns the samples per ear the exported input takes (its fixed length n)."""
         return self.n_samples
 
     def run(self, waves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

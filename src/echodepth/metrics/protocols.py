@@ -55,6 +55,7 @@ class EvalProtocol:
 
     @property
     def nan_handling(self) -> str:
+        """Returns, in words, whether predictions are clamped and what becomes of a NaN metric."""
         if self.nan_to_zero:
             return "published: predictions not clamped; an image's NaN metric replaced by 0, the image still counted"
         return f"echodepth: predictions clamped to {MIN_DEPTH_M * 1000:g} mm; a NaN prediction gives NaN, never hidden"

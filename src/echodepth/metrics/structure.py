@@ -17,7 +17,8 @@ from ..losses import lowpass
 
 def depth_edges(gt: torch.Tensor, valid: torch.Tensor, jump: float = 0.1) -> torch.Tensor:
     """Returns a bool map of pixels within one pixel of a depth edge: a 4-neighbour whose depth
-    differs by more than `jump` (relative) from the pixel's."""
+    differs by more than `jump` (relative to the nearer depth) from the pixel's; both must be valid.
+    gt, valid: (B, 1, H, W) or (B, H, W) depth in metres and its valid mask; the result has their shape."""
     g = torch.where(valid, gt, torch.zeros_like(gt))
     edge = torch.zeros_like(valid)
     for dim in (-1, -2):
@@ -31,8 +32,9 @@ def depth_edges(gt: torch.Tensor, valid: torch.Tensor, jump: float = 0.1) -> tor
 
 
 def high_frequency_energy(maps: torch.Tensor, cutoff_cycles_per_px: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns, per map, (spectral energy above the cutoff, total spectral energy), mean removed,
-    both per pixel (m^2 for maps in metres).
+    """Returns, per map (..., H, W), (spectral energy above the cutoff, total spectral energy),
+    mean removed, both per pixel (m^2 for maps in metres): the total is the map's variance
+    (Parseval), whatever the orientation of its patterns.
 
     The map is mirrored into a (2H, 2W) one first, so that the FFT's periodic wrap-around joins
     equal values: a smooth ramp (a floor, a wall seen at an angle) then has no false edge at the
@@ -40,8 +42,12 @@ def high_frequency_energy(maps: torch.Tensor, cutoff_cycles_per_px: float) -> tu
     maps = maps - maps.mean(dim=(-2, -1), keepdim=True)
     maps = torch.cat([maps, maps.flip(-1)], dim=-1)
     maps = torch.cat([maps, maps.flip(-2)], dim=-2)
-    spectrum = torch.fft.rfft2(maps).abs() ** 2
     h, w = maps.shape[-2:]
+    # rfft2 keeps one of each pair of columns +-fx: count those twice (not fx = 0 and the Nyquist
+    # column of the even width 2W), so that energy is the map's mean square whatever its orientation
+    weight = torch.full((w // 2 + 1,), 2.0, dtype=maps.dtype, device=maps.device)
+    weight[0] = weight[-1] = 1.0
+    spectrum = torch.fft.rfft2(maps).abs() ** 2 * weight
     fy = torch.fft.fftfreq(h, device=maps.device).abs()[:, None]
     fx = torch.fft.rfftfreq(w, device=maps.device)[None, :]
     high = ((fy**2 + fx**2).sqrt() > cutoff_cycles_per_px).to(spectrum.dtype)

@@ -51,6 +51,7 @@ def band_response(audio: np.ndarray, cfg: SynthConfig) -> np.ndarray:
 
 
 def delay_samples(cfg: SynthConfig) -> int:
+    """Returns the device's system delay (`system_delay_s`) in samples at its sample rate."""
     return int(round(cfg.system_delay_s * cfg.sample_rate_hz))
 
 

@@ -60,12 +60,16 @@ class Paths:
         self.amp: list[np.ndarray] = []
 
     def add(self, ear: int, time_s, amp) -> None:
+        """Adds paths reaching `ear` (0 left, 1 right) at arrival times `time_s` (seconds) with
+        amplitudes `amp` (linear); times and amplitudes broadcast against each other."""
         time_s, amp = np.broadcast_arrays(np.asarray(time_s, float), np.asarray(amp, float))
         self.ear.append(np.full(time_s.size, ear))
         self.time.append(time_s.ravel())
         self.amp.append(amp.ravel())
 
     def response(self, n_samples: int, sample_rate_hz: int) -> np.ndarray:
+        """Returns the (2, n_samples) impulse response: each path split linearly between the two
+        samples around its arrival time; paths arriving outside the recording are dropped."""
         ir = np.zeros((2, n_samples))
         if not self.time:
             return ir

@@ -119,6 +119,7 @@ class SynthConfig:
         return int(np.ceil(max(seconds + self.system_delay_s, self.duration_s) * self.sample_rate_hz))
 
     def to_dict(self) -> dict:
+        """Returns the settings as plain YAML/JSON values (tuples as lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
@@ -133,6 +134,9 @@ class Box:
 
 @dataclass
 class Room:
+    """A shoebox room (metres) with its furniture boxes and each surface's diffuse and specular
+    reflection coefficients (0 to 1)."""
+
     size: np.ndarray  # (3,) Lx, Ly, Lz: the room spans [0, L] on each axis, z up
     boxes: list[Box] = field(default_factory=list)
     # per surface: 0..5 = walls x=0, x=Lx, y=0, y=Ly, floor, ceiling; 6+i = box i
@@ -150,6 +154,8 @@ class Room:
 
 @dataclass
 class Pose:
+    """Where the recording device stands (metres) and where it looks (yaw and pitch, radians)."""
+
     position: np.ndarray  # (3,) camera centre, metres
     yaw: float = 0.0  # radians, 0 looks along +x, positive turns towards +y
     pitch: float = 0.0  # radians, positive looks up

@@ -38,6 +38,7 @@ SPLITS = ("train", "val", "test")
 
 
 def location_name(index: int) -> str:
+    """Returns the folder name of room `index`, e.g. 'location_03'."""
     return f"location_{index:02d}"
 
 
@@ -101,6 +102,7 @@ def _write_room(job) -> int:
 
 
 def metadata(cfg: SynthConfig) -> dict:
+    """Returns the dataset's metadata.json contents: format, generator version, seed and settings."""
     return {
         "format": "batvision_v2",
         "generator": "echodepth.synth",

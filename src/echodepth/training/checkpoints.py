@@ -28,11 +28,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     weights_only=True (no pickled code runs); an unreadable or foreign file is a one-line error."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
+        """Writes `checkpoint` to `path` atomically and durably (fsync before the rename)."""
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(path, buffer.getvalue(), durable=True)
 
     def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
+        """Returns the checkpoint at `path`, always loaded with weights_only=True; raises a one-line
+        CheckpointError for an unreadable or foreign file."""
         try:
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
         except Exception as err:
@@ -50,6 +53,7 @@ class LastCheckpoint(Checkpoint):
         self.every_n_epochs = every_n_epochs
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Saves the full training state every `every_n_epochs` epochs and after the last one."""
         epoch = trainer.current_epoch + 1
         if epoch % self.every_n_epochs == 0 or epoch >= trainer.max_epochs:
             trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from

@@ -19,18 +19,22 @@ class GuardedWrites:
         return writer_errors_as_user_error(getattr(self, "log_dir", None) or self.save_dir, self.files)
 
     def log_metrics(self, metrics, step=None):
+        """Logs `metrics` at `step`; a failed write is a one-line user error naming the folder."""
         with self._guard():
             return super().log_metrics(metrics, step)
 
     def log_hyperparams(self, params, *args, **kwargs):
+        """Logs the run's settings; a failed write is a one-line user error naming the folder."""
         with self._guard():
             return super().log_hyperparams(params, *args, **kwargs)
 
     def save(self):
+        """Flushes the logger's files; a failed write is a one-line user error naming the folder."""
         with self._guard():
             return super().save()
 
     def finalize(self, status):
+        """Closes the logger's files; a failed write is a one-line user error naming the folder."""
         with self._guard():
             return super().finalize(status)
 

@@ -17,6 +17,7 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch (0-based) whose shuffle `__iter__` gives next."""
         self.epoch = int(epoch)
 
     def __iter__(self):
