@@ -157,7 +157,7 @@ def test_a_checkpoint_predicts_what_its_network_gives_in_metres(checkpoint):
     batch = waves(5)
     prediction = predictor.predict(batch, SR)
     with torch.no_grad():
-        base, residual, final = network(predictor.extractor(torch.from_numpy(batch)))
+        base, residual, final = network(predictor.feature_extractor(torch.from_numpy(batch)))
     for got, norm in zip((prediction.base_m, prediction.residual_m, prediction.final_m), (base, residual, final)):
         assert got.shape == (5, 1, 16, 16) and got.dtype == torch.float32
         assert torch.allclose(got, norm * MAX_DEPTH_M, atol=1e-6)  # normalised depth x max depth
@@ -193,14 +193,14 @@ def test_recordings_that_cannot_be_predicted_are_one_line_errors_naming_them(che
     assert predictor.predict(loud_late, SR).report[0]["clipped_fraction"] == 0.0
 
 
-def test_predict_features_goes_batch_size_at_a_time_with_the_same_result(checkpoint):
+def test_predict_feature_image_goes_batch_size_at_a_time_with_the_same_result(checkpoint):
     path, network = checkpoint
     features = torch.rand(5, 2, 16, 16)
-    one_pass = Predictor.from_checkpoint(path, device="cpu", batch_size=64).predict_features(features)
+    one_pass = Predictor.from_checkpoint(path, device="cpu", batch_size=64).predict_feature_image(features)
     calls = []
     handle = network.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
     try:
-        chunked = Predictor(network, *tiny()[1:], device="cpu", batch_size=2).predict_features(features)
+        chunked = Predictor(network, *tiny()[1:], device="cpu", batch_size=2).predict_feature_image(features)
     finally:
         handle.remove()
     assert calls == [2, 2, 1]
@@ -220,7 +220,7 @@ def test_bf16_runs_the_network_in_bfloat16_channels_last_and_returns_float32_met
     handle = conv.register_forward_hook(lambda module, args, out: seen.append((out.dtype, args[0].dtype)))
     try:
         features = torch.rand(3, 2, 16, 16)
-        low, full = bf16.predict_features(features), fp32.predict_features(features)
+        low, full = bf16.predict_feature_image(features), fp32.predict_feature_image(features)
     finally:
         handle.remove()
     assert seen and all(dtype == torch.bfloat16 for dtype, _ in seen)  # autocast: bfloat16 convolutions
@@ -233,19 +233,19 @@ def test_bf16_runs_the_network_in_bfloat16_channels_last_and_returns_float32_met
 
 def test_predict_loader_prepares_each_batch_and_predicts_it(checkpoint):
     predictor = Predictor.from_checkpoint(checkpoint[0], device="cpu")
-    window = predictor.extractor.window(torch.from_numpy(waves(3)))
+    window = predictor.feature_extractor.window(torch.from_numpy(waves(3)))
     depth_mm = torch.full((3, 1, 16, 16), 1500, dtype=torch.int32)
     depth_mm[:, :, 0, 0] = 0
     files = ["a.wav", "b.wav", "c.wav"]  # what a collated batch holds besides tensors passes through
     loader = [{"waveform": window, "depth_mm": depth_mm, "index": torch.arange(3), "files": files}]
     (batch, prediction), *rest = list(predictor.predict_loader(loader))
     assert rest == [] and "waveform" not in batch
-    assert torch.allclose(batch["features"], predictor.extractor.image(window))
+    assert torch.allclose(batch["feature_image"], predictor.feature_extractor.image(window))
     assert torch.equal(batch["depth_m"], depth_mm.float() / 1000)
     assert torch.allclose(batch["depth_norm"], batch["depth_m"] / MAX_DEPTH_M)
     assert batch["valid"].sum() == 3 * 255 and torch.equal(batch["index"], torch.arange(3))
     assert batch["files"] == files
-    assert torch.allclose(prediction.final_m, predictor.predict_features(batch["features"]).final_m)
+    assert torch.allclose(prediction.final_m, predictor.predict_feature_image(batch["feature_image"]).final_m)
 
 
 def test_the_predictors_defaults(checkpoint):
