@@ -280,3 +280,14 @@ def test_a_stopped_compare_stops_its_runs_and_says_how_to_continue(synth_dir, tm
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 143 and "interrupted: rerun the same echodepth compare" in stderr, stderr[-2000:]
     assert not [pid for pid in runs if running(pid)]  # no run outlives its compare
+
+
+@pytest.mark.slow  # three training runs: about 45 s on 2 shared cores
+def test_a_compare_with_another_audio_feature_reads_each_run_with_its_own_features(tmp_path):
+    # the binaural-cue variants (ild_ipd: 5 channels) were fed the first run's cached spectrograms
+    # (2 channels) when the report's structure metrics were measured: every default compare failed there
+    overrides = {"cache_dir": str(tmp_path / "cache"), "epochs": 1, "warmup_epochs": 0}
+    variants = ["unet_baseline", "base_residual", "ild_ipd"]
+    report = compare(tmp_path / "cmp", "tiny", 1, variants, overrides=overrides, progress=lambda *_: None)
+    rows = [line for line in report.read_text().splitlines() if line.startswith("| ild_ipd |")]
+    assert rows and "n/a" not in rows[0]

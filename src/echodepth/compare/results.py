@@ -12,6 +12,7 @@ import torch
 from ..diagnose.measure import StructureSums
 from ..diagnose.saturation import PixelSpread, saturation_shares
 from ..inference import Predictor
+from ..training.datamodule import EchoDepthDataModule
 from .variants import Run
 
 
@@ -37,8 +38,10 @@ def sample_predictions(predictor: Predictor, datamodule, n: int = 4) -> dict:
 
 def collect(runs: list[Run], datamodule) -> dict:
     """Returns, per variant, per-seed curves, test metrics and structure metrics, and the first
-    seed's predictions for a few test samples."""
+    seed's predictions for a few test samples. `datamodule` serves the runs with its feature
+    settings; a run trained on other features (ild_ipd, gcc_phat) reads the data with its own."""
     results: dict[str, dict] = {}
+    datamodules = {feature_key(datamodule.feature_config.to_dict()): datamodule}
     for run in runs:
         rows = run.run_dir.read_metrics()
         test = json.loads(run.run_dir.test_metrics.read_text())
@@ -50,10 +53,18 @@ def collect(runs: list[Run], datamodule) -> dict:
         entry["residual"].append([r["val/mean_abs_residual"] for r in rows])
         entry["test"].append(test["model"])
         predictor = Predictor.from_checkpoint(run.run_dir.best_checkpoint, device="cpu")
-        entry["structure"].append(structure_metrics(predictor, datamodule))
+        key = feature_key(predictor.feature_config.to_dict())
+        if key not in datamodules:
+            datamodules[key] = EchoDepthDataModule(run.cfg, progress=False)
+        entry["structure"].append(structure_metrics(predictor, datamodules[key]))
         if "samples" not in entry:
-            entry["samples"] = sample_predictions(predictor, datamodule)
+            entry["samples"] = sample_predictions(predictor, datamodules[key])
     return results
+
+
+def feature_key(features: dict) -> str:
+    """Returns a feature configuration's settings as one string (runs with equal ones share a data module)."""
+    return json.dumps(features, sort_keys=True)
 
 
 def mean_std(values) -> tuple[float, float]:
