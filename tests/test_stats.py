@@ -39,3 +39,10 @@ def test_a_claim_with_a_size_does_not_hold_when_the_interval_excludes_that_size(
     assert decide(slower, "below", 1.0) == "undecided"  # straddles no effect
     assert decide(slower, "below", 1.0, claimed=0.8) == "does not hold"  # but excludes 20% fewer
     assert decide(bootstrap([0.6, 0.7, 0.9, 1.1]), "below", 1.0, claimed=0.8) == "undecided"
+
+
+def test_one_seed_decides_nothing():
+    # one seed's bootstrap interval is that seed's value, [d, d]: no interval, so no verdict either way
+    assert decide(paired([0.5], [1.0]), "below") == "undecided"
+    assert decide(bootstrap([0.5]), "below", null=1.0, claimed=0.8) == "undecided"
+    assert decide(paired([0.5, 0.6], [1.0, 1.0]), "below") == "holds"

@@ -6,7 +6,7 @@ bootstrap of the mean of d over seeds (10,000 resamples of the seeds, with repla
 says in which direction the effect goes from "no effect" (0, or a stated threshold):
 - holds: the whole 95% interval lies on the claimed side (it excludes no effect);
 - does not hold: the whole interval lies on the other side (it excludes the claim);
-- undecided: the interval straddles it.
+- undecided: the interval straddles it, or there is one seed only (no interval).
 With 5 seeds a percentile bootstrap is narrower than it should be (it cannot see beyond the 5
 values); the report says so beside the verdicts.
 """
@@ -60,9 +60,11 @@ def decide(interval: Interval, direction: str, null: float = 0.0, claimed: float
     """Returns the verdict for a claim that the values lie `direction` ("below" or "above") of
     null (no effect), by at least as far as `claimed` when the claim names a size (e.g. a ratio
     of 0.8 for "20% fewer"): holds when the interval excludes no effect, does not hold when it
-    excludes the claim, else undecided."""
+    excludes the claim, else undecided. One seed gives no interval (its bootstrap is [d, d]): undecided."""
     if not math.isfinite(interval.mean):
         return "not measurable"
+    if len(interval.values) < 2:
+        return "undecided"
     edge = null if claimed is None else claimed
     if direction == "below":
         return "holds" if interval.high < null else "does not hold" if interval.low >= edge else "undecided"
