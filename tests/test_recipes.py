@@ -16,12 +16,14 @@ from echodepth.rundir import RunDir
 from echodepth.settings_yaml import load_yaml
 from echodepth.training.module import warmup_factor
 
-# the published values (shared/spec/batvision_format.md, the design guide)
+# the published values (shared/spec/batvision_format.md, the design guide); the papers' U-Net takes
+# the spectrogram as it is (input_norm none), not echodepth's default input centring (issue 20)
 PUBLISHED = {
     "batvision_unet": {"model": "unet_baseline", "optimizer": "AdamW", "learning_rate": 1e-3, "batch_size": 128,
-                       "epochs": 80, "lambda_base": 0.0, "lambda_sparse": 0.0, "image_size": 256},
+                       "epochs": 80, "lambda_base": 0.0, "lambda_sparse": 0.0, "image_size": 256, "input_norm": "none"},
     "htf": {"model": "unet_baseline", "loss": "htf", "optimizer": "AdamW", "learning_rate": 3e-4,
-            "weight_decay": 1e-2, "lr_schedule": "cosine", "batch_size": 32, "epochs": 80, "image_size": 256},
+            "weight_decay": 1e-2, "lr_schedule": "cosine", "batch_size": 32, "epochs": 80, "image_size": 256,
+            "input_norm": "none"},
     "guide_defaults": {"model": "base_residual", "loss": "standard", "batch_size": 256, "learning_rate": 0.002,
                        "lambda_recon": 1.0, "lambda_base": 0.5, "lambda_sparse": 0.1, "lowpass_kernel": 8,
                        "base_channels": 64},
