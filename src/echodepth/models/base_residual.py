@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -23,7 +23,7 @@ class BackboneSettings:
     input_size: tuple[int, int] | None = None  # inputs are resized to this; None: image_size
     base_channels: int = 64  # the first encoder level's channels (then 2x, 4x, 8x, 8x)
     bilinear: bool = True  # bilinear upsampling in the decoders, else transposed convolutions
-    input_norm: InputNorm = "centre"  # centre / position: remove each input position's mean (blocks.py)
+    input_norm: InputNorm = "centre"  # centre: remove each input position's mean; position: and divide by its std
 
     def __post_init__(self):
         if self.base_channels < 1:
@@ -35,8 +35,11 @@ class BaseResidualSettings(BackboneSettings):
     """The backbone's settings and the decomposition's; raises ConfigError for a residual bound <= 0."""
 
     residual_scale: float = 0.5  # the residual lies in (-residual_scale, residual_scale) x max depth
-    # seed: the seed code's, 1/16 of the residual decoder; at 64 channels: wide 29.8M, narrow 21.3M, seed 20.2M
-    base_decoder: Literal["wide", "narrow", "seed"] = "wide"  # wide: the skips' widths; narrow: 2c, c, c/2, c/4; seed
+    # at 64 channels: wide 29.8M, narrow 21.3M, seed 20.2M parameters
+    base_decoder: Literal["wide", "narrow", "seed"] = field(
+        default="wide",
+        metadata={"help": "the base decoder's widths: wide, the skips'; narrow, 2c, c, c/2, c/4; seed, the seed code"},
+    )
     base_resolution: Literal[1, 2, 4, 8] = 1  # the base decoder stops at 1/k of the map, then bilinear upsampling
 
     def __post_init__(self):

@@ -23,7 +23,7 @@ class UNetBaselineSettings:
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     # one name with the other networks' width, so that `compare` runs every network at one --base_channels
     base_channels: int = 64  # unet_baseline: its first layer's filters, pix2pix's ngf (then 2x, 4x, 8x, 8x, ...)
-    input_norm: InputNorm = "centre"  # centre / position: remove each input position's mean (blocks.py)
+    input_norm: InputNorm = "centre"  # centre: remove each input position's mean; position: and divide by its std
 
     def __post_init__(self):
         if self.base_channels < 1:
