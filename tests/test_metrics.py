@@ -161,6 +161,9 @@ def test_structure_metrics_near_edges_by_hand():
     valid = gt > 0
     expected_share = float(residual[valid].sum() / final[valid].abs().sum())
     assert metrics["residual_share"] == pytest.approx(expected_share, rel=1e-6)
+    # a residual near the edge only: no smooth residual to compare with, NaN (not a division by zero)
+    edge_only = finish_structure(structure_sums(gt, torch.where(edge_cols, 1.0, 0.0), final, gt, 4))
+    assert math.isnan(edge_only["residual_edge_to_smooth"]) and edge_only["residual_share"] > 0
 
 
 def test_high_frequency_share_splits_at_the_cutoff_whatever_the_orientation_or_mean():
