@@ -54,6 +54,9 @@ def test_micro_batch_divides_the_batch(monkeypatch):
     model = build_model_for_training(TrainConfig(base_channels=4, image_size=16), 2)
     monkeypatch.setattr(microbatch, "MAX_TENSOR_ELEMENTS", 3 * 8 * 16 * 16)  # three samples' worth
     assert choose_micro_batch(12, model, torch.randn(1, 2, 16, 16))["micro_batch_size"] == 3
+    monkeypatch.setattr(microbatch, "MAX_TENSOR_ELEMENTS", 8 * 16 * 16 - 1)  # under one sample's worth
+    choice = choose_micro_batch(12, model, torch.randn(1, 2, 16, 16))
+    assert (choice["element_limit"], choice["micro_batch_size"]) == (1, 1)  # still one sample at a time
 
 
 def test_training_in_micro_batches_steps_once_per_batch(synth_dir, tmp_path, capsys):
