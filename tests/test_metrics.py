@@ -161,6 +161,9 @@ def test_structure_metrics_near_edges_by_hand():
     valid = gt > 0
     expected_share = float(residual[valid].sum() / final[valid].abs().sum())
     assert metrics["residual_share"] == pytest.approx(expected_share, rel=1e-6)
+    # a residual near the edge only: no smooth residual to compare with, NaN (not a division by zero)
+    edge_only = finish_structure(structure_sums(gt, torch.where(edge_cols, 1.0, 0.0), final, gt, 4))
+    assert math.isnan(edge_only["residual_edge_to_smooth"]) and edge_only["residual_share"] > 0
 
 
 def test_high_frequency_share_splits_at_the_cutoff_whatever_the_orientation_or_mean():
@@ -215,6 +218,35 @@ def test_a_base_at_half_the_ground_truths_contrast_has_a_quarter_of_its_high_fre
 
 def test_the_analysis_kernel_is_an_eighth_of_the_image_side_and_at_least_3():
     assert [analysis_kernel(side) for side in (8, 16, 24, 32, 64, 128, 256)] == [3, 3, 3, 4, 8, 16, 32]
+    assert all(type(analysis_kernel(side)) is int for side in (8, 64, 100))  # a pooling window size
+
+
+def test_a_prediction_where_the_ground_truth_has_a_hole_counts_in_no_structure_metric():
+    # 0.5 m everywhere (under 1 m is a depth too) but a hole at (0, 0), where the prediction says 3 m
+    gt = torch.full((1, 1, 8, 8), 0.5)
+    gt[0, 0, 0, 0] = 0.0
+    final = gt.clone()
+    final[0, 0, 0, 0] = 3.0
+    residual = torch.zeros_like(gt)
+    residual[0, 0, 0, 0] = 1.0
+    sums = structure_sums(final, residual, final, gt, 4)
+    assert (sums["valid"], sums["edges"], sums["smooth"], sums["smooth_inner"]) == (63, 0, 63, 48)
+    metrics = finish_structure(sums)
+    for key in ("lowpass_mae", "highpass_mae", "smooth_mae", "smooth_roughness_excess", "residual_share"):
+        assert metrics[key] == 0, key
+
+
+def test_smooth_roughness_is_the_gradient_the_prediction_adds_dips_and_ramps_included():
+    # a dip of 0.2 m at (4, 4) of a flat 0.5 m wall: |dx| + |dy| of 0.2 at four places of the 7 x 7 inner grid
+    gt = torch.full((1, 1, 8, 8), 0.5)
+    final = gt.clone()
+    final[0, 0, 4, 4] = 0.3
+    dip = finish_structure(structure_sums(final, final - gt, final, gt, 4))
+    assert dip["smooth_roughness_excess"] == pytest.approx(4 * 0.2 / 49, rel=1e-5)
+    # a ramp of 2.5 % a column (no depth edge) predicted exactly adds no roughness
+    ramp = 2.0 * 1.025 ** torch.arange(8.0).expand(1, 1, 8, 8)
+    exact = finish_structure(structure_sums(ramp, torch.zeros_like(ramp), ramp, ramp, 4))
+    assert exact["smooth_roughness_excess"] == 0 and exact["edge_mae"] != exact["edge_mae"]  # NaN: no edge
 
 
 def test_the_delta_thresholds_are_strict_powers_of_1_25():

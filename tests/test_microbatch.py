@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from echodepth.cli import main
 from echodepth.config import TrainConfig
@@ -54,6 +55,12 @@ def test_micro_batch_divides_the_batch(monkeypatch):
     model = build_model_for_training(TrainConfig(base_channels=4, image_size=16), 2)
     monkeypatch.setattr(microbatch, "MAX_TENSOR_ELEMENTS", 3 * 8 * 16 * 16)  # three samples' worth
     assert choose_micro_batch(12, model, torch.randn(1, 2, 16, 16))["micro_batch_size"] == 3
+    monkeypatch.setattr(microbatch, "MAX_TENSOR_ELEMENTS", 8 * 16 * 16 - 1)  # under one sample's worth
+    choice = choose_micro_batch(12, model, torch.randn(1, 2, 16, 16))
+    assert (choice["element_limit"], choice["micro_batch_size"]) == (1, 1)  # still one sample at a time
+    monkeypatch.setattr(microbatch, "MAX_TENSOR_ELEMENTS", 2**31 - 1)
+    one_number = choose_micro_batch(4, nn.Linear(2, 1), torch.randn(1, 2))  # one element a sample
+    assert (one_number["largest_activation_per_sample"], one_number["element_limit"]) == (1, 2**31 - 1)
 
 
 def test_training_in_micro_batches_steps_once_per_batch(synth_dir, tmp_path, capsys):
@@ -170,9 +177,17 @@ class LooksLikeCuda(torch.Tensor):
 def test_on_cuda_the_micro_batch_also_fits_the_free_memory(monkeypatch):
     model = build_model_for_training(TrainConfig(base_channels=4, image_size=16), 2)
     features = torch.randn(1, 2, 16, 16).as_subclass(LooksLikeCuda)
-    monkeypatch.setattr(microbatch, "measured_bytes_per_sample", lambda step, f: (1000, 100))
+    probed = []
+    monkeypatch.setattr(
+        microbatch, "measured_bytes_per_sample", lambda step, f: probed.append((step, f)) or (1000, 100)
+    )
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (10_000, 80_000))
-    choice = choose_micro_batch(100, model, features, step=lambda f: None)
+
+    def step(f):
+        return None
+
+    choice = choose_micro_batch(100, model, features, step=step)
+    assert probed == [(step, features)]  # the probe runs the given step on the given features
     # 0.8 x 10000 free bytes - 1000 fixed = 7000 bytes: 70 samples, the largest divisor of 100 under it: 50
     assert choice["micro_batch_size"] == 50
     assert (choice["bytes_per_sample"], choice["free_bytes"], choice["memory_limit"]) == (100, 10_000, 70)

@@ -124,7 +124,7 @@ def finish_structure(s: dict[str, float]) -> dict[str, float]:
         # the base's energy above the cutoff against the ground truth's: below 1, the base is smoother
         "base_hf_to_gt": div("base_hf_energy", "gt_hf_energy"),
         "residual_share": div("abs_residual", "abs_final"),  # mean |residual| / mean |final|
-        "residual_edge_to_smooth": res_edge / res_smooth if res_smooth and res_smooth > 0 else math.nan,
+        "residual_edge_to_smooth": res_edge / res_smooth if res_smooth > 0 else math.nan,
     }
 
 
