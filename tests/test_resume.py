@@ -51,6 +51,7 @@ def test_a_resume_that_changes_the_run_is_refused_in_one_line(run, synth_dir, fl
     assert main(train_args(synth_dir, root, "--epochs", "2", "--resume", "last", *flags)) == 2
     line = one_line_error(capsys)
     assert "the run was trained with other settings" in line and field in line
+    assert f"--config {out / 'config.yaml'}" in line  # how to state the run's settings again
     assert {name: (out / name).read_bytes() for name in before} == before  # config.yaml written only after loading
 
 

@@ -72,8 +72,8 @@ def resolve_resume(cfg: TrainConfig) -> str | None:
     if changes:
         raise ConfigError(
             f"--resume {cfg.resume}: the run was trained with other settings: {'; '.join(changes)}; "
-            "a resumed run keeps its settings (only --epochs extends it): drop these flags, or train afresh "
-            "with another --experiment_name"
+            "a resumed run keeps its settings (only --epochs extends it): state them as the run had them "
+            f"(e.g. --config {run_dir.config}), or train afresh with another --experiment_name"
         )
     done = int(ckpt.get("epoch", -1)) + 1  # Lightning counts epochs from 0
     if cfg.epochs < done:
