@@ -23,7 +23,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from echodepth.config import CPU_PRESET, TrainConfig
+from echodepth.config import TrainConfig
+from echodepth.config_sources import CPU_PRESET
 from echodepth.losses import build_loss_for_training
 from echodepth.models import build_model_for_training
 from echodepth.run import resolve_precision, train

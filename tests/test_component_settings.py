@@ -13,7 +13,8 @@ from torch import nn
 from echodepth.cli import build_parser, main
 from echodepth.cli.flags import given_train_settings
 from echodepth.compare import PRESETS, all_variants, plan_runs
-from echodepth.config import CPU_PRESET, TrainConfig, resolve_config
+from echodepth.config import TrainConfig
+from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.diagnose.checks import run_checks
 from echodepth.errors import ConfigError
 from echodepth.inference import Predictor, read_checkpoint, upgrade_metadata
@@ -64,7 +65,22 @@ def test_a_settings_file_the_user_wrote_is_checked_as_flags_are(tmp_path, capsys
     path = tmp_path / "mine.yaml"
     path.write_text("model: unet_baseline\nresidual_scale: 0.3\n")
     assert main(["train", "--config", str(path), "--results_dir", str(tmp_path / "results")]) == 2
-    assert "--residual_scale does not apply to --model unet_baseline" in one_line_error(capsys)
+    assert one_line_error(capsys).startswith(
+        f"echodepth train: error: in {path}: --residual_scale does not apply to --model unet_baseline"
+    )
+    # a flag that does not apply is reported first, as the flag's error
+    assert main(["train", "--config", str(path), "--no-bilinear", "--results_dir", str(tmp_path / "results")]) == 2
+    assert one_line_error(capsys).startswith("echodepth train: error: --bilinear does not apply to --model unet_baseline")
+    # the file's setting overridden by a flag that applies: the file names the model, the flag the change
+    path.write_text("residual_scale: 0.3\n")
+    assert main(["train", "--config", str(path), "--model", "unet_baseline", "--results_dir", str(tmp_path)]) == 2
+    assert f"in {path}: --residual_scale does not apply" in one_line_error(capsys)
+
+
+def test_the_run_settings_flags_say_what_they_set_and_show_an_empty_default_as_none():
+    help_text = " ".join(train_parser().format_help().split())
+    assert "--input_size [INPUT_SIZE ...] feature image H W when not image_size square (default: none)" in help_text
+    assert "--epochs EPOCHS training epochs (80: the dataset baseline's) (default: 80)" in help_text
 
 
 def train_parser():

@@ -220,7 +220,7 @@ def test_real_runs_made_unhealthy_on_purpose(tmp_path):
     """Real training on the CPU preset's data, 8 epochs (about 1 minute a run on 2 cores): a huge
     lambda_sparse leaves the base identical to the final, and diagnose says to lower it; without
     the sparsity term the residual carries more of the final."""
-    from echodepth.config import CPU_PRESET
+    from echodepth.config_sources import CPU_PRESET
 
     common = {**CPU_PRESET, "dataset": "synthetic", "epochs": 8, "results_dir": str(tmp_path)}
     runs = {}

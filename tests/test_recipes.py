@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig, resolve_config
+from echodepth.config import TrainConfig
+from echodepth.config_sources import resolve_config
 from echodepth.losses import build_loss
 from echodepth.recipes import recipe_names, resolve_config_path
 from echodepth.rundir import RunDir

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import resolve_config
+from echodepth.config_sources import resolve_config
 from echodepth.data import FeatureConfig
 from echodepth.errors import ConfigError
 from echodepth.settings_yaml import load_yaml

@@ -52,8 +52,8 @@ class RunSettings:
     # echodepth's own
     model: str = "base_residual"  # a name in echodepth.models.MODELS
     loss: str = "standard"  # a name in echodepth.losses.LOSSES
-    data_dir: str | None = None  # None with dataset synthetic: the built-in data, made once
-    epochs: int = 80  # the dataset baseline's
+    data_dir: str | None = None  # the dataset folder (none with dataset synthetic: the built-in data, made once)
+    epochs: int = 80  # training epochs (80: the dataset baseline's)
     image_size: int = 256  # depth map and feature image side, as the baseline
     input_size: list[int] = field(default_factory=list)  # feature image H W when not image_size square
     audio_format: str = "spectrogram"  # a name in echodepth.data.FEATURES
@@ -67,7 +67,7 @@ class RunSettings:
     num_workers: int = 4  # loader processes for the uncached path (the cache needs none)
     cache: bool = True  # memory-mapped feature cache
     cache_dir: str = ".echodepth_cache"
-    weight_decay: float = 0.01  # AdamW's default
+    weight_decay: float = 0.01  # the optimiser's weight decay (0.01: AdamW's default)
     lr_schedule: str = "none"  # none | cosine
     lr_warmup_epochs: int = 0  # linear learning-rate warm-up over N epochs, then lr_schedule over the rest
     protocol: str = "echodepth"  # the headline evaluation protocol of the test at the end (metrics.PROTOCOLS)
@@ -253,48 +253,3 @@ class TrainConfig(RunSettings):
         for own in self.component_settings.values():
             flat.update(own)
         return flat
-
-
-# The CPU-sized run of `echodepth train` with no dataset named: under 5 minutes on 2 cores from a
-# fresh clone, data generation included. The guide's defaults apply whenever a dataset is named.
-CPU_PRESET = {
-    "experiment_name": "default_cpu",
-    "synth_rooms": 400,  # 4,000 samples, rooms split 80/10/10: more rooms beat more epochs at the same cost
-    "synth_image_size": 32,
-    "image_size": 32,  # 32 x 32 depth
-    # the echo's time resolution kept: 128 STFT frames (of 163) by 16 frequency rows, not 32 x 32
-    # (test RMSE 36% under the per-pixel mean against 26%, README "Quick start")
-    "input_size": [16, 128],
-    "base_channels": 12,  # 1.0M parameters: the wider input costs what 16 channels at 32 x 32 did
-    "log_compression": True,  # the direct sound dwarfs the echoes; log(1 + x) evens them out
-    "batch_size": 32,
-    "learning_rate": 0.002,
-    "epochs": 9,  # 9 x 3,200 samples
-    "precision": "auto-bf16",  # bf16 autocast on a CPU that has it in hardware (AVX512-BF16, AMX)
-    "lr_schedule": "cosine",
-    "warmup_epochs": 5,
-    "num_workers": 0,
-}
-
-
-# echodepth up to 0.3 wrote every setting into a run's config.yaml, those of the components the run
-# did not use included: a file holding all of these is such a file, and its settings that do not apply
-# are left out as a preset's are (they were other components' defaults and never took effect)
-SAVED_BY_0_3 = ("lambda_recon", "lambda_base", "lambda_sparse", "lowpass_kernel", "warmup_epochs", "base_channels")
-SAVED_BY_0_3 += ("bilinear", "use_adaptive_loss", "use_wandb", "wandb_project", "results_dir", "synth_rooms")
-
-
-def resolve_config(file_values: dict, flag_values: dict, file_is_recipe: bool = False) -> TrainConfig:
-    """Returns the settings in force: defaults, the CPU preset when no dataset is named, the
-    YAML file's values, then the flags given on the command line.
-
-    The flags and a settings file the user wrote must apply to the chosen components (ConfigError
-    naming the component otherwise); a recipe's settings, the CPU preset's, and those of a run's
-    config.yaml written by echodepth 0.3 or older that do not apply are left out."""
-    named = "dataset" in file_values or "dataset" in flag_values
-    values = {} if named else dict(CPU_PRESET)
-    values.update(file_values)
-    values.update(flag_values)
-    saved_by_0_3 = all(name in file_values for name in SAVED_BY_0_3)
-    stated = set(flag_values) | (set() if file_is_recipe or saved_by_0_3 else set(file_values))
-    return TrainConfig.from_dict(values, stated)

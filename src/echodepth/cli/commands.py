@@ -45,7 +45,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """`echodepth train`: resolves the settings (defaults, preset, --config, flags), trains, prints the
     test comparison and the diagnosis; returns 0. Raises ConfigError for a bad or inapplicable setting."""
-    from ..config import resolve_config
+    from ..config_sources import resolve_config
     from ..evaluate import format_comparison
     from ..recipes import RECIPE_DIR, resolve_config_path
     from ..run import train
@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config) if args.config else None
     file_values = load_yaml(path) if path else {}
     recipe = path is not None and path.resolve().parent == RECIPE_DIR.resolve()
-    cfg = resolve_config(file_values, given_train_settings(args), file_is_recipe=recipe)
+    cfg = resolve_config(file_values, given_train_settings(args), file_is_recipe=recipe, file_name=str(args.config))
     print(
         f"experiment {cfg.experiment_name}: {cfg.model}, {cfg.loss} loss, dataset {cfg.dataset}, "
         f"{cfg.epochs} epochs, outputs in {cfg.run_dir.path}"

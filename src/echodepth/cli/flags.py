@@ -30,7 +30,7 @@ def _flag_type(hint):
 
 
 def _shown(value) -> str:
-    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return (" ".join(map(str, value)) or "none") if isinstance(value, (list, tuple)) else str(value)
 
 
 def add_flag(parser: argparse.ArgumentParser, name: str, hint, help_text: str) -> None:
@@ -44,12 +44,17 @@ def add_flag(parser: argparse.ArgumentParser, name: str, hint, help_text: str) -
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, cls, skip=()) -> None:
-    """Adds one flag per field of the settings dataclass `cls` (fields in `skip` left out)."""
-    hints = typing.get_type_hints(cls)
+    """Adds one flag per field of the settings dataclass `cls` (fields in `skip` left out), its help
+    the comment on the field's declaration and its default."""
+    from ..components import field_comments
+
+    hints, comments = typing.get_type_hints(cls), field_comments(cls)
     for field in dataclasses.fields(cls):
         if field.name not in skip:
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-            add_flag(parser, field.name, hints[field.name], f"default: {_shown(default)}")
+            comment = comments.get(field.name)
+            shown = f"default: {_shown(default)}"
+            add_flag(parser, field.name, hints[field.name], f"{comment} ({shown})" if comment else shown)
 
 
 def given_settings(args: argparse.Namespace, cls) -> dict:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import CPU_PRESET, TrainConfig
+from ..config import TrainConfig
+from ..config_sources import CPU_PRESET
 from ..data import FEATURES
 from ..errors import ConfigError
 from ..losses import LOSSES
