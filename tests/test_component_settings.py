@@ -70,7 +70,9 @@ def test_a_settings_file_the_user_wrote_is_checked_as_flags_are(tmp_path, capsys
     )
     # a flag that does not apply is reported first, as the flag's error
     assert main(["train", "--config", str(path), "--no-bilinear", "--results_dir", str(tmp_path / "results")]) == 2
-    assert one_line_error(capsys).startswith("echodepth train: error: --bilinear does not apply to --model unet_baseline")
+    assert one_line_error(capsys).startswith(
+        "echodepth train: error: --bilinear does not apply to --model unet_baseline"
+    )
     # the file's setting overridden by a flag that applies: the file names the model, the flag the change
     path.write_text("residual_scale: 0.3\n")
     assert main(["train", "--config", str(path), "--model", "unet_baseline", "--results_dir", str(tmp_path)]) == 2

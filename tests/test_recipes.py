@@ -15,7 +15,7 @@ from echodepth.losses import build_loss
 from echodepth.recipes import recipe_names, resolve_config_path
 from echodepth.rundir import RunDir
 from echodepth.settings_yaml import load_yaml
-from echodepth.training.module import warmup_factor
+from echodepth.training.schedule import warmup_factor
 
 # the published values (shared/spec/batvision_format.md, the design guide); the papers' U-Net takes
 # the spectrogram as it is (input_norm none), not echodepth's default input centring (issue 20)

@@ -3,6 +3,7 @@ refused in one line (config.yaml untouched), --epochs extends it, a checkpoint o
 not land in a folder holding a run, an exported model given as a checkpoint is named, and
 SIGTERM / SIGINT end with 143 / 130, one line, and the last good checkpoint kept."""
 
+import math
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from echodepth.config import TrainConfig
 from echodepth.errors import ConfigError
 from echodepth.inference import read_checkpoint
 from echodepth.resume import resolve_resume
+from echodepth.training.schedule import make_lr_schedule
 
 from .test_training import rows, train_args
 
@@ -72,6 +74,32 @@ def test_more_epochs_extend_the_run(synth_dir, tmp_path):
     assert [int(r["epoch"]) for r in rows(out / "metrics.csv")] == [1, 2]
     assert "epochs: 2" in (out / "config.yaml").read_text()
     assert main(train_args(synth_dir, tmp_path, "--epochs", "1", "--resume", "last")) == 2  # 2 done already
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_a_cosine_run_extended_follows_the_cosine_of_its_new_length(synth_dir, tmp_path, warmup):
+    cosine = ["--lr_schedule", "cosine", "--lr_warmup_epochs", str(warmup)]
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", *cosine)) == 0
+    assert main(train_args(synth_dir, tmp_path, "--epochs", "4", *cosine, "--resume", "last")) == 0
+    rates = [float(r["lr"]) / 0.002 for r in rows(tmp_path / "results" / "smoke" / "metrics.csv")]
+    # epochs 1-2 as the 2-epoch run had them; 3-4 on the 4-epoch schedule: 0.5 (1 + cos(pi (e - w) / (4 - w)))
+    first = [1.0, 0.5] if warmup == 0 else [1.0, 1.0]
+    rest = [0.5, 0.5 * (1 + math.cos(3 * math.pi / 4))] if warmup == 0 else [0.75, 0.25]
+    assert rates == pytest.approx(first + rest)
+
+
+def test_a_cosine_schedule_saved_by_0_3_resumes_at_its_epoch():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    old_optimizer = torch.optim.AdamW([weight], lr=0.002)
+    old = torch.optim.lr_scheduler.CosineAnnealingLR(old_optimizer, T_max=4)  # 0.3's cosine without warm-up
+    old_optimizer.step()
+    old.step()
+    optimizer = torch.optim.AdamW([weight], lr=0.002)
+    optimizer.load_state_dict(old_optimizer.state_dict())
+    schedule = make_lr_schedule(TrainConfig(lr_schedule="cosine", epochs=8), optimizer)
+    schedule.load_state_dict(old.state_dict())
+    assert schedule.last_epoch == 1
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.002 * 0.5 * (1 + math.cos(math.pi / 8)))
 
 
 def test_a_checkpoint_of_another_run_into_a_folder_holding_a_run(run, synth_dir, tmp_path, capsys):

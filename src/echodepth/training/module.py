@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 
@@ -18,6 +16,7 @@ from ..version import __version__
 from .checkpoints import random_states, restore_random_states
 from .microbatch import accumulate_gradients, choose_micro_batch
 from .outputs import write_epoch_outputs
+from .schedule import make_lr_schedule, make_optimizer
 
 
 def checkpoint_metadata(
@@ -35,35 +34,6 @@ def checkpoint_metadata(
         "output_shape": [1, side, side],
         "emission": emission,
     }
-
-
-def make_optimizer(cfg: TrainConfig, parameters) -> torch.optim.Optimizer:
-    """Returns cfg.optimizer over the parameters: AdamW (decoupled weight decay), Adam (L2 weight
-    decay, the seed script's), or SGD with momentum 0.9."""
-    lr, decay = cfg.learning_rate, cfg.weight_decay
-    if cfg.optimizer == "SGD":
-        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=decay)
-    return getattr(torch.optim, cfg.optimizer)(parameters, lr=lr, weight_decay=decay)
-
-
-def warmup_factor(epoch: int, warmup_epochs: int, epochs: int, cosine: bool) -> float:
-    """Returns the learning rate of 0-based `epoch` as a fraction of the configured one: (epoch + 1) /
-    warmup_epochs during the warm-up, then 1 (no schedule) or a cosine from 1 to 0 over the rest."""
-    if epoch < warmup_epochs:
-        return (epoch + 1) / warmup_epochs
-    if not cosine:
-        return 1.0
-    return 0.5 * (1 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
-
-
-def make_lr_schedule(cfg: TrainConfig, optimizer):
-    """Returns the per-epoch scheduler of cfg.lr_schedule and cfg.lr_warmup_epochs (None: a constant rate)."""
-    if cfg.lr_warmup_epochs == 0:  # cosine alone: the schedule of runs before the warm-up existed
-        if cfg.lr_schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-        return None
-    args = (cfg.lr_warmup_epochs, cfg.epochs, cfg.lr_schedule == "cosine")
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: warmup_factor(epoch, *args))
 
 
 class DepthModule(L.LightningModule):
