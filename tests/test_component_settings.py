@@ -16,6 +16,7 @@ from echodepth.compare import PRESETS, all_variants, plan_runs
 from echodepth.config import TrainConfig
 from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.diagnose.checks import run_checks
+from echodepth.diagnose.report import table
 from echodepth.errors import ConfigError
 from echodepth.inference import Predictor, read_checkpoint, upgrade_metadata
 from echodepth.losses import build_loss_for_training
@@ -166,6 +167,12 @@ def test_diagnose_advises_only_settings_the_run_takes(loss):
     advised = {name for check in run_checks(nan_split(), history, cfg, decomposes=True) for name in check.flags}
     assert advised and advised <= set(cfg.to_dict())  # each unhealthy check's flags, only those `train` takes
     assert ("lambda_sparse" in advised) == (loss == "standard")
+    smoothness = next(c for c in run_checks(nan_split(), history, cfg, decomposes=True) if c.name == "base_smoothness")
+    assert smoothness.advice.startswith("raise lambda_base and lowpass_kernel")  # the guide's advice, as it reads
+    not_taken = f" (lowpass_kernel does not apply to --loss {loss})"
+    assert smoothness.advice.endswith(not_taken) == (loss == "frequency")  # htf takes neither
+    if loss == "htf":  # no setting left to try: the table gives the advice alone
+        assert "do not apply to --loss htf)\n" in table([smoothness]) + "\n" and "try" not in table([smoothness])
 
 
 def test_a_run_writes_only_the_settings_in_force_and_reads_them_back(tmp_path):

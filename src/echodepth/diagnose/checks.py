@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from ..components import declared_settings
 from .saturation import LOCK_NEAR, LOCK_STD, locked_summary
 
 BASE_HF_RATIO_MAX = 0.5  # the base keeps at most half the ground truth's fine detail
@@ -231,5 +232,10 @@ def run_checks(split: dict, history: dict, cfg, decomposes: bool) -> list[Check]
     checks.append(training_stability(history, cfg))
     in_force = set(cfg.to_dict())  # advice in a setting of another component would be refused by `train`
     for c in checks:
+        left_out = [name for name in c.flags if name not in in_force]
         c.flags = {name: value for name, value in c.flags.items() if name in in_force}
+        if left_out:  # the prose names them: say they do not apply to this run
+            kinds = {declared_settings()[name].kind for name in left_out}
+            chosen = ", ".join(f"--{kind} {getattr(cfg, kind)}" for kind in sorted(kinds))
+            c.advice += f" ({' and '.join(left_out)} {'does' if len(left_out) == 1 else 'do'} not apply to {chosen})"
     return checks

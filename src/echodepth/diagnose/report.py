@@ -51,7 +51,8 @@ def table(checks: list[Check]) -> str:
     for c in checks:
         lines.append(f"{c.name:<24}{fmt(c.value):>9}  {c.threshold:<38}{'healthy' if c.healthy else 'UNHEALTHY'}")
         if not c.healthy:
-            lines.append(f"    {c.symptom}; {c.advice}: try {' '.join(flag_words(c.flags))}")
+            flags = f": try {' '.join(flag_words(c.flags))}" if c.flags else ""
+            lines.append(f"    {c.symptom}; {c.advice}{flags}")
     return "\n".join(lines)
 
 
