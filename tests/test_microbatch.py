@@ -200,3 +200,9 @@ def test_on_cuda_the_micro_batch_also_fits_the_free_memory(monkeypatch):
     assert crowded["memory_limit"] == 1 and crowded["micro_batch_size"] == 1  # never fewer than one sample
     assert "memory_limit" not in choose_micro_batch(64, model, features)  # no step: no probe
     assert "memory_limit" not in choose_micro_batch(64, model, torch.randn(1, 2, 16, 16), step=lambda f: None)
+
+
+def test_the_largest_activation_counts_whole_outputs_whatever_their_layout():
+    # an output that is not batch-first counts whole (18 elements), not per row of its first axis
+    assert microbatch.largest_activation(torch.nn.Flatten(0), torch.randn(5, 2, 3, 3)) == 18
+    assert microbatch.largest_activation(torch.nn.Identity(), torch.zeros(5, 0)) == 0  # empty outputs: none
