@@ -240,17 +240,22 @@ def test_the_defaults_are_the_dataset_baselines_settings():
     }
 
 
-def test_the_default_mel_bank_matches_htk_triangles_computed_another_way():
+@pytest.mark.parametrize(
+    "n_freqs, n_mels, rate, f_min, f_max",
+    [(257, 32, SR, 20.0, 20000.0), (1000, 128, 96000, 0.0, 48000.0)],  # the default; a grid float32 cannot hold
+)
+def test_the_default_mel_bank_matches_htk_triangles_computed_another_way(n_freqs, n_mels, rate, f_min, f_max):
     import numpy as np
 
     # each band: weight 0 at its lower edge, 1 at its centre, 0 at its upper edge, linear in Hz in
-    # between (np.interp), the edges mel-spaced from 20 Hz to 20 kHz; computed in float64
-    edges_mel = np.linspace(2595 * np.log10(1 + 20 / 700), 2595 * np.log10(1 + 20000 / 700), 34)
+    # between (np.interp), the edges mel-spaced from f_min to f_max; computed in float64
+    edges_mel = np.linspace(2595 * np.log10(1 + f_min / 700), 2595 * np.log10(1 + f_max / 700), n_mels + 2)
     edges_hz = 700 * (10 ** (edges_mel / 2595) - 1)
-    freqs = np.linspace(0, SR / 2, 257)
-    expected = np.stack([np.interp(freqs, edges_hz[m : m + 3], [0.0, 1.0, 0.0]) for m in range(32)])
-    bank = mel_filterbank(257, 32, SR, 20.0, 20000.0)
-    assert np.abs(bank.numpy() - expected).max() < 5e-7  # float32 rounding of the weights only
+    freqs = np.linspace(0, rate / 2, n_freqs)
+    expected = np.stack([np.interp(freqs, edges_hz[m : m + 3], [0.0, 1.0, 0.0]) for m in range(n_mels)])
+    bank = mel_filterbank(n_freqs, n_mels, rate, f_min, f_max)
+    # float32 rounding of the weights only (a grid computed in float32 is off by up to 3e-6 here)
+    assert np.abs(bank.numpy() - expected).max() < 5e-7
 
 
 def test_features_hold_no_weights_so_checkpoints_do_not_carry_them():
