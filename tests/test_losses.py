@@ -333,6 +333,9 @@ def test_the_frequency_split_by_direction_odd_sizes_and_double_precision():
     low, high = frequency_split(below, torch.ones_like(below), 0.5)  # cutoff 0.25 cycles per pixel
     assert low.dtype == torch.float64 and low.shape == (1, 1, 32, 31)  # an odd width keeps its size
     assert torch.allclose(low, below, atol=1e-5) and high.abs().max() < 1e-5
+    half = below.to(torch.bfloat16)  # the FFT runs in float32; the split comes back in the maps' dtype
+    low, high = frequency_split(half, torch.ones_like(half), 0.5)
+    assert low.dtype == high.dtype == torch.bfloat16
 
 
 def test_holes_take_the_local_average_where_the_window_holds_valid_pixels_and_one_pixel_is_a_mean():
