@@ -357,3 +357,11 @@ def test_use_silog_defaults_to_lambda_one_half():
     mask = (gt > 0).float()
     recon = build_loss("standard", use_silog=True).parts(base, residual, final, gt)["loss_recon"]
     assert recon.item() == pytest.approx(silog(final, gt, mask, 0.5).item(), rel=1e-6)
+
+
+def test_silog_lambda_takes_its_whole_closed_range_and_refuses_the_rest():
+    for edge in (0.0, 1.0):  # 0: plain log RMSE, 1: fully scale-invariant
+        assert TrainConfig(use_silog=True, silog_lambda=edge).silog_lambda == edge
+    for outside in (-0.1, 1.1):
+        with pytest.raises(ConfigError, match=rf"^silog_lambda must be between 0 and 1, got {outside}$"):
+            TrainConfig(use_silog=True, silog_lambda=outside)
