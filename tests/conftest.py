@@ -5,13 +5,25 @@ import os
 import subprocess
 from pathlib import Path
 
+import random
+
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from echodepth.synth import SynthConfig, generate_dataset
 
 SR = 44100
+
+
+@pytest.fixture(autouse=True)
+def reset_global_seeds():
+    """Seeds Python's, NumPy's and torch's global generators before every test, so that a test's
+    draws do not depend on which tests ran before it (`train()` seeds the global generator too)."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 def write_csv(path: Path, columns, rows):
