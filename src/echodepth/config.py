@@ -21,6 +21,7 @@ from .metrics import PROTOCOLS
 from .models import MODELS
 from .registry import check_types
 from .rundir import RunDir
+from .search_space import searched
 
 LR_SCHEDULES = ("none", "cosine")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -40,7 +41,7 @@ class RunSettings:
     # the design guide's flags that are not a component's, same names and defaults
     dataset: str = "synthetic"
     batch_size: int = 256
-    learning_rate: float = 0.002
+    learning_rate: float = searched(0.002, low=3e-4, high=1e-2, log=True)  # the optimiser's peak learning rate
     experiment_name: str = "exp1"
     use_wandb: bool = False
     wandb_project: str = "batvision-base-residual"

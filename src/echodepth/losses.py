@@ -18,6 +18,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .registry import Registry
+from .search_space import searched
 
 LOSSES = Registry("loss")
 LOG_1_25 = 0.22314355131420976  # ln 1.25: the delta1 threshold as a log ratio
@@ -79,7 +80,13 @@ class ReconstructionWeights:
     """The weights of the guide's loss that every decomposing loss shares (dimensionless)."""
 
     lambda_recon: float = 1.0  # weight of the reconstruction term |final - gt|
-    lambda_base: float = 0.5  # weight of the structural term: the base against the ground truth's low-pass
+    lambda_base: float = searched(
+        0.5,
+        low=0.1,
+        high=4.0,
+        log=True,
+        help="weight of the structural term: the base against the ground truth's low-pass",
+    )
 
 
 @dataclass
@@ -87,8 +94,10 @@ class StandardLossSettings(ReconstructionWeights):
     """The settings of the guide's loss (`standard`); raises ConfigError for a kernel under 1 pixel
     or a SILog weight outside [0, 1]."""
 
-    lambda_sparse: float = 0.1  # weight of the sparsity term |residual|
-    lowpass_kernel: int = 8  # side (pixels) of the masked K x K average that gives the base's target
+    lambda_sparse: float = searched(0.1, low=0.001, high=0.3, log=True)  # weight of the sparsity term |residual|
+    lowpass_kernel: int = searched(
+        8, low=4, high=16, step=4, help="side (pixels) of the masked K x K average that gives the base's target"
+    )
     use_silog: bool = False  # scale-invariant log reconstruction term instead of L1 (the seed research script's)
     silog_lambda: float = 0.5  # SILog's variance weight (0: plain log RMSE, 1: fully scale-invariant)
 
@@ -164,7 +173,9 @@ class BaseResidualLoss(DepthLoss):
 class AdaptiveLossSettings(StandardLossSettings):
     """The standard loss's settings and the curriculum's; raises ConfigError for a negative warm-up."""
 
-    warmup_epochs: int = 20  # epochs over which the weights move to lambda_base, lambda_recon (the guide's 20)
+    warmup_epochs: int = searched(
+        20, low=0, high=20, help="epochs over which the weights move to lambda_base, lambda_recon (the guide's 20)"
+    )
     base_boost: float = 4.0  # lambda_base's factor at epoch 0 (the guide: 4x, then 1x)
     recon_start: float = 0.1  # lambda_recon's factor at epoch 0 (the guide: 0.1x, then 1x)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 import lightning as L
 import torch
@@ -70,9 +71,18 @@ def resolve_precision(cfg: TrainConfig) -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
-def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, steps_per_epoch: int, progress: bool):
+def make_trainer(
+    cfg: TrainConfig,
+    checkpoints: ModelCheckpoint,
+    loggers: list,
+    steps_per_epoch: int,
+    progress: bool,
+    *,
+    callbacks: Sequence[Callback] = (),
+):
     """Returns the Lightning trainer of a configuration: its epochs, devices (DDP over several),
-    precision (`resolve_precision`), the config / best / last checkpoint callbacks and atomic checkpoint writes."""
+    precision (`resolve_precision`), the config / best / last checkpoint callbacks, then `callbacks`
+    (after the checkpoints: a callback that stops the run finds them written), and atomic checkpoint writes."""
     n_devices = cfg.devices * cfg.num_nodes
     return L.Trainer(
         max_epochs=cfg.epochs,
@@ -90,6 +100,7 @@ def make_trainer(cfg: TrainConfig, checkpoints: ModelCheckpoint, loggers: list, 
             checkpoints,
             LastCheckpoint(cfg.run_dir.last_checkpoint, every_n_epochs=cfg.checkpoint_every),
             LearningRateMonitor(logging_interval="epoch"),
+            *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,
@@ -122,8 +133,10 @@ def emission_of(datamodule) -> dict | None:
     return synthetic_emission(datamodule.raw_dataset("train"), window)
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Trains one configuration; returns the paths of its outputs and its metrics.
+def train(cfg: TrainConfig, progress: bool = True, *, callbacks: Sequence[Callback] = ()) -> dict:
+    """Trains one configuration; returns the paths of its outputs and its metrics ("best_val_rmse":
+    the best checkpoint's validation RMSE in metres, the lowest of metrics.csv's val/rmse).
+    `callbacks` are extra Lightning callbacks (`echodepth tune`'s pruning).
 
     Ends by evaluating the best checkpoint on the test split, next to the two mean-depth
     predictors, when the dataset has a test split, and with the diagnosis of the run. The run
@@ -134,15 +147,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     lock = hold_run_folder(cfg.run_dir)
     try:
         if lock is None:  # a DDP worker: its launcher handles the signals
-            return _train(cfg, ckpt_path, progress)
+            return _train(cfg, ckpt_path, progress, callbacks)
         with stop_on_signals("resume with --resume last"):
-            return _train(cfg, ckpt_path, progress)
+            return _train(cfg, ckpt_path, progress, callbacks)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
+def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool, callbacks: Sequence[Callback]) -> dict:
     """The steps of `train`, in order; returns what `train` returns."""
     seed_everything(cfg.seed)
     datamodule = EchoDepthDataModule(cfg, progress=progress)
@@ -151,7 +164,7 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
     prepare_run_folder(cfg, ckpt_path)
     checkpoints = best_checkpoint_callback(cfg.run_dir)
     loggers = make_loggers(cfg)
-    trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch(cfg, datamodule), progress)
+    trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch(cfg, datamodule), progress, callbacks=callbacks)
     cfg = with_precision_used(cfg, trainer)
     module = DepthModule(
         cfg.to_dict(), datamodule.max_depth_m, datamodule.feature_config.to_dict(), emission_of(datamodule)
@@ -161,6 +174,7 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool) -> dict:
     result = {
         "out_dir": str(cfg.run_dir.path),
         "best_checkpoint": checkpoints.best_model_path,
+        "best_val_rmse": best_val_rmse(cfg.run_dir),
         "last_checkpoint": str(cfg.run_dir.last_checkpoint),
         "fit_seconds": time.perf_counter() - start,
     }
@@ -203,6 +217,17 @@ def best_checkpoint_callback(run_dir: RunDir) -> ModelCheckpoint:
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+
+
+def best_val_rmse(run_dir: RunDir) -> float | None:
+    """Returns the run's best validation RMSE (metres): the lowest val/rmse of metrics.csv, the epoch
+    best.ckpt holds (None before any validation)."""
+    if not run_dir.metrics.exists():
+        return None
+    values = [
+        row["val/rmse"] for row in run_dir.read_metrics() if "val/rmse" in row and row["val/rmse"] == row["val/rmse"]
+    ]
+    return min(values) if values else None
 
 
 def steps_per_epoch(cfg: TrainConfig, datamodule: EchoDepthDataModule) -> int:

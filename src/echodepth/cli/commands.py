@@ -42,20 +42,49 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """`echodepth train`: resolves the settings (defaults, preset, --config, flags), trains, prints the
-    test comparison and the diagnosis; returns 0. Raises ConfigError for a bad or inapplicable setting."""
+def train_settings(args: argparse.Namespace):
+    """Returns the training settings of `train` and `tune`: defaults, preset, --config, then flags."""
     from ..config_sources import resolve_config
-    from ..evaluate import format_comparison
     from ..recipes import RECIPE_DIR, resolve_config_path
-    from ..run import train
     from ..settings_yaml import load_yaml
     from .flags import given_train_settings
 
     path = resolve_config_path(args.config) if args.config else None
     file_values = load_yaml(path) if path else {}
     recipe = path is not None and path.resolve().parent == RECIPE_DIR.resolve()
-    cfg = resolve_config(file_values, given_train_settings(args), file_is_recipe=recipe, file_name=str(args.config))
+    return resolve_config(file_values, given_train_settings(args), file_is_recipe=recipe, file_name=str(args.config))
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """`echodepth tune`: runs or joins the study until it holds --n_trials complete trials, writes
+    its report and prints where; returns 0."""
+    from ..tune import tune
+
+    base = train_settings(args)
+    print(f"study {args.study_name} in {args.study_dir}: {args.n_trials} complete trials of {base.model}, {base.loss}")
+    path = tune(
+        base,
+        study_dir=args.study_dir,
+        n_trials=args.n_trials,
+        space_file=args.space,
+        objective=args.objective,
+        storage=args.storage,
+        study_name=args.study_name,
+        workers=args.workers,
+        heartbeat_s=args.heartbeat_s,
+        sampler_seed=args.sampler_seed,
+    )
+    print(f"report: {path} (and report.html, trials.csv, best.yaml beside it)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`echodepth train`: resolves the settings (defaults, preset, --config, flags), trains, prints the
+    test comparison and the diagnosis; returns 0. Raises ConfigError for a bad or inapplicable setting."""
+    from ..evaluate import format_comparison
+    from ..run import train
+
+    cfg = train_settings(args)
     print(
         f"experiment {cfg.experiment_name}: {cfg.model}, {cfg.loss} loss, dataset {cfg.dataset}, "
         f"{cfg.epochs} epochs, outputs in {cfg.run_dir.path}"

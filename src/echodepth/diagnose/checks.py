@@ -34,6 +34,7 @@ class Check:
     symptom: str = ""
     advice: str = ""
     flags: dict = field(default_factory=dict)  # training flags to change: name -> new value
+    shortfall: float = 0.0  # how far outside its healthy range, in natural-log units; 0 when healthy
 
     def to_dict(self) -> dict:
         """Returns the check as a JSON-ready dict (diagnosis.json)."""
@@ -48,6 +49,21 @@ def at_most(value: float, limit: float) -> bool:
 def at_least(value: float, limit: float) -> bool:
     """Returns whether a statistic is measured (finite) and at least `limit`."""
     return math.isfinite(value) and value >= limit
+
+
+# the shortfall of a statistic that could not be measured (NaN): worse than any measured one (a
+# residual suppressed to 0.1% of the final's variation falls short by log(10) = 2.3)
+NOT_MEASURED_SHORTFALL = 10.0
+
+
+def beyond(value: float, limit: float, healthy_below: bool = True) -> float:
+    """Returns how far a positive statistic lies on the unhealthy side of `limit`, as |log(value /
+    limit)| (0 on the healthy side; NOT_MEASURED_SHORTFALL for NaN). Summed over the checks, this is
+    `echodepth tune`'s health objective: 0 when every check is healthy."""
+    if not math.isfinite(value):
+        return NOT_MEASURED_SHORTFALL
+    ratio = max(value, 1e-12) / limit
+    return max(0.0, math.log(ratio) if healthy_below else -math.log(ratio))
 
 
 def raised(weight: float, at_least: float) -> float:
@@ -80,6 +96,7 @@ def base_smoothness(split: dict, cfg) -> Check:
         "Base is too noisy or has sharp edges: it holds fine detail that belongs to the residual",
         "raise lambda_base and lowpass_kernel (the guide: 12 or 16) so the base learns only the room layout",
         flags,
+        beyond(ratio, BASE_HF_RATIO_MAX),
     )
 
 
@@ -99,6 +116,7 @@ def residual_small(split: dict, cfg) -> Check:
         "Residual dominates or is very large: the base is not learning the structure",
         "raise lambda_sparse, and lambda_base (the guide: 1.0 or 1.5)",
         flags,
+        beyond(share, RESIDUAL_SHARE_MAX),
     )
 
 
@@ -116,6 +134,10 @@ def base_not_final(split: dict, cfg) -> Check:
         "Base looks identical to final: the residual is suppressed too much",
         "lower lambda_sparse (the guide: 0.05 or 0.01)",
         {"lambda_sparse": target},
+        # on the residual's share of the variation (1 - explained), whose limit is 1%
+        beyond(1 - explained, 1 - BASE_EXPLAINS_MAX, healthy_below=False)
+        if math.isfinite(explained)
+        else beyond(explained, 1),
     )
 
 
@@ -132,6 +154,7 @@ def residual_near_objects(split: dict, cfg) -> Check:
         "Residual lies in flat regions rather than near objects: the base leaves room structure to it",
         "raise lambda_base so the base carries the walls and floor",
         {"lambda_base": raised(cfg.lambda_base, 1.0)},
+        beyond(ratio, RESIDUAL_EDGE_RATIO_MIN, healthy_below=False),
     )
 
 
@@ -149,6 +172,7 @@ def reconstruction(split: dict, cfg) -> Check:
         "Poor reconstruction: the final depth does not match the ground truth much better than ignoring the audio",
         "raise lambda_recon (and train longer)",
         {"lambda_recon": round(2 * cfg.lambda_recon, 3), "epochs": 2 * cfg.epochs},
+        beyond(ratio, RMSE_RATIO_MAX),
     )
 
 
@@ -175,6 +199,7 @@ def no_locked_outputs(split: dict, cfg) -> Check:
         "residual statistics",
         advice,
         flags,
+        math.log1p(1000 * share) if math.isfinite(share) else NOT_MEASURED_SHORTFALL,  # 1 pixel in 1,000: 0.69
     )
 
 
@@ -203,6 +228,7 @@ def training_stability(history: dict, cfg) -> Check:
         "Training unstable: " + "; ".join(problems) if problems else "",
         "use the adaptive loss (it balances the weights)" if cfg.loss != "adaptive" else "halve the learning rate",
         flags,
+        math.log1p(len(problems)),
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..search_space import searched
 from .blocks import DoubleConv, InputNorm, Up, depth_head, input_layer, residual_head, resize_to
 from .registry import MODELS, DepthModel
 
@@ -36,11 +37,14 @@ class BaseResidualSettings(BackboneSettings):
 
     residual_scale: float = 0.5  # the residual lies in (-residual_scale, residual_scale) x max depth
     # at 64 channels: wide 29.8M, narrow 21.3M, seed 20.2M parameters
-    base_decoder: Literal["wide", "narrow", "seed"] = field(
-        default="wide",
-        metadata={"help": "the base decoder's widths: wide, the skips'; narrow, 2c, c, c/2, c/4; seed, the seed code"},
+    base_decoder: Literal["wide", "narrow", "seed"] = searched(
+        "wide",
+        choices=("wide", "narrow", "seed"),
+        help="the base decoder's widths: wide, the skips'; narrow, 2c, c, c/2, c/4; seed, the seed code",
     )
-    base_resolution: Literal[1, 2, 4, 8] = 1  # the base decoder stops at 1/k of the map, then bilinear upsampling
+    base_resolution: Literal[1, 2, 4, 8] = searched(
+        1, choices=(1, 2, 4), help="the base decoder stops at 1/k of the map, then bilinear upsampling"
+    )
 
     def __post_init__(self):
         super().__post_init__()
