@@ -212,8 +212,8 @@ def _tune_flags(p: argparse.ArgumentParser) -> None:
     from .flags import add_train_flags
 
     study = p.add_argument_group("the study")
-    study.add_argument("--study_dir", required=True, help="the study's folder: study.db, trials/, the report")
-    study.add_argument("--n_trials", type=int, required=True, help="complete trials the study holds at the end")
+    study.add_argument("--study_dir", help="the study's folder: study.db, trials/, the report (required)")
+    study.add_argument("--n_trials", type=int, help="complete trials the study holds at the end (required)")
     study.add_argument(
         "--space", default=None, metavar="FILE",
         help="YAML: name -> {range: [low, high], log: true, step: N} or {choices: [...]} (default: the ranges "
@@ -236,6 +236,10 @@ def _tune_flags(p: argparse.ArgumentParser) -> None:
         help="seconds between a worker's heartbeats; a trial silent for 3 is failed and retried (default: 30)",
     )  # fmt: skip
     study.add_argument("--sampler_seed", type=int, default=None, help="seed of Optuna's TPE sampler (default: none)")
+    study.add_argument(
+        "--show_space", action="store_true",
+        help="print the search space these settings get (a --space file to start from) and exit",
+    )  # fmt: skip
     p.add_argument(
         "--config", default=None,
         help="YAML file of base settings, or a recipe name; flags override it (as echodepth train)",

@@ -58,9 +58,22 @@ def train_settings(args: argparse.Namespace):
 def cmd_tune(args: argparse.Namespace) -> int:
     """`echodepth tune`: runs or joins the study until it holds --n_trials complete trials, writes
     its report and prints where; returns 0."""
+    import yaml
+
     from ..tune import tune
+    from ..tune.space import resolve_space, space_to_dict
 
     base = train_settings(args)
+    if args.show_space:
+        space, source = resolve_space(base, args.space)
+        print(
+            f"# {source} of --model {base.model} --loss {base.loss}\n"
+            + yaml.safe_dump(space_to_dict(space), sort_keys=False, default_flow_style=None)
+        )
+        return 0
+    missing = [flag for flag in ("study_dir", "n_trials") if getattr(args, flag) is None]
+    if missing:
+        raise ConfigError(f"echodepth tune needs {' and '.join('--' + m for m in missing)}")
     print(f"study {args.study_name} in {args.study_dir}: {args.n_trials} complete trials of {base.model}, {base.loss}")
     path = tune(
         base,

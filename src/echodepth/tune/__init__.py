@@ -59,7 +59,7 @@ def _worker(settings: dict, options: dict, threads: int) -> None:
         space, _ = resolve_space(base, options["space_file"])
         study_options = {k: v for k, v in options.items() if k not in ("space_file", "n_trials")}
         study = open_study(base=base, space=space, **study_options)
-        work(study, Objective(base, space, options["study_dir"], options["objective"]), options["n_trials"])
+        work(study, Objective(base, space, options["study_dir"], options["objective"], options["n_trials"]))
     except UserError as err:  # one line, as the command line prints it
         print(f"echodepth tune: worker {os.getpid()}: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -103,7 +103,7 @@ def tune(
     options.update(space_file=space_file, n_trials=n_trials)
     with stop_on_signals("run the same echodepth tune again to continue the study"):
         if workers == 1:
-            work(study, Objective(base, space, study_dir, objective), n_trials)
+            work(study, Objective(base, space, study_dir, objective, n_trials))
         else:
             _run_workers(base, options, workers)
     return write_report(study, base, study_dir)

@@ -26,6 +26,10 @@ IMPORTANCE_TEXT = (
     "Optuna's PED-ANOVA over the complete trials: how much each parameter decides whether a trial lands among "
     "the best 10% of that objective (each column sums to 1). With a few dozen trials, read it as a ranking."
 )
+CORRELATION_TEXT = (
+    "Spearman's rank correlation between each numeric parameter and each check's statistic over the complete "
+    "trials (+1: the statistic rises with the parameter). Hold it against `echodepth diagnose`'s advice."
+)
 BEST_EXPERIMENT = "tune_best"  # best.yaml's experiment name: `train --config best.yaml` trains into results/tune_best
 
 
@@ -49,7 +53,7 @@ def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         values = t.values or []
-        row = {"number": t.number, "state": t.state.name.lower()}
+        row = {"number": t.number, "state": "surplus" if t.user_attrs.get("surplus") else t.state.name.lower()}
         row.update(
             {
                 name: (values[i] if i < len(values) and t.state == TrialState.COMPLETE else "")
@@ -63,6 +67,7 @@ def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict]:
         row["duration_s"] = round(t.duration.total_seconds(), 1) if t.duration else ""
         row["test_rmse_m"] = t.user_attrs.get("test_rmse_m", "")
         row["unhealthy"] = " ".join(t.user_attrs.get("unhealthy", []))
+        row.update({name: value for name, (value, _, _) in t.user_attrs.get("checks", {}).items()})
         rows.append(row)
     return rows
 
@@ -72,7 +77,7 @@ def write_trials_csv(study: optuna.Study, path: Path) -> None:
     rows = trial_rows(study, path.parent)
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)), restval="")
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
@@ -108,6 +113,25 @@ def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
                 )
         except (ValueError, RuntimeError):  # too few distinct parameter values to split on
             continue
+    return out
+
+
+def check_correlations(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """Returns check name -> numeric parameter -> Spearman's rank correlation between the parameter
+    and the check's statistic over the complete trials (what the study says moves each check;
+    `diagnose` advises which way); {} with fewer than 5 complete trials."""
+    from scipy.stats import spearmanr
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "checks" in t.user_attrs]
+    if len(complete) < 5:
+        return {}
+    numeric = [p for p in study.user_attrs["space"] if all(isinstance(t.params.get(p), (int, float)) for t in complete)]
+    out: dict[str, dict[str, float]] = {}
+    for check in complete[0].user_attrs["checks"]:
+        values = [t.user_attrs["checks"].get(check, [float("nan")])[0] for t in complete]
+        for param in numeric:
+            rho = spearmanr([t.params[param] for t in complete], values, nan_policy="omit").statistic
+            out.setdefault(check, {})[param] = float(rho)
     return out
 
 
@@ -192,6 +216,12 @@ def write_report(study: optuna.Study, base: TrainConfig, study_dir: Path) -> Pat
         params = list(space)
         rows = [[f"`{p}`", *(f"{found[n].get(p, 0.0):.3f}" if n in found else "" for n in names)] for p in params]
         lines += table(["parameter", *names], rows) + [""]
+    moves = check_correlations(study)
+    if moves:
+        lines += ["## What moves each check", "", CORRELATION_TEXT, ""]
+        params = list(next(iter(moves.values())))
+        rows = [[f"`{check}`", *(f"{by[p]:+.2f}" for p in params)] for check, by in moves.items()]
+        lines += table(["check statistic", *(f"`{p}`" for p in params)], rows) + [""]
     for t in best[:2]:
         run = t.user_attrs.get("run_dir", "")
         lines += [f"## Trial {t.number}: diagnosis and decomposition", ""]

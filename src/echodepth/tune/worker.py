@@ -30,17 +30,21 @@ from .space import suggest
 from .study import OBJECTIVES, finite_or_raise, health_shortfall, trial_config
 
 MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing stops: a bug or a broken set-up, not bad luck
+MAX_PRUNED_IN_A_ROW = 20  # nor one whose trials all stop early: the base settings learn nothing in time
 
 
 class TrialPruning(Callback):
     """Stops a clearly bad trial after a validation: with one objective, Optuna's pruner decides
     (the median of earlier trials' validation RMSE at the same epoch); with two, where Optuna
-    prunes nothing, a trial whose validation RMSE after a third of its epochs is no better than
+    prunes nothing, a trial whose validation RMSE after a third of its epochs (at least 2; never at the
+    last) is no better than
     predicting the training set's per-pixel mean depth map (it has learnt nothing from the echoes)
     stops. A non-finite validation RMSE stops a trial in both."""
 
-    def __init__(self, trial: optuna.Trial, multi_objective: bool, warmup_epochs: int):
-        self.trial, self.multi_objective, self.warmup_epochs = trial, multi_objective, warmup_epochs
+    def __init__(self, trial: optuna.Trial, multi_objective: bool, epochs: int):
+        self.trial, self.multi_objective, self.epochs = trial, multi_objective, epochs
+        # epochs before the rule may stop a trial: a third of them, at least 2; never at the last
+        self.warmup_epochs = max(2, math.ceil(epochs / 3))
         self.reference_rmse: float | None = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
@@ -62,7 +66,7 @@ class TrialPruning(Callback):
             self.trial.report(value, epoch)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: validation RMSE {value:.4f} m, above the earlier median")
-        elif epoch >= self.warmup_epochs and value >= self.reference_rmse:
+        elif self.warmup_epochs <= epoch < self.epochs and value >= self.reference_rmse:
             raise optuna.TrialPruned(
                 f"epoch {epoch}: validation RMSE {value:.4f} m, no better than the per-pixel mean depth map's "
                 f"{self.reference_rmse:.4f} m"
@@ -90,15 +94,21 @@ class Objective:
     space: dict[str, SearchRange]
     study_dir: Path
     objective: str
+    n_trials: int
 
     def __call__(self, trial: optuna.Trial):
         from ..run import train
 
         quiet_libraries()
+        ahead = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]
+        taken = sum(t.state in (TrialState.COMPLETE, TrialState.RUNNING) for t in ahead)
+        if taken >= self.n_trials:  # two workers started one trial too many at once: the later one gives way
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned(f"surplus: {taken} earlier trials complete or running")
         cfg = trial_config(self.base, self.study_dir, trial.number, suggest(trial, self.space))
         trial.set_user_attr("run_dir", str(Path("trials") / cfg.experiment_name))
         multi = len(OBJECTIVES[self.objective]) > 1
-        pruning = TrialPruning(trial, multi, warmup_epochs=max(1, cfg.epochs // 3))
+        pruning = TrialPruning(trial, multi, cfg.epochs)
         with open_log(cfg.run_dir.path / "train.log") as log:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 try:
@@ -178,10 +188,12 @@ def progress_line(study: optuna.Study, trial: optuna.trial.FrozenTrial, n_trials
     )
 
 
-def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll_s: float = 5.0, out=print) -> None:
-    """Runs trials of `study` until it holds `n_trials` complete ones (this worker's and every other
-    worker's). Raises UserError when MAX_FAILURES_IN_A_ROW of this worker's trials failed in a row."""
-    failures, ended = 0, []
+def work(study: optuna.Study, objective: Objective, *, poll_s: float = 2.0, out=print) -> None:
+    """Runs trials of `study` until it holds `objective.n_trials` complete ones (this worker's and
+    every other worker's). Raises UserError when MAX_FAILURES_IN_A_ROW of this worker's trials failed
+    in a row."""
+    n_trials = objective.n_trials
+    failures, pruned, ended = 0, 0, []
     quiet_libraries()
     while True:
         optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, and retried by Optuna
@@ -194,9 +206,17 @@ def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll_s: fl
         ended.clear()
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[lambda s, t: ended.append(t)])
         for trial in ended:
-            out(progress_line(study, trial, n_trials))
-            sys.stdout.flush()
+            if not trial.user_attrs.get("surplus"):
+                out(progress_line(study, trial, n_trials))
+                sys.stdout.flush()
             failures = failures + 1 if trial.state == TrialState.FAIL else 0
+            surplus = trial.user_attrs.get("surplus")
+            pruned = pruned + 1 if trial.state == TrialState.PRUNED and not surplus else 0
+        if pruned >= MAX_PRUNED_IN_A_ROW:
+            raise UserError(
+                f"{pruned} trials in a row stopped early, none complete (see their train.log in "
+                f"{objective.study_dir / 'trials'}): train longer (--epochs), or use --objective rmse"
+            )
         if failures >= MAX_FAILURES_IN_A_ROW:
             last = ended[-1]
             raise UserError(
