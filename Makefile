@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: setup demo test test-slow lint format bench clean
+.PHONY: setup demo test test-slow lint format bench docs docs-serve clean
 
 setup: $(VENV)/.installed
 
@@ -37,9 +37,18 @@ test-slow: setup
 	$(PY) -m pip install -q -e ".[test,wandb]"
 	$(PY) -m pytest -q -m slow
 
+# the documentation site (MkDocs + Material + mkdocstrings) into site/; strict: a broken link or
+# reference fails. The CLI and settings reference pages are generated from the code (docs/hooks/).
+docs: setup
+	$(PY) -m pip install -q -e ".[docs]"
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: docs
+	$(VENV)/bin/mkdocs serve
+
 bench: setup
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_data.py
 
 clean:
-	rm -rf $(VENV) .echodepth_cache results
+	rm -rf $(VENV) .echodepth_cache results site

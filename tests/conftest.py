@@ -2,10 +2,9 @@
 
 import csv
 import os
+import random
 import subprocess
 from pathlib import Path
-
-import random
 
 import numpy as np
 import pytest

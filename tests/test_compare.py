@@ -86,7 +86,7 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
     assert numbers and all(math.isfinite(x) for x in numbers)
     results = json.loads((out / "results.json").read_text())["results"]
     assert len(results["base_residual"]["curves"]) == 2 and len(results["base_residual"]["curves"][0]) == 2
-    # issue 20: each run's heads measured for saturated and locked pixels, shown in the structure table
+    # each run's heads measured for saturated and locked pixels, shown in the structure table
     assert "pixels saturated (share)" in text and "pixels locked (share)" in text
     for entry in results.values():
         for structure in entry["structure"]:

@@ -43,8 +43,8 @@ def resolve_config(
 
     The flags and a settings file the user wrote must apply to the chosen components (ConfigError
     naming the component otherwise, and `file_name` when the file's keys are the ones refused); a
-    recipe's settings, the CPU preset's, and those of a run's config.yaml written by echodepth 0.3
-    or older that do not apply are left out."""
+    recipe's settings, the CPU preset's, and those of a run's config.yaml that holds every
+    component's settings (the flat format) that do not apply are left out."""
     named = "dataset" in file_values or "dataset" in flag_values
     values = {} if named else dict(CPU_PRESET)
     values.update(file_values)
