@@ -153,7 +153,8 @@ def test_code_and_tests_describe_what_is_not_how_it_came_to_be():
 
 
 # appended to each command of a page (a later flag wins in argparse): a one-epoch run of a tiny network on
-# 16 x 16 maps (compare: 4 epochs, as seed_fix freezes its base for the last 3); {synth} is a tiny synthetic dataset, {cache} a feature cache shared by the pages
+# 16 x 16 maps (compare: 4 epochs, as seed_fix freezes its base for the last 3); {synth} is a tiny
+# synthetic dataset, {cache} a feature cache shared by the pages
 TINY = {
     "train": "--synth_rooms 8 --synth_image_size 16 --image_size 16 --input_size --base_channels 4 --batch_size 8 "
     "--epochs 1 --num_workers 0 --cache_dir {cache}",
@@ -214,7 +215,15 @@ def feature_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_COMMANDS, ids=lambda p: p.name)
+# pages whose commands take more than a minute even on tiny data run with the slow tests (`make test-slow`)
+SLOW_PAGES = {"compare.md": "two compares train 8 tiny networks in their own processes: about 2 minutes on 2 cores"}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_PAGES else p for p in PAGES_WITH_COMMANDS],
+    ids=lambda p: p.name,
+)
 def test_every_command_a_page_shows_runs_on_tiny_data(page, synth_dir, feature_cache, tmp_path, monkeypatch):
     from echodepth.cli import main
 
