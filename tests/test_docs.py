@@ -58,7 +58,7 @@ def test_the_site_builds_strictly_with_every_page_of_the_nav(site):
         assert (site / page).is_file(), page
     home = (site / "index.html").read_text()
     # nothing fetched from another host at run time: no web fonts, no CDN scripts or styles
-    assert not re.search(r'(?:src|href)="(?:https?:)?//(?!github\.com)', home)
+    assert not re.search(r'<(?:script|img)[^>]+src="(?:https?:)?//|<link[^>]+href="(?:https?:)?//', home)
 
 
 def test_the_cli_reference_holds_every_flag_of_every_command():
@@ -111,8 +111,8 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.mark.parametrize(
     "page, expected",
     [
-        ("", "make demo"),
-        ("tutorials/demo/", "echodepth train --overwrite"),
+        ("", "Start here"),
+        ("tutorials/demo/", "Read the printout"),
         ("reference/api/inference/", "Predictor"),
     ],
     ids=["home", "tutorial", "api"],
@@ -163,6 +163,8 @@ TINY = {
     "compare": "--seeds 1 --epochs 4 --image_size 16 --base_channels 4 --batch_size 8 --jobs 2 --dataset synthetic "
     "--data_dir {synth}",
 }
+# commands a page shows beside `echodepth ...` and `make demo`, not run here, with the reason
+NOT_RUN = {"make test": "it runs the test suite, this test among it"}
 # exit statuses that a page's command may give besides 0, with the documented reason
 OTHER_STATUS = {"diagnose": (1, "a check is unhealthy, as it is after one epoch of a tiny network")}
 MARKER = re.compile(r"<!--\s*(gpu|data|skip)\s*(?::\s*(.*?))?\s*-->\s*$")
@@ -230,6 +232,9 @@ def test_every_command_a_page_shows_runs_on_tiny_data(page, synth_dir, feature_c
     commands, skipped = page_commands(page)
     monkeypatch.chdir(tmp_path)
     for command in commands:
+        if command in NOT_RUN:
+            skipped.append(f"{command}: {NOT_RUN[command]}")
+            continue
         argv = runnable(command, synth_dir, feature_cache)
         allowed = (0, OTHER_STATUS[argv[0]][0]) if argv[0] in OTHER_STATUS else (0,)
         assert main(argv) in allowed, f"{page.name}: {command}"

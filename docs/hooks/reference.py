@@ -54,7 +54,7 @@ def _value(action: argparse.Action) -> str:
 def _flags_table(parser: argparse.ArgumentParser) -> list[str]:
     lines = ["| flag | value | default | what it does |", "|---|---|---|---|"]
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+        if isinstance(action, argparse._SubParsersAction):
             continue
         help_text = "" if action.help in (None, argparse.SUPPRESS) else action.help % vars(action)
         lines.append(f"| {_names(action)} | {_value(action)} | {_cell(_shown_default(action))} | {_cell(help_text)} |")
