@@ -90,6 +90,17 @@ def test_the_settings_reference_holds_every_setting_with_its_default():
             assert f"--{declared.kind} {component}`" in row, (name, component)
 
 
+def test_the_run_folder_reference_names_every_file_a_run_dir_knows():
+    from echodepth.rundir import RunDir
+
+    table = load_hook().run_folder_markdown()
+    run_dir = RunDir("run")
+    paths = [value for value in vars(run_dir).values() if isinstance(value, Path) and value != run_dir.path]
+    for path in paths:
+        if not path.name.startswith("."):  # the lock file is the run's own business
+            assert path.name in table, path.name
+
+
 @pytest.fixture(scope="session")
 def served_site(site):
     """Serves the built site on 127.0.0.1 (a search worker cannot start from file://) and returns its URL."""

@@ -4,8 +4,9 @@
 - reference/settings.md: the run's settings (`echodepth.config.RunSettings`: type, default, the comment
   on its declaration) and every component's settings (`echodepth.components.declared_settings()`:
   which model, loss, audio feature or dataset layout takes it, with its default there).
+- the run folder's files (a placeholder in reference/run-folder.md), from `echodepth.rundir`'s docstring.
 
-`cli_markdown()` and `settings_markdown()` are plain functions, so tests read the same text.
+`cli_markdown()`, `settings_markdown()` and `run_folder_markdown()` are plain functions, so tests read the same text.
 """
 
 from __future__ import annotations
@@ -153,7 +154,21 @@ def settings_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+def run_folder_markdown() -> str:
+    """Returns the run folder's files as a table, read from `echodepth.rundir`'s module docstring."""
+    import re
+
+    import echodepth.rundir
+
+    listing = echodepth.rundir.__doc__.strip().split("\n\n", 1)[1]
+    rows = [re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in listing.splitlines() if line.strip()]
+    out = ["| file | what it holds |", "|---|---|"]
+    out += [f"| `{_cell(name)}` | {_cell(what)} |" for name, what in rows]
+    return "\n".join(out) + "\n"
+
+
 PAGES = {"reference/cli.md": cli_markdown, "reference/settings.md": settings_markdown}
+PLACEHOLDERS = {"<!-- generated: run folder files -->": run_folder_markdown}
 
 
 def on_files(files, config):
@@ -163,3 +178,11 @@ def on_files(files, config):
     for path, make in PAGES.items():
         files.append(File.generated(config, path, content=make()))
     return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Replaces each generated-content placeholder of a hand-written page (MkDocs hook)."""
+    for placeholder, make in PLACEHOLDERS.items():
+        if placeholder in markdown:
+            markdown = markdown.replace(placeholder, make())
+    return markdown
