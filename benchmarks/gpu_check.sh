@@ -9,8 +9,8 @@
 #   bench  bench_train.py --preset guide for both networks (model-only and end to end, FLOPs,
 #          TFLOP/s, share of peak, peak memory, micro-batch)                  -> bench_train.json
 #   sizes  `echodepth train` of the CPU preset's recipe at several network sizes on the same data
-#          (rendered at 128 x 128), test RMSE of each: the accuracy column of README's latency
-#          table, and the guide's full-size network against the baseline U-Net  -> sizes.json
+#          (rendered at 128 x 128), test RMSE of each: the accuracy column of the latency
+#          table in docs/tutorials/deploy.md, and the guide's full-size network against the baseline U-Net  -> sizes.json
 # A dry run on a CPU first, at small sizes:
 #   PRESET=cpu SIZES="4:16 8:16" EPOCHS=1 PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
 set -uo pipefail

@@ -16,6 +16,7 @@ from echodepth.losses import LOSSES
 from echodepth.models import MODELS
 from echodepth.storage import DiskFullError
 
+from .browser import CHROMIUM_MISSING, chromium, dump_dom
 from .conftest import fill
 
 
@@ -86,7 +87,7 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
     assert numbers and all(math.isfinite(x) for x in numbers)
     results = json.loads((out / "results.json").read_text())["results"]
     assert len(results["base_residual"]["curves"]) == 2 and len(results["base_residual"]["curves"][0]) == 2
-    # issue 20: each run's heads measured for saturated and locked pixels, shown in the structure table
+    # each run's heads measured for saturated and locked pixels, shown in the structure table
     assert "pixels saturated (share)" in text and "pixels locked (share)" in text
     for entry in results.values():
         for structure in entry["structure"]:
@@ -143,11 +144,7 @@ def test_medium_runs_both_controls_and_the_seed_fix_by_default(tmp_path):
     assert (control.model, control.lambda_base, control.lambda_sparse) == ("same_backbone", 0.0, 0.0)
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium package (apt-get install chromium)")
+@pytest.mark.skipif(chromium() is None, reason=CHROMIUM_MISSING)
 def test_report_html_renders_in_a_real_browser_with_every_image_and_no_console_error(tiny_report):
     out, report, tmp_path = tiny_report
     page = (out / "report.html").read_text()
@@ -162,15 +159,10 @@ def test_report_html_renders_in_a_real_browser_with_every_image_and_no_console_e
     )
     copy = tmp_path / "probe.html"
     copy.write_text(page.replace("</body>", probe))
-    done = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-         "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert f'data-loaded="{n_images}/{n_images}"' in done.stdout
-    assert "<table>" in done.stdout and "Verdict on the design guide" in done.stdout
-    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    status, dom, console = dump_dom(copy.as_uri())
+    assert status == 0, console
+    assert f'data-loaded="{n_images}/{n_images}"' in dom
+    assert "<table>" in dom and "Verdict on the design guide" in dom
     assert console == []
 
 

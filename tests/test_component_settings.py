@@ -25,7 +25,7 @@ from echodepth.settings_yaml import load_yaml, save_yaml
 
 from .test_ground_truth import nan_split
 
-OLD = Path(__file__).parent / "fixtures" / "settings_867e0ac"  # written by echodepth at 867e0ac (README there)
+OLD = Path(__file__).parent / "fixtures" / "flat_settings_run"  # a run's files with every setting flat (README there)
 
 
 def one_line_error(capsys) -> str:

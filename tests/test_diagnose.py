@@ -69,7 +69,7 @@ class NoisyBase(Stub):  # fine-grained noise in the base
         return ramp + 0.4 * noise, 0.02 * noise
 
 
-class LockedCorner(Stub):  # issue 20's demo: the top-left residual pinned at its bound in every recording
+class LockedCorner(Stub):  # a demo run's top-left residual, pinned at its bound in every recording
     def maps(self, ramp, noise):
         residual = 0.02 * noise
         residual[:4, 0] = -0.5 * (1 - 1e-4)  # rows 0-3, column 0, at -bound

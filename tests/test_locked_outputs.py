@@ -1,4 +1,4 @@
-"""Issue 20: outputs that cannot lock at a head's bound, the input layout decoupled from the depth
+"""Outputs that cannot lock at a head's bound, the input layout decoupled from the depth
 layout, the same-backbone control, the seed code's fix and a reduced-resolution base decoder."""
 
 from pathlib import Path

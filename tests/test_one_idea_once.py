@@ -1,4 +1,4 @@
-"""Ideas written once (issue 22): the batch contract, one recording reader for `predict` and
+"""Ideas written once: the batch contract, one recording reader for `predict` and
 `audio-stats`, one flag formatter in the diagnosis, one first-line rule for library errors, one
 size formatter, and a training run that leaves its configuration as it was given."""
 

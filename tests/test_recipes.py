@@ -18,7 +18,7 @@ from echodepth.settings_yaml import load_yaml
 from echodepth.training.schedule import warmup_factor
 
 # the published values (shared/spec/batvision_format.md, the design guide); the papers' U-Net takes
-# the spectrogram as it is (input_norm none), not echodepth's default input centring (issue 20)
+# the spectrogram as it is (input_norm none), not echodepth's default input centring
 PUBLISHED = {
     "batvision_unet": {"model": "unet_baseline", "optimizer": "AdamW", "learning_rate": 1e-3, "batch_size": 128,
                        "epochs": 80, "lambda_base": 0.0, "lambda_sparse": 0.0, "image_size": 256, "input_norm": "none"},

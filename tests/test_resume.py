@@ -88,10 +88,10 @@ def test_a_cosine_run_extended_follows_the_cosine_of_its_new_length(synth_dir, t
     assert rates == pytest.approx(first + rest)
 
 
-def test_a_cosine_schedule_saved_by_0_3_resumes_at_its_epoch():
+def test_a_plain_cosine_annealing_state_resumes_at_its_epoch():
     weight = torch.nn.Parameter(torch.zeros(1))
     old_optimizer = torch.optim.AdamW([weight], lr=0.002)
-    old = torch.optim.lr_scheduler.CosineAnnealingLR(old_optimizer, T_max=4)  # 0.3's cosine without warm-up
+    old = torch.optim.lr_scheduler.CosineAnnealingLR(old_optimizer, T_max=4)  # cosine, no warm-up: older checkpoints
     old_optimizer.step()
     old.step()
     optimizer = torch.optim.AdamW([weight], lr=0.002)

@@ -1,4 +1,4 @@
-"""Issue 20: saturated outputs measured per pixel across recordings, and the default input
+"""Saturated outputs measured per pixel across recordings, and the default input
 centring that keeps the feature image's fixed layout (the direct sound's corner) from driving the heads."""
 
 import math

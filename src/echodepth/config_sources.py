@@ -14,7 +14,7 @@ CPU_PRESET = {
     "synth_image_size": 32,
     "image_size": 32,  # 32 x 32 depth
     # the echo's time resolution kept: 128 STFT frames (of 163) by 16 frequency rows, not 32 x 32
-    # (test RMSE 36% under the per-pixel mean against 26%, README "Quick start")
+    # (test RMSE 36% under the per-pixel mean against 26%, CHANGELOG.md)
     "input_size": [16, 128],
     "base_channels": 12,  # 1.0M parameters: the wider input costs what 16 channels at 32 x 32 did
     "log_compression": True,  # the direct sound dwarfs the echoes; log(1 + x) evens them out
@@ -43,8 +43,8 @@ def resolve_config(
 
     The flags and a settings file the user wrote must apply to the chosen components (ConfigError
     naming the component otherwise, and `file_name` when the file's keys are the ones refused); a
-    recipe's settings, the CPU preset's, and those of a run's config.yaml written by echodepth 0.3
-    or older that do not apply are left out."""
+    recipe's settings, the CPU preset's, and those of a run's config.yaml that holds every
+    component's settings (the flat format) that do not apply are left out."""
     named = "dataset" in file_values or "dataset" in flag_values
     values = {} if named else dict(CPU_PRESET)
     values.update(file_values)

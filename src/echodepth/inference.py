@@ -130,7 +130,7 @@ class Predictor:
     def from_checkpoint(cls, path, device: str = "auto", batch_size: int = 64, precision: str = "fp32") -> "Predictor":
         """Returns the predictor of a checkpoint written by `echodepth train`; precision "bf16" runs
         the network in bfloat16 autocast, channels-last (faster on a CPU with AMX or AVX512-BF16;
-        the speed-up is measured in README "Deploy", "Fast CPU inference": benchmarks/bench_infer.py)."""
+        the speed-up is measured in docs/tutorials/deploy.md with benchmarks/bench_infer.py)."""
         device = resolve_device(device)
         ckpt = read_checkpoint(path, device)
         meta = upgrade_metadata(ckpt["echodepth"])

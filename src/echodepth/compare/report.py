@@ -121,7 +121,7 @@ def structure_section(results: dict, image_size: int) -> list[str]:
         f"energy shares above 1/{kernel} cycles per pixel; edges = pixels within one pixel of a >10% depth jump; "
         f"smooth = the other valid pixels. Ground truth HF energy share: {gt_share}. Pixels saturated: the largest "
         "share over the heads of depth-map pixels whose mean over the test recordings lies within 1% of the head's "
-        "range of its bound; locked: within 5% with a std across recordings below 1% (issue 20; target 0 for both)."
+        "range of its bound; locked: within 5% with a std across recordings below 1% (target 0 for both)."
     )
     rows = [[v, *(seed_stat([s[k] for s in e["structure"]]) for k, _ in STRUCTURE_COLUMNS)] for v, e in results.items()]
     header = ["variant", *(label for _, label in STRUCTURE_COLUMNS)]

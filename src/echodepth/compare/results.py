@@ -19,7 +19,7 @@ from .variants import Run
 @torch.no_grad()
 def structure_metrics(predictor: Predictor, datamodule, split: str = "test") -> dict[str, float]:
     """Returns the structure metrics of a predictor on a split (analysis kernel from its image size)
-    and its heads' saturation across the split's recordings (`saturation_shares`, issue 20)."""
+    and its heads' saturation across the split's recordings (`saturation_shares`)."""
     structure = StructureSums(predictor.cfg.image_size)
     spread = PixelSpread.for_predictor(predictor)
     for b, p in predictor.predict_loader(datamodule.loader(split, batch_size=64)):

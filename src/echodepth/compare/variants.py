@@ -32,7 +32,7 @@ DEFAULT_LOSS = "standard"
 
 PRESETS: dict[str, dict] = {
     # CPU: 24 runs (8 variants x 3 seeds) in about 18 minutes on 2 cores (measured 17 min 33 s)
-    "small": {**CPU_PRESET, "synth_rooms": 100, "epochs": 8, "warmup_epochs": 3},  # docs/compare_small: 0.2's preset
+    "small": {**CPU_PRESET, "synth_rooms": 100, "epochs": 8, "warmup_epochs": 3},  # docs/compare_small's preset
     # CPU, statistics that can decide: 64 x 64, 32 channels, 5 seeds of the baseline and base +
     # residual (10 runs), bf16 autocast (faster than float32 with AMX / AVX512-BF16: benchmarks/bench_train.py)
     "medium": {

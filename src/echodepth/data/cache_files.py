@@ -26,7 +26,7 @@ def cache_key(identity: dict) -> str:
 
 
 def crc32_of(path: Path) -> int:
-    """Returns the CRC-32 of a file, read in 64 MB chunks (its speed: README, "Feature cache")."""
+    """Returns the CRC-32 of a file, read in 64 MB chunks (its speed: docs/how-to/caches.md)."""
     crc = 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK_BYTES):

@@ -1,8 +1,8 @@
 """The design guide's "what to look for" and troubleshooting table as named checks.
 
 Each check has one statistic, one threshold and, when unhealthy, the guide's advice as concrete
-flags. Thresholds are the guide's words made numbers (the constants below); the README's
-"Is my model healthy?" section lists them with their advice.
+flags. Thresholds are the guide's words made numbers (the constants below); docs/how-to/diagnose.md
+lists them with their advice.
 """
 
 from __future__ import annotations

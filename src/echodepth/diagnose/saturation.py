@@ -3,7 +3,7 @@ across recordings and how close it sits to the head's bound.
 
 A bounded head (sigmoid base, tanh residual) pushed to its bound gets almost no gradient; a pixel
 fed the same input in every recording (the direct sound's fixed place in the feature image) can get
-pushed there and stay, whatever the recording (issue 20: the demo's top-left residual at -5.00 m, std
+pushed there and stay, whatever the recording (a demo run's top-left residual sat at -5.00 m, std
 below 0.005 m over 200 recordings, holding half of all |residual|).
 """
 
@@ -47,8 +47,8 @@ class PixelSpread:
 
     def summary(self) -> dict:
         """Returns per head: the share of output values within 1% of a bound, the share of pixels
-        saturated across recordings (their mean over the recordings within 1% of the range of a bound:
-        issue 20's "done when" figure, target 0), and the locked pixels (mean within 5% of the range of
+        saturated across recordings (their mean over the recordings within 1% of the range of a bound;
+        target 0), and the locked pixels (mean within 5% of the range of
         a bound, std across recordings below 1% of it) as [row, column, mean metres, std metres];
         `pixels`: H * W."""
         out: dict = {"recordings": self.n, "heads": {}}

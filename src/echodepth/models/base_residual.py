@@ -118,8 +118,8 @@ class BaseResidualNet(DepthModel):
     compare_variants = {
         "narrow_base": {"base_decoder": "narrow"},
         "residual_0.3": {"residual_scale": 0.3},
-        # the seed code's fix (issue 20): its base decoder size, its loss defaults (seed_defaults) with the
-        # adaptive warm-up over the preset's warmup_epochs (its 50 epochs would outlast a 12-epoch run),
+        # the seed code's fix for a collapsed residual: its base decoder size, its loss defaults (seed_defaults)
+        # with the adaptive warm-up over the preset's warmup_epochs (its 50 epochs would outlast a 12-epoch run),
         # and a last phase (here the last 3 epochs) where only the residual decoder trains
         "seed_fix": {
             "base_decoder": "seed",

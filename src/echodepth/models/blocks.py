@@ -71,8 +71,8 @@ def resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
 
 
 # A bounded head's slope vanishes at its bounds (sigmoid'(8) = 3e-4, tanh'(5) = 2e-4), so a pixel pushed
-# there early gets no gradient and stays locked (issue 20: the demo's top-left residual sat at -5 m for
-# every recording). The heads keep their value but pass this share of their steepest slope as a floor.
+# there early gets no gradient and stays locked (a demo run's top-left residual sat at -5 m for every
+# recording). The heads keep their value but pass this share of their steepest slope as a floor.
 HEAD_GRADIENT_FLOOR = 0.05
 
 
@@ -101,7 +101,7 @@ class PositionStandardiser(nn.Module):
 
     A feature image's layout is fixed: the direct sound fills the same low-frequency, first-frame
     corner of every recording (log magnitude about 1.5 there against 0.02 elsewhere, std across
-    recordings 0.2 against 0.015; issue 20). Uncentred, that corner dominates the first layers and
+    recordings 0.2 against 0.015). Uncentred, that corner dominates the first layers and
     the heads' logits at the depth map positions the U-Net skips map it to. Centred, each position
     carries only how this recording differs from the others there.
     (B, C, H, W) -> (B, C, H, W); the statistics are buffers, so checkpoints and exports hold them.
@@ -139,7 +139,7 @@ INPUT_NORMS = typing.get_args(InputNorm)
 
 def input_layer(name: str, channels: int, size: tuple[int, int]) -> nn.Module:
     """Returns the input normalisation `name`: "position" (each position centred and standardised),
-    "centre" (each position centred, one scale for the image) or "none" (identity, echodepth 0.3's)."""
+    "centre" (each position centred, one scale for the image) or "none" (identity: no input normalisation)."""
     if name == "none":
         return nn.Identity()
     return PositionStandardiser(channels, size, per_position=name == "position")

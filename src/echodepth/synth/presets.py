@@ -7,8 +7,8 @@ from ..errors import ConfigError
 
 SYNTH_PRESETS: dict[str, dict] = {
     "default": {},
-    # recordings and depth like BatVision V2's (one real recording measured, see README "The
-    # synthetic dataset"): 0.45 s at 44.1 kHz in 32-bit PCM, the emission 6.5 ms in, a 12 ms chirp
+    # recordings and depth like BatVision V2's (one real recording measured, see
+    # docs/explanation/synthetic-data.md): 0.45 s at 44.1 kHz in 32-bit PCM, the emission 6.5 ms in, a 12 ms chirp
     # through a 1.5-9 kHz device that hears its own speaker at 0.3 of a free one, a diffuse tail of
     # RT60 0.3-0.55 s, noise 5-15 dB under the echoes, and a 16:9 depth camera (180 x 320, a
     # quarter of V2's 720 x 1280 each way, for disk and time) that loses surfaces seen at more

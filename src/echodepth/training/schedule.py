@@ -32,7 +32,7 @@ class EpochSchedule(torch.optim.lr_scheduler.LambdaLR):
     """A per-epoch learning-rate factor computed from the run's settings (`warmup_factor`), not
     stored: a run resumed with more epochs follows the schedule of its new length from its first
     resumed epoch (the rate of that epoch is set on loading, not left at the stored one).
-    Loads the state of the CosineAnnealingLR that echodepth 0.3 used for cosine without warm-up."""
+    Also loads the state of a plain CosineAnnealingLR (cosine without warm-up), as older checkpoints hold."""
 
     def __init__(self, optimizer, cfg: TrainConfig):
         args = (cfg.lr_warmup_epochs, cfg.epochs, cfg.lr_schedule == "cosine")
