@@ -171,6 +171,8 @@ TINY = {
     "--epochs 1 --num_workers 0 --cache_dir {cache}",
     "synth": "--n_rooms 10 --samples_per_room 2 --image_size 16 16 --scatter_rays 512 --tail_max_order 4 "
     "--workers 1 --quiet",
+    "tune": "--dataset synthetic --data_dir {synth} --image_size 16 --base_channels 4 --batch_size 8 --epochs 2 "
+    "--num_workers 0 --cache_dir {cache} --n_trials 2 --workers 1",
     "compare": "--seeds 1 --epochs 4 --image_size 16 --base_channels 4 --batch_size 8 --jobs 2 --dataset synthetic "
     "--data_dir {synth}",
 }

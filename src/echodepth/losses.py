@@ -4,8 +4,8 @@ or not finite) take no part in any term.
 A loss is a `DepthLoss` registered with `@LOSSES.register("name")`, called as `loss(base, residual,
 final, gt)` on (B, 1, H, W) normalised depth maps; it returns a dict: "loss" (the scalar to minimise)
 and one unweighted scalar per part, for logging. `weights()` gives the weights in force; the fields of
-its `Settings` dataclass are its training settings (`--lambda_base`, see `echodepth.components`);
-`compare_variants` are ablations `echodepth compare` runs (name -> settings).
+its `Settings` dataclass are its training settings (`--lambda_base`, see `echodepth.components`), the
+searched ones with their `echodepth tune` range; `compare_variants` are ablations `compare` runs.
 """
 
 from __future__ import annotations
@@ -66,9 +66,8 @@ def lowpass(depth: torch.Tensor, mask: torch.Tensor, kernel: int) -> tuple[torch
 def silog(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float, eps: float = 1e-3) -> torch.Tensor:
     """Returns the scale-invariant log error sqrt(mean(d^2) - lam * mean(d)^2), d = log pred - log
     target over valid pixels (depths clamped at eps: normalised depth, so eps is 1e-3 of max depth)."""
-    d = torch.log(pred.clamp(min=eps)) - torch.log(
-        torch.where(mask > 0, target, torch.ones_like(target)).clamp(min=eps)
-    )
+    safe_target = torch.where(mask > 0, target, torch.ones_like(target))
+    d = torch.log(pred.clamp(min=eps)) - torch.log(safe_target.clamp(min=eps))
     d = torch.where(mask > 0, d, torch.zeros_like(d))
     n = mask.sum()  # 0 valid pixels: NaN, never a loss from nothing
     mean_d = d.sum() / n
@@ -80,13 +79,7 @@ class ReconstructionWeights:
     """The weights of the guide's loss that every decomposing loss shares (dimensionless)."""
 
     lambda_recon: float = 1.0  # weight of the reconstruction term |final - gt|
-    lambda_base: float = searched(
-        0.5,
-        low=0.1,
-        high=4.0,
-        log=True,
-        help="weight of the structural term: the base against the ground truth's low-pass",
-    )
+    lambda_base: float = searched(0.5, low=0.1, high=4.0, log=True)  # weight of the structural term (base vs low-pass)
 
 
 @dataclass
@@ -95,9 +88,7 @@ class StandardLossSettings(ReconstructionWeights):
     or a SILog weight outside [0, 1]."""
 
     lambda_sparse: float = searched(0.1, low=0.001, high=0.3, log=True)  # weight of the sparsity term |residual|
-    lowpass_kernel: int = searched(
-        8, low=4, high=16, step=4, help="side (pixels) of the masked K x K average that gives the base's target"
-    )
+    lowpass_kernel: int = searched(8, low=4, high=16, step=4)  # side (px) of the K x K average giving the base's target
     use_silog: bool = False  # scale-invariant log reconstruction term instead of L1 (the seed research script's)
     silog_lambda: float = 0.5  # SILog's variance weight (0: plain log RMSE, 1: fully scale-invariant)
 
@@ -173,9 +164,7 @@ class BaseResidualLoss(DepthLoss):
 class AdaptiveLossSettings(StandardLossSettings):
     """The standard loss's settings and the curriculum's; raises ConfigError for a negative warm-up."""
 
-    warmup_epochs: int = searched(
-        20, low=0, high=20, help="epochs over which the weights move to lambda_base, lambda_recon (the guide's 20)"
-    )
+    warmup_epochs: int = searched(20, low=0, high=20)  # epochs over which the weights reach lambda_base, lambda_recon
     base_boost: float = 4.0  # lambda_base's factor at epoch 0 (the guide: 4x, then 1x)
     recon_start: float = 0.1  # lambda_recon's factor at epoch 0 (the guide: 0.1x, then 1x)
 

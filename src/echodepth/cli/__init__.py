@@ -15,6 +15,7 @@ from ..interrupt import Interrupted
 from ..version import __version__
 from . import commands
 from .deploy_flags import EXPORT_HELP, PREDICT_HELP, add_precision_flag, export_flags, predict_flags
+from .tune_flags import TUNE_HELP, tune_flags
 
 TRAIN_HELP = """Train a model (PyTorch Lightning). With no dataset named (no --dataset, no
 --config naming one), trains a CPU-sized configuration on the built-in synthetic data, made once:
@@ -200,53 +201,6 @@ def _no_flags(p: argparse.ArgumentParser) -> None:
     pass
 
 
-TUNE_HELP = """Search the decomposition's settings with Optuna: each trial is a real `echodepth train` run in
-STUDY_DIR/trials/NNNN (the base settings from --config and the flags, plus the trial's sampled values). The
-study lives in STUDY_DIR/study.db (SQLite) or a shared --storage database (PostgreSQL): the same command run
-again, in another shell or on other machines joins it, until N trials are complete. Writes trials.csv,
-best.yaml (`echodepth train --config best.yaml`), report.md and report.html in STUDY_DIR."""
-
-
-def _tune_flags(p: argparse.ArgumentParser) -> None:
-    from ..tune import DEFAULT_OBJECTIVE, OBJECTIVES
-    from .flags import add_train_flags
-
-    study = p.add_argument_group("the study")
-    study.add_argument("--study_dir", help="the study's folder: study.db, trials/, the report (required)")
-    study.add_argument("--n_trials", type=int, help="complete trials the study holds at the end (required)")
-    study.add_argument(
-        "--space", default=None, metavar="FILE",
-        help="YAML: name -> {range: [low, high], log: true, step: N} or {choices: [...]} (default: the ranges "
-        "declared beside the settings that apply: see docs/tune.md)",
-    )  # fmt: skip
-    study.add_argument(
-        "--objective", default=DEFAULT_OBJECTIVE, choices=list(OBJECTIVES),
-        help="rmse: validation RMSE alone (pruned by Optuna's median rule); rmse+health: and the diagnosis's "
-        f"shortfall from every check healthy (a Pareto front) (default: {DEFAULT_OBJECTIVE})",
-    )  # fmt: skip
-    study.add_argument(
-        "--storage", default=None, help="database URL shared by several machines (default: STUDY_DIR/study.db)"
-    )
-    study.add_argument(
-        "--study_name", default="echodepth", help="the study's name in the database (default: echodepth)"
-    )
-    study.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
-    study.add_argument(
-        "--heartbeat_s", type=float, default=30.0,
-        help="seconds between a worker's heartbeats; a trial silent for 3 is failed and retried (default: 30)",
-    )  # fmt: skip
-    study.add_argument("--sampler_seed", type=int, default=None, help="seed of Optuna's TPE sampler (default: none)")
-    study.add_argument(
-        "--show_space", action="store_true",
-        help="print the search space these settings get (a --space file to start from) and exit",
-    )  # fmt: skip
-    p.add_argument(
-        "--config", default=None,
-        help="YAML file of base settings, or a recipe name; flags override it (as echodepth train)",
-    )  # fmt: skip
-    add_train_flags(p)
-
-
 # name: (one-line help, description, flags, function of the parsed arguments)
 COMMANDS = {
     "synth": ("write the built-in synthetic dataset (BatVision V2 layout)", SYNTH_HELP, _synth_flags, "cmd_synth"),
@@ -259,7 +213,7 @@ COMMANDS = {
     "diagnose": ("check a trained run against the guide's advice", DIAGNOSE_HELP, _diagnose_flags, "cmd_diagnose"),
     "cache": ("list, verify or clear the feature cache", CACHE_HELP, _cache_flags, "cmd_cache"),
     "recipes": ("list the published training recipes (train --config NAME)", RECIPES_HELP, _no_flags, "cmd_recipes"),
-    "tune": ("search the decomposition's settings with Optuna", TUNE_HELP, _tune_flags, "cmd_tune"),
+    "tune": ("search the decomposition's settings with Optuna", TUNE_HELP, tune_flags, "cmd_tune"),
     "compare": (
         "test the guide's claims against the U-Net and the same-backbone control",
         COMPARE_HELP,
