@@ -231,3 +231,18 @@ def test_real_runs_made_unhealthy_on_purpose(tmp_path):
     none = checks_of(runs["no_sparse"]["diagnosis"])
     assert none["residual_small"]["value"] > 3 * huge["residual_small"]["value"]
     assert none["base_not_final"]["value"] < huge["base_not_final"]["value"]
+
+
+def test_residual_off_the_edges_is_advised_a_larger_lambda_base_and_a_smaller_lambda_sparse():
+    from types import SimpleNamespace
+
+    from echodepth.diagnose.checks import residual_near_objects
+
+    split = {"structure": {"residual_edge_to_smooth": 0.7}}
+    guide = residual_near_objects(split, SimpleNamespace(lambda_base=0.5, lambda_sparse=0.1))
+    assert not guide.healthy and guide.flags == {"lambda_base": 1.0, "lambda_sparse": 0.05}
+    sparse_already = residual_near_objects(split, SimpleNamespace(lambda_base=1.0, lambda_sparse=0.01))
+    assert sparse_already.flags == {"lambda_base": 2.0} and "lambda_sparse" not in sparse_already.advice
+    assert residual_near_objects(
+        {"structure": {"residual_edge_to_smooth": 1.2}}, SimpleNamespace(lambda_base=0.5, lambda_sparse=0.1)
+    ).healthy

@@ -19,6 +19,11 @@ BASE_EXPLAINS_MAX = 0.99  # above this the residual carries under 1% of the fina
 RESIDUAL_EDGE_RATIO_MIN = 1.0  # "residual: mostly near objects"
 RMSE_RATIO_MAX = 0.9  # at least 10% below the better predictor that ignores the audio
 VAL_RISE_MAX = 0.2  # the last validation RMSE at most 20% above the best
+# residual_near_objects' advice lowers lambda_sparse to this too: in the demo's tuning study
+# (docs/tune_demo), every trial with lambda_sparse above it but two had the residual off the edges,
+# whatever lambda_base (2.7 included); no trial with lambda_base >= 1 and lambda_sparse below it did
+# unless its learning rate was under 5e-4
+SPARSE_FOR_OBJECTS_MAX = 0.05
 
 
 @dataclass
@@ -145,6 +150,13 @@ def residual_near_objects(split: dict, cfg) -> Check:
     """Checks that the residual lies near objects: mean |residual| near depth edges over that in
     smooth regions, at least RESIDUAL_EDGE_RATIO_MIN."""
     ratio = split["structure"]["residual_edge_to_smooth"]
+    flags = {"lambda_base": raised(cfg.lambda_base, 1.0)}
+    advice = "raise lambda_base so the base carries the walls and floor"
+    if cfg.lambda_sparse > SPARSE_FOR_OBJECTS_MAX:
+        flags["lambda_sparse"] = SPARSE_FOR_OBJECTS_MAX
+        advice += (
+            f", and lower lambda_sparse to {SPARSE_FOR_OBJECTS_MAX} (a larger one keeps the residual off the edges)"
+        )
     return Check(
         "residual_near_objects",
         "mean abs(residual) within a pixel of a >10% depth jump / in smooth regions",
@@ -152,8 +164,8 @@ def residual_near_objects(split: dict, cfg) -> Check:
         f">= {RESIDUAL_EDGE_RATIO_MIN}",
         at_least(ratio, RESIDUAL_EDGE_RATIO_MIN),
         "Residual lies in flat regions rather than near objects: the base leaves room structure to it",
-        "raise lambda_base so the base carries the walls and floor",
-        {"lambda_base": raised(cfg.lambda_base, 1.0)},
+        advice,
+        flags,
         beyond(ratio, RESIDUAL_EDGE_RATIO_MIN, healthy_below=False),
     )
 
