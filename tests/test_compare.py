@@ -126,6 +126,7 @@ def test_variants_come_from_the_registries():
         "seed_fix",
         "base_quarter",
         "adam",
+        "tuned",  # the demo's tuning study's best healthy trial
         "ild_ipd",  # the binaural cue features (FEATURES' compare_variants)
         "gcc_phat",
     }

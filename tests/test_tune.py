@@ -281,3 +281,19 @@ def test_the_report_renders_in_a_real_browser_with_no_console_error(tiny_study):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "<table>" in done.stdout and "Parameter importances" in done.stdout and "<img " in done.stdout
     assert [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line] == []
+
+
+def test_the_tuned_compare_variant_is_the_committed_study_best_healthy_trial():
+    from echodepth.compare.variants import TRAINING_VARIANTS
+
+    committed = Path(__file__).resolve().parents[1] / "docs" / "tune_demo"
+    best = yaml.safe_load((committed / "best.yaml").read_text())
+    for name, value in TRAINING_VARIANTS["tuned"].items():
+        expected = pytest.approx(best[name], rel=0.02) if isinstance(value, float) else best[name]
+        assert value == expected, name  # rounded as a user would type it
+    rows = list(csv.DictReader(open(committed / "trials.csv")))
+    complete = [r for r in rows if r["state"] == "complete"]
+    healthy = [r for r in complete if float(r["health_shortfall"]) == 0]
+    assert len(complete) >= 24 and min(healthy, key=lambda r: float(r["val_rmse_m"]))["lambda_base"] == str(
+        best["lambda_base"]
+    )

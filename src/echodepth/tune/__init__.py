@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..errors import ConfigError, UserError
-from ..interrupt import stop_on_signals
+from ..interrupt import Interrupted, stop_on_signals
 from ..storage import make_dir
 from .report import write_report
 from .space import default_space, resolve_space
@@ -54,6 +54,7 @@ def _worker(settings: dict, options: dict, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    quiet_libraries()
     base = TrainConfig.from_dict(settings)
     try:
         space, _ = resolve_space(base, options["space_file"])
@@ -63,6 +64,8 @@ def _worker(settings: dict, options: dict, threads: int) -> None:
     except UserError as err:  # one line, as the command line prints it
         print(f"echodepth tune: worker {os.getpid()}: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as stop:  # stopped with its command: the parent says so, once
+        sys.exit(stop.exit_status)
 
 
 def tune(

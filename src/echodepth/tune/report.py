@@ -129,6 +129,8 @@ def check_correlations(study: optuna.Study) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for check in complete[0].user_attrs["checks"]:
         values = [t.user_attrs["checks"].get(check, [float("nan")])[0] for t in complete]
+        if len(set(values)) < 2:  # a statistic that never varied (every run stable): nothing to rank
+            continue
         for param in numeric:
             rho = spearmanr([t.params[param] for t in complete], values, nan_policy="omit").statistic
             out.setdefault(check, {})[param] = float(rho)
@@ -185,7 +187,8 @@ def write_report(study: optuna.Study, base: TrainConfig, study_dir: Path) -> Pat
     lines += [
         f"Objective: {' and '.join(f'`{n}`' for n in names)}, minimised. Trials: {state[TrialState.COMPLETE]} "
         f"complete, {state[TrialState.PRUNED]} pruned, {state[TrialState.FAIL]} failed, "
-        f"{state[TrialState.RUNNING]} running. Base settings: `{base.model}`, `{base.loss}` loss, dataset "
+        f"{state[TrialState.RUNNING]} running, {state[TrialState.WAITING]} waiting (failed trials queued for a retry). "
+        f"Base settings: `{base.model}`, `{base.loss}` loss, dataset "
         f"`{base.dataset}`, {base.image_size} px, {base.epochs} epochs, batch {base.batch_size}, seed {base.seed}.",
         "",
         "Search space:",

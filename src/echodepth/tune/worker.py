@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from ..config import TrainConfig
 from ..errors import UserError
+from ..interrupt import Interrupted
 from ..search_space import SearchRange
 from ..storage import open_log
 from .space import suggest
@@ -95,6 +96,7 @@ class Objective:
     study_dir: Path
     objective: str
     n_trials: int
+    current_trial: int | None = None  # the number of the trial being trained, for `work` to fail if stopped
 
     def __call__(self, trial: optuna.Trial):
         from ..run import train
@@ -105,6 +107,7 @@ class Objective:
         if taken >= self.n_trials:  # two workers started one trial too many at once: the later one gives way
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned(f"surplus: {taken} earlier trials complete or running")
+        self.current_trial = trial.number
         cfg = trial_config(self.base, self.study_dir, trial.number, suggest(trial, self.space))
         trial.set_user_attr("run_dir", str(Path("trials") / cfg.experiment_name))
         multi = len(OBJECTIVES[self.objective]) > 1
@@ -204,7 +207,13 @@ def work(study: optuna.Study, objective: Objective, *, poll_s: float = 2.0, out=
             time.sleep(poll_s)  # the running trials may complete the study; if one is pruned or fails, go on
             continue
         ended.clear()
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[lambda s, t: ended.append(t)])
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[lambda s, t: ended.append(t)])
+        except Interrupted:  # stopped by SIGTERM / SIGINT: the trial failed (it counts for nothing), not running
+            if objective.current_trial is not None:
+                with contextlib.suppress(Exception):  # already finished, or the database is gone
+                    study.tell(objective.current_trial, state=TrialState.FAIL)
+            raise
         for trial in ended:
             if not trial.user_attrs.get("surplus"):
                 out(progress_line(study, trial, n_trials))
