@@ -35,7 +35,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 test-slow: setup
-	$(PY) -m pip install -q -e ".[test,wandb]"
+	$(PY) -m pip install -q -e ".[test,wandb,postgres]"
 	$(PY) -m pytest -q -m slow
 
 # the documentation site (MkDocs + Material + mkdocstrings) into site/; strict: a broken link or
