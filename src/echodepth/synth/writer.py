@@ -19,6 +19,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -157,10 +158,18 @@ def generate_dataset(
                 bar.update(_write_room(job))
         else:
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers) as pool:
+            with ctx.Pool(workers, initializer=_pool_worker_signals) as pool:
                 for n in pool.imap_unordered(_write_room, jobs):
                     bar.update(n)
     return _write_csvs(out_dir, cfg)
+
+
+def _pool_worker_signals() -> None:
+    """Gives a forked pool worker the default SIGTERM (the pool's terminate() ends it) and no SIGINT (its
+    parent handles Ctrl-C): a handler inherited from the parent (`train`'s, which raises) would fire inside
+    the pool's queue lock at terminate() and leave the worker, and its parent joining it, waiting forever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _write_csvs(out_dir: Path, cfg: SynthConfig) -> dict:
