@@ -13,7 +13,7 @@ best.yaml (`echodepth train --config best.yaml`), report.md and report.html in S
 
 def tune_flags(p: argparse.ArgumentParser) -> None:
     """Adds `tune`'s flags: the study's, then `--config` and every flag of `train` (the base settings)."""
-    from ..tune import DEFAULT_OBJECTIVE, OBJECTIVES
+    from ..tune import DEFAULT_OBJECTIVE, DEFAULT_STUDY_NAME, OBJECTIVES
     from .flags import add_train_flags
 
     study = p.add_argument_group("the study")
@@ -33,7 +33,7 @@ def tune_flags(p: argparse.ArgumentParser) -> None:
         "--storage", default=None, help="database URL shared by several machines (default: STUDY_DIR/study.db)"
     )
     study.add_argument(
-        "--study_name", default="echodepth", help="the study's name in the database (default: echodepth)"
+        "--study_name", default=DEFAULT_STUDY_NAME, help=f"its name in the database (default: {DEFAULT_STUDY_NAME})"
     )
     study.add_argument("--workers", type=int, default=1, help="local worker processes (default: 1)")
     study.add_argument(
