@@ -113,3 +113,58 @@ def test_cache_command_lists_verifies_and_clears(v2_root, built, capsys):
     assert main(["cache", "clear", "--cache_dir", str(root)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"freed [\d,.]+ (KB|MB) in 1 folder\(s\)", out) and not good.folder.exists()
+
+
+def test_verify_sees_an_edited_meta_json_and_says_when_it_cannot_check_one(built, capsys):
+    import json
+
+    from echodepth.data.cache_files import META_CHECKSUM
+
+    ds, root, good = built
+    meta_path = good.folder / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert META_CHECKSUM in meta  # written when the cache is built
+    edited = {**meta, "skipped": ["nothing was skipped, says the edit"]}
+    meta_path.write_text(json.dumps(edited))
+    assert main(["cache", "verify", "--cache_dir", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"{good.folder} (features, 6 samples" not in out  # damaged: its sample count is not trusted
+    assert "damaged: meta.json does not match its checksum (edited or damaged)" in out
+    with pytest.raises(CacheError, match="meta.json does not match its checksum"):
+        check_folder(good.folder)  # training rebuilds it rather than trusting it
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != META_CHECKSUM}))  # an older cache
+    assert main(["cache", "verify", "--cache_dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "): unverified: meta.json holds no checksum (built by an older echodepth)" in out and "): ok" not in out
+    assert "0 damaged or stale, 1 not fully verified" in out
+
+
+def test_the_built_in_data_folder_is_read_by_verify_and_listed_as_not_read(synth_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    root = tmp_path / "cache"
+    data = root / "synthetic-0123456789ab"
+    shutil.copytree(synth_dir, data)
+    assert main(["cache", "list", "--cache_dir", str(root)]) == 0
+    assert f"{data} (synthetic data, " in (out := capsys.readouterr().out) and "its files were not read" in out
+    assert main(["cache", "verify", "--cache_dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "(synthetic data, 32 samples" in out and "ok (every sample read and checked" in out
+    victim = sorted(data.rglob("*.wav"))[0]
+    sf.write(victim, np.zeros((100, 2)), 44100)  # a damaged recording
+    assert main(["cache", "list", "--cache_dir", str(root)]) == 0  # list does not read the files, and says so
+    assert main(["cache", "verify", "--cache_dir", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "damaged: 1 bad sample(s), e.g." in out and victim.name in out
+    (data / "location_00" / "test.csv").unlink()  # an interrupted synth writes the CSVs last
+    assert main(["cache", "list", "--cache_dir", str(root)]) == 0
+    assert "damaged: incomplete" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["list", "--sources"], ["clear", "--sources"], ["verify", "--stale"]])
+def test_cache_flags_of_another_action_are_refused(built, capsys, argv):
+    ds, root, good = built
+    assert main(["cache", *argv, "--cache_dir", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{argv[1]} applies to `cache" in err[0] and f"not to `cache {argv[0]}`" in err[0]
+    assert good.folder.exists()

@@ -6,7 +6,8 @@ max_depth (`EchoDepthDataset.cache_identity()`). A changed setting or file gives
 new cache. A cache is built in a temporary folder and renamed into place only when complete; an
 interrupted build is never used (its folder is removed once its process is gone). One process
 builds a given cache while the others wait on its lock, then share it. meta.json records each
-array's size and checksum: a damaged cache is named in one line when opened, and rebuilt.
+array's size and checksum, and its own checksum: a damaged cache is named in one line when
+opened, and rebuilt.
 """
 
 from __future__ import annotations
@@ -33,7 +34,16 @@ from ..storage import (
     save_npy,
 )
 from .batch import FEATURE_IMAGE
-from .cache_files import CacheError, array_records, cache_key, check_folder, dataset_from_identity, remove_dead_partials
+from .cache_files import (
+    META_CHECKSUM,
+    CacheError,
+    array_records,
+    cache_key,
+    check_folder,
+    dataset_from_identity,
+    meta_checksum,
+    remove_dead_partials,
+)
 from .datasets import EchoDepthDataset
 
 DEFAULT_CACHE_ROOT = Path(os.environ.get("ECHODEPTH_CACHE", ".echodepth_cache"))
@@ -125,6 +135,7 @@ def build_cache(
             "samples": [dataset.sample_files(i) for i in kept],
             "arrays": array_records(tmp),
         }
+        meta[META_CHECKSUM] = meta_checksum(meta)
         with disk_full_as_error(tmp / "meta.json", cleanup=[tmp]):
             atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1))
         move_into_place(tmp, folder)

@@ -1,5 +1,6 @@
-"""The feature cache's folders on disk: integrity (sizes and checksums in meta.json), and
-listing, verifying and clearing them (`echodepth cache list|verify|clear`)."""
+"""The feature cache's folders on disk: integrity (sizes and checksums of the arrays in meta.json,
+and meta.json's own checksum), and listing, verifying and clearing them (`echodepth cache
+list|verify|clear`), the built-in synthetic data folders under the cache folder included."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from ..errors import UserError
 from ..storage import FileLock, process_alive
 
 ARRAYS = ("features.npy", "depth_mm.npy")
+META_CHECKSUM = "meta_sha256"  # meta.json's own checksum; caches built before it have none
+UNVERIFIED_META = "unverified: meta.json holds no checksum (built by an older echodepth), its metadata was not checked"
 CHUNK_BYTES = 64 * 1024**2
 
 
@@ -34,20 +37,30 @@ def crc32_of(path: Path) -> int:
     return crc
 
 
+def meta_checksum(meta: dict) -> str:
+    """Returns the SHA-256 of a cache's metadata (every field but META_CHECKSUM itself, keys
+    sorted): stored in meta.json when the cache is built, so that an edited meta.json is seen."""
+    fields = {k: v for k, v in meta.items() if k != META_CHECKSUM}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def array_records(folder: Path) -> dict:
     """Returns each array file's size and checksum, as stored in meta.json."""
     return {name: {"bytes": (folder / name).stat().st_size, "crc32": crc32_of(folder / name)} for name in ARRAYS}
 
 
 def check_folder(folder: Path, checksums: bool = True) -> dict:
-    """Returns the cache's meta.json after checking that every array is there with the size (and
-    checksum) it was written with; raises CacheError naming the folder and the fault otherwise."""
+    """Returns the cache's meta.json after checking it against its own checksum (where it has
+    one: META_CHECKSUM) and that every array is there with the size (and checksum) it was
+    written with; raises CacheError naming the folder and the fault otherwise."""
     meta_path = folder / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
         records = meta["arrays"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         raise CacheError(f"cache {folder}: meta.json is missing or unreadable") from None
+    if META_CHECKSUM in meta and meta[META_CHECKSUM] != meta_checksum(meta):
+        raise CacheError(f"cache {folder}: meta.json does not match its checksum (edited or damaged)")
     for name in ARRAYS:
         path = folder / name
         if not path.is_file():
@@ -89,15 +102,56 @@ def cache_folders(cache_root) -> list[Path]:
 
 
 def describe(folder: Path, checksums: bool) -> dict:
-    """Returns one cache folder's kind, size and status (ok, damaged: why, or stale: why)."""
+    """Returns one cache folder's kind, size and status: ok, damaged: why, stale: why, or
+    unverified: what was not checked (a feature cache whose meta.json has no checksum). With
+    `checksums`, every array's checksum is checked and a synthetic data folder's every sample read."""
     info = {"folder": str(folder), "bytes": folder_bytes(folder)}
     if (folder / "echodepth_synth.json").exists():
-        return {**info, "kind": "synthetic data", "status": "ok"}
+        return {**info, "kind": "synthetic data", **synthetic_status(folder, read_samples=checksums)}
     try:
         meta = check_folder(folder, checksums)
     except CacheError as err:
         return {**info, "kind": "features", "status": f"damaged: {str(err).split(': ', 1)[-1]}"}
-    return {**info, "kind": "features", "status": stale_reason(meta) or "ok", "samples": meta["n_samples"]}
+    status = stale_reason(meta) or ("ok" if META_CHECKSUM in meta else UNVERIFIED_META)
+    return {**info, "kind": "features", "status": status, "samples": meta["n_samples"]}
+
+
+def synthetic_status(folder: Path, read_samples: bool) -> dict:
+    """Returns {"status", "samples"} of a built-in synthetic data folder: damaged when its
+    settings file is unreadable or the data is incomplete (an interrupted `synth`: every room's
+    files and the CSVs); with `read_samples`, each split's every sample is read and checked as
+    training reads it (audio and depth decoded, level and depth checks). The generator records no
+    checksums, so without `read_samples` the status says that the files were not read."""
+    from ..synth import METADATA_FILE, SynthConfig
+    from ..synth.writer import SPLITS, is_complete
+    from .datasets import build_dataset
+
+    try:
+        meta = json.loads((folder / METADATA_FILE).read_text())
+        cfg = SynthConfig(**meta["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return {"status": f"damaged: {METADATA_FILE} is unreadable ({type(err).__name__}: {err})"}
+    if not is_complete(folder, cfg):
+        return {"status": "damaged: incomplete (an interrupted synth: training with its settings completes it)"}
+    if not read_samples:
+        return {"status": "ok (complete; its files were not read: `cache verify` reads every sample)"}
+    n_good, bad = 0, []
+    for split in SPLITS:
+        try:
+            dataset = build_dataset("synthetic", folder, split, on_error="skip", depth_size=tuple(cfg.image_size))
+        except UserError as err:
+            bad.append(str(err))
+            continue
+        n_good += len(dataset)
+        bad.extend(dataset.skipped)
+    if bad:
+        return {"status": f"damaged: {len(bad)} bad sample(s), e.g. {bad[0]}", "samples": n_good}
+    return {"status": "ok (every sample read and checked; the generator records no checksums)", "samples": n_good}
+
+
+def is_bad(status: str) -> bool:
+    """Whether a folder's status (`describe`) says it is damaged or stale (not ok, not merely unverified)."""
+    return status.startswith(("damaged", "stale"))
 
 
 def dataset_from_identity(identity: dict, on_error: str):
