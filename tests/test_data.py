@@ -250,6 +250,16 @@ def test_check_data_summary_and_exit_status(v2_root, capsys):
     assert any("val_2.wav not found" in line for line in bad_lines)
 
 
+def test_an_empty_split_is_said_to_be_empty_not_counted_as_a_bad_sample(v2_root, capsys):
+    for loc in ("A", "B"):
+        write_csv(v2_root / loc / "test.csv", ["depth path", "depth file name", "audio path", "audio file name"], [])
+    assert main(["check-data", "--dataset", "batvisionv2", "--data_dir", str(v2_root)]) == 1
+    out = capsys.readouterr().out
+    assert "EMPTY test: split 'test' of" in out and "has no samples: it is empty" in out
+    assert not [line for line in out.splitlines() if line.startswith("BAD")]
+    assert "FAILED: 0 bad sample(s), 0 repeated recording(s), 1 empty split(s) (test)" in out
+
+
 def test_cache_rows_name_their_files_when_samples_are_skipped(v2_root, tmp_path):
     _break(v2_root, "truncated audio")
     lazy = build_dataset("batvisionv2", v2_root, "train", feature_config=FEAT, on_error="skip", check_samples=False)

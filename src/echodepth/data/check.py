@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import DataError
-from .datasets import build_dataset
+from .datasets import EmptySplitError, build_dataset
 
 SPLITS = ("train", "val", "test")
 
@@ -34,16 +34,21 @@ def repeated_recordings(rows_per_split: dict[str, list]) -> list[str]:
 
 def check_dataset(name: str, root, splits=SPLITS, print_fn=print, **dataset_kwargs) -> int:
     """Prints a summary per split and one line per bad sample, then one line per recording named
-    twice (within a split or across splits); returns the number of bad samples and repeats.
+    twice (within a split or across splits); returns the number of bad samples, repeats and
+    empty splits (an empty split is named as such, not counted as a bad sample).
 
     Reports samples per split and per location, the depth range (m), the share of invalid
     depth pixels, audio lengths (samples) and sample rates.
     """
     n_bad = 0
-    rows_per_split = {}
+    rows_per_split, empty = {}, []
     for split in splits:
         try:
             ds = build_dataset(name, root, split, on_error="skip", check_samples=False, **dataset_kwargs)
+        except EmptySplitError as err:  # no rows: not a bad sample
+            print_fn(f"EMPTY {split}: {err}")
+            empty.append(split)
+            continue
         except DataError as err:
             print_fn(f"BAD {split}: {err}")
             n_bad += 1
@@ -84,6 +89,7 @@ def check_dataset(name: str, root, splits=SPLITS, print_fn=print, **dataset_kwar
     repeats = repeated_recordings(rows_per_split)
     for line in repeats:
         print_fn(line)
-    verdict = "OK" if n_bad + len(repeats) == 0 else "FAILED"
-    print_fn(f"{verdict}: {n_bad} bad sample(s), {len(repeats)} repeated recording(s)")
-    return n_bad + len(repeats)
+    verdict = "OK" if n_bad + len(repeats) + len(empty) == 0 else "FAILED"
+    empty_splits = f", {len(empty)} empty split(s) ({', '.join(empty)})" if empty else ""
+    print_fn(f"{verdict}: {n_bad} bad sample(s), {len(repeats)} repeated recording(s){empty_splits}")
+    return n_bad + len(repeats) + len(empty)

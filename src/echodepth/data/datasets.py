@@ -33,6 +33,10 @@ from .files import SampleRef
 DATASETS = Registry("dataset")
 
 
+class EmptySplitError(DataError):
+    """A split that holds no sample at all (no row in its CSVs): an empty split, not a bad sample."""
+
+
 class EchoDepthDataset(Dataset):
     """Base class. Items are dicts (see `batch.py` for the batch contract): `feature_image`
     (C, H, W) float32, or with `waveforms` the cut `waveform` (2, L) float32; `depth_m` (1, H, W)
@@ -92,8 +96,12 @@ class EchoDepthDataset(Dataset):
                 self.skipped.append(str(ref))
             else:
                 self.refs.append(ref)
+        if not self.refs and self.skipped:
+            bad = f"every row is bad ({len(self.skipped)}), e.g. {self.skipped[0]}"
+            raise DataError(f"split {split!r} of {self.root}: {bad}")
         if not self.refs:
-            raise DataError(f"split {split!r} of {self.root} has no samples ({self.describe_sources()})")
+            sources = self.describe_sources()
+            raise EmptySplitError(f"split {split!r} of {self.root} has no samples: it is empty ({sources})")
         self.feature_extractor = AudioFeatures(self.feature_config, self.max_depth_m)
         # items carry the cut waveform; a consumer makes the feature images in batches on its device
         self.waveforms = waveforms
