@@ -246,3 +246,25 @@ def test_residual_off_the_edges_is_advised_a_larger_lambda_base_and_a_smaller_la
     assert residual_near_objects(
         {"structure": {"residual_edge_to_smooth": 1.2}}, SimpleNamespace(lambda_base=0.5, lambda_sparse=0.1)
     ).healthy
+
+
+def test_a_best_checkpoint_from_another_run_is_refused_naming_both(stub_runs, tmp_path, capsys):
+    import shutil
+
+    own, _ = stub_runs["stub_no_residual"]
+    other, _ = stub_runs["stub_huge_residual"]
+    mixed = tmp_path / "mixed"
+    shutil.copytree(own.run_dir.path, mixed)
+    shutil.copy(other.run_dir.best_checkpoint, mixed / "checkpoints" / "best.ckpt")  # another run's checkpoint
+    assert main(["diagnose", str(mixed)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{mixed}/checkpoints/best.ckpt is not the checkpoint of the run in {mixed}" in err[0]
+    assert "trained by run 'stub_huge_residual', the folder's config.yaml is run 'stub_no_residual'" in err[0]
+    assert "model stub_huge_residual (checkpoint) vs stub_no_residual (config.yaml)" in err[0]
+    assert not (mixed / "diagnosis.json").exists() or (mixed / "diagnosis.json").read_bytes() == (
+        own.run_dir.diagnosis_json.read_bytes()
+    )  # nothing new written
+    moved = tmp_path / "moved"
+    shutil.copytree(own.run_dir.path, moved)  # a run folder moved or renamed is still its run
+    assert main(["diagnose", str(moved), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["run"] == "moved"
