@@ -51,11 +51,99 @@ def waves(n=2, samples=1000, seed=0):
 
 
 def test_auto_is_cuda_only_where_there_is_one(monkeypatch):
-    assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == "cpu" and resolve_device() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert resolve_device("auto") == "cuda" and resolve_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == "cuda" and resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
+
+
+def test_device_names_are_taken_in_any_case_and_a_missing_device_is_named(monkeypatch):
+    for name in ("cpu", "CPU", " Cpu ", "cpu:0", "AUTO"):
+        assert resolve_device(name) == "cpu", name  # this machine: no CUDA in CI
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cuda", "CUDA:0", "cuda:1"):
+        with pytest.raises(ConfigError, match=rf"^device '{name}': CUDA is not available on this machine; use cpu"):
+            resolve_device(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("CUDA") == "cuda" and resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(ConfigError, match=r"^device 'cuda:2': this machine has 1 CUDA device\(s\), cuda:0 to cuda:0$"):
+        resolve_device("cuda:2")
+    for name in ("gpu", "cpu:1", "cuda:x", "", "tpu:0"):
+        with pytest.raises(ConfigError, match=rf"^device '{name}': expected auto, cpu, cuda, cuda:N .* or mps$"):
+            resolve_device(name)
+    with pytest.raises(ConfigError, match=r"^device 0 \(int\): expected a device name"):
+        resolve_device(0)
+
+
+def test_the_api_refuses_a_device_or_batch_size_before_reading_the_checkpoint(checkpoint, monkeypatch, tmp_path):
+    path = checkpoint[0]
+    assert Predictor.from_checkpoint(path, device="CPU").device == "cpu"
+    assert Predictor.from_checkpoint(path, device="cpu:0").device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^device 'cuda': CUDA is not available on this machine"):
+        Predictor.from_checkpoint(path, device="cuda")
+    with pytest.raises(ConfigError, match=r"^device 'cuda': CUDA is not available"):  # the device, not the file
+        Predictor.from_checkpoint(tmp_path / "nope.ckpt", device="cuda")
+    for size in (0, -1, 2.5, True, "many", None):
+        with pytest.raises(ConfigError, match=rf"^batch_size {size!r}.*: expected a whole number above 0$"):
+            Predictor.from_checkpoint(path, device="cpu", batch_size=size)
+    network, cfg, meta = tiny()
+    with pytest.raises(ConfigError, match=r"^batch_size 0: expected a whole number above 0$"):
+        Predictor(network, cfg, meta, batch_size=0)
+    assert Predictor.from_checkpoint(path, device="cpu", batch_size=np.int64(3)).batch_size == 3
+
+
+def test_sample_rates_are_numbers_or_numeric_strings_and_other_types_are_named(checkpoint):
+    predictor = Predictor.from_checkpoint(checkpoint[0], device="cpu")
+    reference = predictor.predict(waves(1), SR).final_m
+    for rate in ("44100", np.int32(SR), 44100.0, " 44100 "):
+        assert torch.equal(predictor.predict(waves(1), rate).final_m, reference), rate
+    for rate, shown in (("44.1k", r"'44.1k' \(str\)"), (None, r"None \(NoneType\)"), ([SR], r"\[44100\] \(list\)")):
+        with pytest.raises(ConfigError, match=rf"^sample_rate_hz {shown}: expected a sample rate in Hz"):
+            predictor.predict(waves(1), rate)
+    for rate in (0, -44100, 44100.5, float("nan")):
+        with pytest.raises(ConfigError, match=r"^sample_rate_hz .*: expected a sample rate in Hz, a whole number"):
+            predictor.predict(waves(1), rate)
+    with pytest.raises(DataError, match=r"^waveform: sampled at 48000 Hz, the model expects 44100 Hz$"):
+        predictor.predict(waves(1), "48000")
+
+
+def test_integer_arrays_are_scaled_by_their_declared_pcm_width(checkpoint):
+    predictor = Predictor.from_checkpoint(checkpoint[0], device="cpu")
+    batch = waves(1)
+    reference = predictor.predict(batch, SR).final_m
+    pcm16 = np.round(batch * 32767).astype(np.int64)  # numpy's default integer holding 16-bit PCM
+    with pytest.raises(DataError, match=r"^rec: samples of type int64 hold no PCM width of their own: declare it"):
+        predictor.predict(pcm16, SR, name="rec")
+    with pytest.raises(DataError, match=r"^waveform: samples of type int64 hold no PCM width"):
+        predictor.predict(torch.from_numpy(pcm16), SR)  # torch's int64 tensors alike
+    scaled = predictor.predict(pcm16, SR, pcm_bits=16).final_m
+    assert torch.allclose(scaled, reference, atol=1e-3)  # 16-bit quantisation of the same recording
+    assert torch.allclose(predictor.predict(pcm16.astype(np.int16), SR).final_m, scaled, atol=1e-6)  # int16: 16 bits
+    pcm24 = np.round(batch * 2**23).astype(np.int32)  # 24-bit PCM in 32-bit integers
+    assert torch.allclose(predictor.predict(pcm24, SR, pcm_bits=24).final_m, reference, atol=1e-4)
+    with pytest.raises(DataError, match=r"^waveform: int64 samples from -?\d+ to \d+ do not fit 8-bit PCM$"):
+        predictor.predict(pcm16, SR, pcm_bits=8)
+    with pytest.raises(ConfigError, match=r"^pcm_bits 12: expected the integer samples' PCM width in bits"):
+        predictor.predict(pcm16, SR, pcm_bits=12)
+    with pytest.raises(DataError, match=r"^waveform: pcm_bits 16 applies to integer samples; these are float32$"):
+        predictor.predict(batch, SR, pcm_bits=16)
+    with pytest.raises(DataError, match=r"^waveform: samples of type uint16 hold no PCM width"):
+        predictor.predict(pcm16.astype(np.uint16), SR)
+
+
+def test_a_recording_much_longer_than_the_window_says_how_much_was_read(checkpoint):
+    predictor = Predictor.from_checkpoint(checkpoint[0], device="cpu")
+    long = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 60 * SR)).astype(np.float32)  # 60 s
+    warnings = predictor.predict(long, SR).report[0]["warnings"]
+    assert warnings == [
+        "read only the first 18 ms of 60.0 s (the model's window); for a recording of many chirps, "
+        "`echodepth predict --chirps` predicts one depth map per chirp"
+    ]
+    assert predictor.predict(long[:, : SR // 2], SR).report[0]["warnings"] == []  # 0.45 s, like BatVision V2's
 
 
 def test_exported_models_are_told_apart_from_checkpoints(tmp_path, checkpoint):
@@ -103,7 +191,7 @@ def test_read_checkpoint_errors_name_the_file_and_what_is_wrong(tmp_path, checkp
     assert set(read_checkpoint(checkpoint[0])) == {"echodepth", "state_dict"}
     with pytest.raises(MissingFileError, match=r"^checkpoint \S*nope.ckpt not found$"):
         read_checkpoint(tmp_path / "nope.ckpt")
-    with pytest.raises(MissingFileError, match="not found"):
+    with pytest.raises(CheckpointError, match=r"^checkpoint \S+ is a folder, expected a .ckpt file written by"):
         read_checkpoint(tmp_path)  # a folder is not a checkpoint file
     script = tmp_path / "model.pt"
     torch.jit.script(torch.nn.Linear(2, 1)).save(str(script))
@@ -285,3 +373,19 @@ def test_checkpoints_are_loaded_with_weights_only_on_every_supported_torch(check
     monkeypatch.setattr(torch, "load", recorded_load)
     read_checkpoint(checkpoint[0])
     assert calls == [{"map_location": "cpu", "weights_only": True}]
+
+
+def test_a_run_folder_given_as_a_checkpoint_points_at_the_checkpoints_inside(checkpoint, tmp_path):
+    run = tmp_path / "results" / "exp1"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("best.ckpt", "last.ckpt"):
+        (run / "checkpoints" / name).write_bytes(checkpoint[0].read_bytes())
+    best, last = run / "checkpoints" / "best.ckpt", run / "checkpoints" / "last.ckpt"
+    for folder in (run, run / "checkpoints"):
+        with pytest.raises(CheckpointError) as refused:
+            Predictor.from_checkpoint(folder, device="cpu")
+        message = str(refused.value)
+        assert message == (
+            f"checkpoint {folder} is a folder, expected a .ckpt file written by echodepth train; "
+            f"this run folder holds {best} and {last}: give one of those"
+        )

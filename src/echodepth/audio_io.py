@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .arguments import pcm_bits as check_pcm_bits
+from .arguments import sample_rate_hz as check_sample_rate_hz
 from .errors import DataError, first_line
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -50,21 +52,43 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     return array
 
 
-def pcm_to_float(samples: np.ndarray, name) -> np.ndarray:
-    """Returns float32 samples in full-scale units (1.0 = full scale): floats as they are, signed
-    integers / 2**(bits - 1) and unsigned (offset binary, e.g. 8-bit WAV) (x - 2**(bits - 1)) /
-    2**(bits - 1), as soundfile reads integer WAVs. Booleans, complex numbers, text and objects are
-    a DataError naming `name`."""
+PCM_BITS_OF_DTYPE = {"int8": 8, "uint8": 8, "int16": 16, "int32": 32}  # the integer types PCM comes in
+
+
+def pcm_to_float(samples: np.ndarray, name, pcm_bits: int | None = None) -> np.ndarray:
+    """Returns float32 samples in full-scale units (1.0 = full scale), as soundfile reads WAVs.
+
+    Floats are returned as they are. Integers are PCM of `pcm_bits` bits: signed x / 2**(bits - 1),
+    unsigned (offset binary, e.g. 8-bit WAV) (x - 2**(bits - 1)) / 2**(bits - 1). Without
+    `pcm_bits` the width is the type's for int8, uint8, int16 and int32; other integer types
+    (int64, NumPy's default integer, and uint16, uint32, uint64) hold no PCM width of their own
+    and are a DataError asking for it, as are samples beyond the declared width and `pcm_bits`
+    given for float samples. Booleans, complex numbers, text and objects are a DataError naming
+    `name`; a `pcm_bits` that is no PCM width (`arguments.PCM_WIDTHS`) a ConfigError."""
     samples = np.asarray(samples)
     kind = samples.dtype.kind
+    if kind not in "iuf":
+        raise DataError(f"{name}: samples of type {samples.dtype}, expected integer PCM or floating-point samples")
+    if pcm_bits is not None:
+        pcm_bits = check_pcm_bits(pcm_bits)
+        if kind == "f":
+            raise DataError(f"{name}: pcm_bits {pcm_bits} applies to integer samples; these are {samples.dtype}")
     if kind == "f":
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused by the checks
             return samples.astype(np.float32)
-    if kind in "iu":
-        half = float(2 ** (8 * samples.dtype.itemsize - 1))
-        offset = half if kind == "u" else 0.0
-        return ((samples.astype(np.float64) - offset) / half).astype(np.float32)
-    raise DataError(f"{name}: samples of type {samples.dtype}, expected integer PCM or floating-point samples")
+    bits = pcm_bits or PCM_BITS_OF_DTYPE.get(samples.dtype.name)
+    if bits is None:
+        raise DataError(
+            f"{name}: samples of type {samples.dtype} hold no PCM width of their own: declare it "
+            "(pcm_bits=16 for 16-bit PCM; predict --pcm_bits 16), or store them as int16 / int32 or as floats"
+        )
+    half = float(2 ** (bits - 1))
+    offset = half if kind == "u" else 0.0
+    if samples.size and 8 * samples.dtype.itemsize > bits:  # a wider type: the values must fit the width
+        low, high = int(samples.min()) - offset, int(samples.max()) - offset
+        if low < -half or high >= half:
+            raise DataError(f"{name}: {samples.dtype} samples from {low:.0f} to {high:.0f} do not fit {bits}-bit PCM")
+    return ((samples.astype(np.float64) - offset) / half).astype(np.float32)
 
 
 def rms_dbfs(wave: np.ndarray) -> float:
@@ -114,15 +138,15 @@ def read_stereo(path: Path, expected_rate: int, where: str) -> np.ndarray:
     return wave
 
 
-def read_ear_pair(left: Path, right: Path, where: str) -> np.ndarray:
+def read_ear_pair(left: Path, right: Path, where: str, pcm_bits: int | None = None) -> np.ndarray:
     """Returns the (2, N) float32 waveform from V1's two per-ear .npy files (float or integer
-    PCM, scaled by `pcm_to_float`); `where` prefixes errors."""
+    PCM, scaled by `pcm_to_float`; `pcm_bits` declares integer files' width); `where` prefixes errors."""
     ears = []
     for path in (left, right):
         wave = np.squeeze(load_npy(path, f"{where}: audio file"))
         if wave.ndim != 1:
             raise DataError(f"{where}: audio file {path} has shape {wave.shape}, expected a 1-D waveform (one ear)")
-        ears.append(pcm_to_float(wave, f"{where}: audio file {path}"))
+        ears.append(pcm_to_float(wave, f"{where}: audio file {path}", integer_bits(wave, pcm_bits)))
     if len(ears[0]) != len(ears[1]):
         raise DataError(f"{where}: left and right waveforms differ in length ({len(ears[0])} vs {len(ears[1])})")
     return np.stack(ears)
@@ -132,29 +156,35 @@ LEFT, RIGHT = "_left.npy", "_right.npy"
 RECORDING_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".npy")
 
 
-def read_recording_and_rate(path: Path, npy_rate_hz: int) -> tuple[np.ndarray, int]:
+def integer_bits(samples: np.ndarray, pcm_bits: int | None) -> int | None:
+    """Returns `pcm_bits` for integer samples and None for floats: a width declared for a set of
+    files applies to the integer ones (audio files and float arrays carry their own scale)."""
+    return pcm_bits if samples.dtype.kind in "iu" else None
+
+
+def read_recording_and_rate(path: Path, npy_rate_hz: int, pcm_bits: int | None = None) -> tuple[np.ndarray, int]:
     """Returns (the (2, N) float32 waveform, its sample rate in Hz) of a BatVision recording: a
     stereo audio file (V2) at its own rate, a V1 `*_left.npy` whose `*_right.npy` lies beside it,
-    or a (2, N) or (N, 2) .npy array (integer PCM scaled); a .npy file holds no rate, so theirs is
-    `npy_rate_hz`. Anything unreadable is a one-line DataError (the level is checked by
-    `check_recording` and the datasets)."""
+    or a (2, N) or (N, 2) .npy array (integer PCM scaled, `pcm_bits` bits where given: see
+    `pcm_to_float`); a .npy file holds no rate, so theirs is `npy_rate_hz`. Anything unreadable
+    is a one-line DataError (the level is checked by `check_recording` and the datasets)."""
     path = Path(path)
     if path.name.endswith(LEFT):
-        return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + RIGHT), str(path)), npy_rate_hz
+        return read_ear_pair(path, path.with_name(path.name[: -len(LEFT)] + RIGHT), str(path), pcm_bits), npy_rate_hz
     if path.suffix == ".npy":
         wave = load_npy(path, "audio file")
         if wave.ndim == 2 and wave.shape[1] == 2 and wave.shape[0] != 2:
             wave = wave.T
         if wave.ndim != 2 or wave.shape[0] != 2:
             raise DataError(f"{path}: expected a (2, N) waveform or a V1 *_left.npy, got shape {wave.shape}")
-        return pcm_to_float(wave, path), npy_rate_hz
+        return pcm_to_float(wave, path, integer_bits(wave, pcm_bits)), npy_rate_hz
     return read_stereo_and_rate(path, str(path))
 
 
-def read_recording(path: Path, sample_rate_hz: int) -> np.ndarray:
+def read_recording(path: Path, sample_rate_hz: int, pcm_bits: int | None = None) -> np.ndarray:
     """Returns the (2, N) float32 waveform of a recording (`read_recording_and_rate`'s kinds) that
     is sampled at `sample_rate_hz`; an audio file at another rate is a DataError naming both."""
-    wave, rate = read_recording_and_rate(path, sample_rate_hz)
+    wave, rate = read_recording_and_rate(path, sample_rate_hz, pcm_bits)
     if rate != sample_rate_hz:
         raise DataError(f"{path}: audio file {path} is sampled at {rate} Hz, expected {sample_rate_hz} Hz")
     return wave
@@ -187,14 +217,15 @@ def recordings_in(folder: Path, recursive: bool = False) -> list[Path]:
     return found
 
 
-def as_waveform_batch(waveform, name) -> np.ndarray:
+def as_waveform_batch(waveform, name, pcm_bits: int | None = None) -> np.ndarray:
     """Returns a recording (2, N) or a batch (B, 2, N) of any numeric array type as a float32
-    (B, 2, N) batch (integer PCM scaled by `pcm_to_float`); other types are a DataError."""
+    (B, 2, N) batch (integer PCM of `pcm_bits` bits scaled by `pcm_to_float`, which says what is
+    refused); other types are a DataError."""
     try:
         wave = np.asarray(waveform)
     except (TypeError, ValueError) as err:  # ragged lists and the like
         raise DataError(f"{name}: not an array of samples ({err})") from None
-    wave = pcm_to_float(wave, name)
+    wave = pcm_to_float(wave, name, pcm_bits)
     return wave[None] if wave.ndim == 2 else wave
 
 
@@ -205,8 +236,10 @@ def check_recording(
     """Raises a DataError naming `name` when a float (B, 2, N) batch of recordings cannot be
     predicted from: wrong sample rate or channels, an empty batch, shorter than the model's
     window, NaN or infinite samples, samples beyond MAX_SAMPLE, or a silent window (the first
-    `samples_used` samples)."""
+    `samples_used` samples). A sample rate that is not a number (`arguments.sample_rate_hz`) is a
+    ConfigError naming its type."""
     shape = wave.shape
+    sample_rate_hz = check_sample_rate_hz(sample_rate_hz)
     if sample_rate_hz != expected_rate_hz:
         raise DataError(f"{name}: sampled at {sample_rate_hz} Hz, the model expects {expected_rate_hz} Hz")
     if len(shape) != 3 or shape[1] != 2:

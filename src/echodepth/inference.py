@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .arguments import positive_int
 from .audio_io import as_waveform_batch, check_recording
 from .config import TrainConfig
 from .data import FEATURE_IMAGE, AudioFeatures, FeatureConfig, prepare_batch, with_feature_image
 from .data.features import min_window_samples
 from .errors import CheckpointError, ConfigError, MissingFileError, first_line
+from .model_files import exported_format, folder_message
 from .models import build_model_for_training
 from .prediction import Prediction, recording_report
 from .units import depth_norm_to_m
@@ -28,24 +30,34 @@ from .units import depth_norm_to_m
 INFERENCE_DTYPES = ("fp32", "bf16")  # what the network computes in (not Lightning's precisions)
 
 
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N (N a GPU's number) or mps"
+
+
 def resolve_device(name: str = "auto") -> str:
-    """Returns the torch device for a name: "auto" is CUDA where available, else the CPU."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
-def exported_format(path: Path) -> str | None:
-    """Returns "ONNX" or "TorchScript" when the file is an exported model (`echodepth export`),
-    else None: the zip of a TorchScript archive holds code/, an ONNX file starts with its IR
-    version (protobuf field 1) and producer name (field 2)."""
-    import zipfile
-
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-        return "TorchScript" if any("/code/" in n or n.endswith("/constants.pkl") for n in names) else None
-    with open(path, "rb") as f:
-        head = f.read(3)
-    return "ONNX" if path.suffix == ".onnx" or (len(head) == 3 and head[0] == 0x08 and head[2] == 0x12) else None
+    """Returns the torch device a name stands for, checked once for the API and every command's
+    --device: "auto" is CUDA where available, else the CPU; names are taken in any case and
+    with an index where torch takes one ("CPU" and "cpu:0" are "cpu", "CUDA:1" is "cuda:1").
+    Raises a ConfigError naming the value for a name that is no device (DEVICE_FORMS), and for
+    a device this machine lacks ("CUDA is not available on this machine")."""
+    if not isinstance(name, str):
+        raise ConfigError(f"device {name!r} ({type(name).__name__}): expected a device name: {DEVICE_FORMS}")
+    kind, colon, index = name.strip().lower().partition(":")
+    if kind == "auto" and not colon:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if kind not in ("cpu", "cuda", "mps") or (colon and not index.isdigit()) or (kind != "cuda" and index not in "0"):
+        raise ConfigError(f"device {name!r}: expected {DEVICE_FORMS}")
+    if kind == "cpu":
+        return "cpu"
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device {name!r}: MPS (an Apple GPU) is not available on this machine; use cpu or auto")
+        return "mps"
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: CUDA is not available on this machine; use cpu or auto")
+    count = torch.cuda.device_count()
+    if index and int(index) >= count:
+        raise ConfigError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return f"cuda:{int(index)}" if index else "cuda"
 
 
 def unpickling_error(err: Exception) -> str:
@@ -61,6 +73,8 @@ def read_checkpoint(path, device: str = "cpu") -> dict:
     """Returns the checkpoint's contents, loaded with weights_only=True; one-line errors for a
     missing, unreadable or foreign file, and for an exported model given as a checkpoint."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(folder_message(path, "checkpoint", "a .ckpt file written by echodepth train"))
     if not path.is_file():
         raise MissingFileError(f"checkpoint {path} not found")
     exported = exported_format(path)
@@ -99,6 +113,12 @@ def upgrade_metadata(meta: dict) -> dict:
     return {**meta, "config": config, "features": features}
 
 
+def check_precision(precision: str) -> None:
+    """Raises a ConfigError unless `precision` is one the network computes in (INFERENCE_DTYPES)."""
+    if precision not in INFERENCE_DTYPES:
+        raise ConfigError(f"precision {precision!r}: expected one of {list(INFERENCE_DTYPES)}")
+
+
 class Predictor:
     """A trained network with the feature settings and depth range it was trained with."""
 
@@ -111,17 +131,16 @@ class Predictor:
         batch_size: int = 64,
         precision: str = "fp32",
     ):
-        if precision not in INFERENCE_DTYPES:
-            raise ConfigError(f"precision {precision!r}: expected one of {list(INFERENCE_DTYPES)}")
+        check_precision(precision)
         self.checkpoint_path: Path | None = None  # set by from_checkpoint
         self.device = resolve_device(device)
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.precision = precision
         self.network = network.to(self.device).eval()
         if precision == "bf16":  # oneDNN's bf16 kernels (AMX, AVX512-BF16) want channels-last
             self.network = self.network.to(memory_format=torch.channels_last)
         self.cfg = cfg
         self.meta = meta
-        self.batch_size = batch_size
         self.max_depth_m = float(meta["max_depth_m"])
         self.feature_config = FeatureConfig(**meta["features"])
         self.feature_extractor = AudioFeatures(self.feature_config, self.max_depth_m).to(self.device)
@@ -130,8 +149,16 @@ class Predictor:
     def from_checkpoint(cls, path, device: str = "auto", batch_size: int = 64, precision: str = "fp32") -> "Predictor":
         """Returns the predictor of a checkpoint written by `echodepth train`; precision "bf16" runs
         the network in bfloat16 autocast, channels-last (faster on a CPU with AMX or AVX512-BF16;
-        the speed-up is measured in docs/tutorials/deploy.md with benchmarks/bench_infer.py)."""
+        the speed-up is measured in docs/tutorials/deploy.md with benchmarks/bench_infer.py).
+
+        The arguments are checked before the file is read: a device name that is no device or
+        one this machine lacks (`resolve_device`), a batch size that is not a whole number above
+        0 or an unknown precision is a ConfigError (a ValueError) naming it; a missing file is a
+        MissingFileError (a FileNotFoundError), a folder, an exported model or a file that is
+        not an echodepth checkpoint a CheckpointError (a ValueError)."""
         device = resolve_device(device)
+        batch_size = positive_int(batch_size, "batch_size")
+        check_precision(precision)
         ckpt = read_checkpoint(path, device)
         meta = upgrade_metadata(ckpt["echodepth"])
         cfg = TrainConfig.from_dict(meta["config"])
@@ -179,17 +206,21 @@ class Predictor:
         )
 
     @torch.no_grad()
-    def predict(self, waveform, sample_rate_hz: int, name: str = "waveform") -> Prediction:
+    def predict(self, waveform, sample_rate_hz: int, name: str = "waveform", pcm_bits: int | None = None) -> Prediction:
         """Returns the prediction for one (2, N) recording or a batch (B, 2, N) (numpy or torch;
-        float samples in full-scale units, integer PCM scaled as soundfile scales WAVs). A waveform
-        that cannot be predicted from is a one-line DataError naming `name`."""
+        float samples in full-scale units, integer PCM scaled as soundfile scales WAVs: `pcm_bits`
+        declares the width, needed for int64 and other types without one, see
+        `audio_io.pcm_to_float`). A waveform that cannot be predicted from is a one-line DataError
+        naming `name`; a sample rate that is not a number a ConfigError. The report of a recording
+        much longer than the model's window says how much of it was read (`recording_report`)."""
         if torch.is_tensor(waveform):
             waveform = waveform.detach().cpu()
             waveform = (waveform.float() if waveform.is_floating_point() else waveform).numpy()
-        wave = as_waveform_batch(waveform, name)
+        wave = as_waveform_batch(waveform, name, pcm_bits)
         self.check_waveform(wave, sample_rate_hz, name)
         prediction = self.predict_feature_image(self.feature_extractor(torch.from_numpy(wave).to(self.device)))
-        prediction.report = recording_report(wave, self.feature_extractor.n_samples(wave.shape[-1]))
+        used = self.feature_extractor.n_samples(wave.shape[-1])
+        prediction.report = recording_report(wave, used, self.sample_rate_hz)
         return prediction
 
     def predict_loader(self, loader):

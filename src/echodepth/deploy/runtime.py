@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arguments import positive_int
 from ..audio_io import as_waveform_batch, check_recording
 from ..errors import CheckpointError, MissingFileError, UserError, first_line
+from ..model_files import folder_message, torch_save_kind
 from ..prediction import Prediction, recording_report
 
 METADATA_KEY = "echodepth"
@@ -73,13 +75,14 @@ class ExportedModel:
         """Returns base, residual and final depth (B, 1, H, W) in metres; no checks."""
         return self._run(np.ascontiguousarray(np.asarray(waves, dtype=np.float32)[..., : self.n_samples]))
 
-    def predict(self, waveform, sample_rate_hz: int, name: str = "waveform") -> Prediction:
-        """Returns the prediction for one (2, N) recording or a batch (B, 2, N), checked like Predictor."""
-        wave = as_waveform_batch(waveform, name)
+    def predict(self, waveform, sample_rate_hz: int, name: str = "waveform", pcm_bits: int | None = None) -> Prediction:
+        """Returns the prediction for one (2, N) recording or a batch (B, 2, N), checked like
+        `Predictor.predict` (the same errors; `pcm_bits` the same)."""
+        wave = as_waveform_batch(waveform, name, pcm_bits)
         check_recording(
             wave, sample_rate_hz, self.sample_rate_hz, self.min_samples, self.max_depth_m, name, self.n_samples
         )
-        return Prediction(*self.run(wave), report=recording_report(wave, self.n_samples))
+        return Prediction(*self.run(wave), report=recording_report(wave, self.n_samples, self.sample_rate_hz))
 
 
 def _onnx_runner(path: Path, threads: int | None):
@@ -124,10 +127,22 @@ def _torchscript_runner(path: Path, threads: int | None):
 
 
 def load_model(path, threads: int | None = None, fmt: str | None = None) -> ExportedModel:
-    """Returns the exported model at path (.onnx: onnxruntime; otherwise TorchScript)."""
+    """Returns the exported model at path (.onnx: onnxruntime; otherwise TorchScript), run with
+    `threads` threads (None: all cores). A missing file is a MissingFileError; a folder, a
+    PyTorch checkpoint (a training checkpoint renamed .pt: predict from it with --checkpoint) or
+    a file that is not an echodepth export a CheckpointError; `threads` that is not a whole
+    number above 0 a ConfigError."""
     path = Path(path)
+    if threads is not None:
+        threads = positive_int(threads, "threads")
+    if path.is_dir():
+        raise CheckpointError(folder_message(path, "model", "a file written by echodepth export (.onnx or .pt)"))
     if not path.is_file():
         raise MissingFileError(f"model {path} not found")
+    saved = torch_save_kind(path)
+    if saved:
+        use = f"predict from it with --checkpoint {path}, or export it first (echodepth export --checkpoint {path})"
+        raise CheckpointError(f"model {path} is a {saved} (torch.save), not a model written by echodepth export: {use}")
     fmt = fmt or ("onnx" if path.suffix == ".onnx" else "torchscript")
     meta, run = (_onnx_runner if fmt == "onnx" else _torchscript_runner)(path, threads)
     return ExportedModel(path, meta, run)
