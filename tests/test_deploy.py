@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,93 @@ def test_non_square_inputs_train_predict_and_export(synth_dir, tmp_path):
     np.testing.assert_allclose(exported, predictor.predict(wave, RATE).final_m.numpy(), atol=1e-4)
     bf16 = Predictor.from_checkpoint(result["best_checkpoint"], device="cpu", precision="bf16")
     assert np.abs(bf16.predict(wave, RATE).final_m.numpy() - exported).max() < 0.2  # bf16 shrink path runs
+
+
+def exit_status(argv: list[str]) -> int:
+    """Returns the exit status of `echodepth ARGV`, a usage error found by argparse included."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_a_training_checkpoint_or_a_folder_given_as_model_says_what_it_is(trained, tmp_path, capsys):
+    renamed = tmp_path / "model.pt"
+    renamed.write_bytes(trained.read_bytes())  # a Lightning .ckpt renamed .pt
+    assert main(["predict", "--model", str(renamed), "x.wav", "--out_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"model {renamed} is a training checkpoint (torch.save), not a model written by" in err[0]
+    assert f"predict from it with --checkpoint {renamed}" in err[0] and "corrupt" not in err[0]
+    run_dir = trained.parent.parent
+    assert main(["predict", "--model", str(run_dir), "x.wav", "--out_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"model {run_dir} is a folder, expected a file written by echodepth export" in err[0]
+    assert main(["eval", "--checkpoint", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"checkpoint {run_dir} is a folder" in err[0] and str(trained) in err[0]
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "weights.pt")
+    from echodepth.deploy import load_model
+    from echodepth.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"weights.pt is a PyTorch file \(torch.save\), not a model written by"):
+        load_model(tmp_path / "weights.pt")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--device", "cuda"], "--device cuda does not apply to --model: an exported model runs on the CPU"),
+        (["--precision", "bf16"], "--precision bf16 does not apply to --model"),
+        (["--threads", "0"], "argument --threads: '0': expected a whole number above 0"),
+        (["--pcm_bits", "12"], "argument --pcm_bits: '12': expected the integer samples' PCM width in bits"),
+        (["--threshold", "0.5"], "--threshold 0.5 applies to long recordings: give --chirps too"),
+        (["--lead_ms", "3", "--chirp", "c.wav"], "--chirp c.wav and --lead_ms 3.0 applies to long recordings"),
+    ],
+)
+def test_predict_refuses_flags_that_do_not_apply_to_its_mode(onnx_model, synth_dir, tmp_path, capsys, flags, message):
+    audio = str(clips(synth_dir, 1)[0])
+    assert exit_status(["predict", "--model", str(onnx_model), audio, "--out_dir", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_checkpoint_flags_are_refused_with_the_other_source(trained, synth_dir, tmp_path, capsys, monkeypatch):
+    audio = str(clips(synth_dir, 1)[0])
+    predict = ["predict", "--checkpoint", str(trained), audio, "--out_dir", str(tmp_path)]
+    assert main([*predict, "--threads", "2"]) == 2
+    assert "--threads 2 applies to --model (onnxruntime's threads), not to --checkpoint" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main([*predict, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["echodepth predict: error: device 'cuda': CUDA is not available on this machine; use cpu or auto"]
+    assert main([*predict, "--device", "CPU"]) == 0
+
+
+def test_export_refuses_flags_that_have_no_effect(trained, tmp_path, capsys):
+    predictor = Predictor.from_checkpoint(trained, device="cpu")
+    cut = predictor.min_samples
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(trained), "--output", str(out), "--samples", str(cut + 5000)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--samples {cut + 5000} does not apply: this model reads the first {cut} " in err[0]
+    assert main(["export", "--checkpoint", str(trained), "--output", str(tmp_path / "m.pt"), "--opset", "13"]) == 2
+    assert "--opset 13 applies to ONNX exports; a TorchScript export has no opset" in capsys.readouterr().err
+    assert exit_status(["export", "--checkpoint", str(trained), "--output", str(out), "--samples", "0"]) == 2
+    assert "argument --samples: '0': expected a whole number above 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_predict_on_a_long_recording_says_how_much_it_read_and_points_to_chirps(trained, synth_dir, tmp_path, capsys):
+    recording = tmp_path / "long.wav"
+    long_recording(synth_dir, recording, n_clips=6)  # about 2 s holding 6 chirps, silence first
+    first = sf.read(clips(synth_dir, 1)[0], dtype="float32")[0]
+    sf.write(recording, np.concatenate([first, sf.read(recording, dtype="float32")[0]]), RATE, subtype="FLOAT")
+    assert main(["predict", "--checkpoint", str(trained), str(recording), "--out_dir", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    window_ms = 1000 * Predictor.from_checkpoint(trained, device="cpu").min_samples / RATE
+    assert re.search(rf"long.wav: read only the first {window_ms:.0f} ms of \d\.\d s \(the model's window\)", err)
+    assert "echodepth predict --chirps" in err
+    clip = str(clips(synth_dir, 1)[0])
+    assert main(["predict", "--checkpoint", str(trained), clip, "--out_dir", str(tmp_path / "one")]) == 0
+    assert "read only" not in capsys.readouterr().err  # a recording as long as the training ones: nothing to say

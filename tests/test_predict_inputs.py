@@ -106,3 +106,20 @@ def test_one_place_names_every_output_and_no_two_are_the_same():
     }
     for paths, expected in cases.items():
         assert output_stems([Path(p) for p in paths]) == expected
+
+
+def test_int64_arrays_are_refused_naming_the_type_until_their_pcm_width_is_given(
+    checkpoint, good_wave, tmp_path, capsys
+):
+    pcm = np.round(good_wave.T * 32767)
+    np.save(tmp_path / "int64.npy", pcm.astype(np.int64))  # numpy's default integer
+    np.save(tmp_path / "int16.npy", pcm.astype(np.int16))
+    out = tmp_path / "out"
+    assert predict(checkpoint, tmp_path / "int64.npy", tmp_path / "int16.npy", "--out_dir", out) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "int64.npy: samples of type int64 hold no PCM width of their own" in err[0]
+    assert "predict --pcm_bits 16" in err[0] and "silent" not in err[0]
+    both = (tmp_path / "int64.npy", tmp_path / "int16.npy")
+    assert predict(checkpoint, *both, "--out_dir", out, "--pcm_bits", "16") == 0
+    assert "int64.npy" not in capsys.readouterr().err  # no warning: a proper level
+    assert np.array_equal(np.load(out / "int64_depth.npy"), np.load(out / "int16_depth.npy"))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arguments import pcm_bits as check_pcm_bits
 from .audio_io import (
     LEFT,
     RIGHT,
@@ -32,16 +33,40 @@ from .viz import decomposition_animation, decomposition_figure
 CHUNK = 64  # windows predicted at a time
 
 
-def load_predictor(checkpoint=None, model=None, device: str = "auto", threads: int | None = None, precision="fp32"):
-    """Returns a Predictor (checkpoint) or an ExportedModel (model): both `.predict(wave, rate,
-    name)` -> Prediction, with `.sample_rate_hz`, `.max_depth_m`, `.min_samples`, `.emission`."""
+def check_source_options(checkpoint=None, model=None, device=None, threads=None, precision=None) -> None:
+    """Raises a ConfigError unless exactly one of `checkpoint` and `model` is given, naming an
+    option that does not apply to it: `device` and `precision` to an exported model (it runs on
+    the CPU, in the precision it was exported in), `threads` to a checkpoint (torch's threads)."""
+    if (checkpoint is None) == (model is None):
+        raise ConfigError("give a checkpoint (--checkpoint) or an exported model (--model), one of the two")
+    if model is not None:
+        given = [f"--{name} {value}" for name, value in (("device", device), ("precision", precision)) if value]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --model: an exported "
+                "model runs on the CPU (onnxruntime, or TorchScript) in the precision it was exported in; "
+                "leave it out, or predict with --checkpoint"
+            )
+    elif threads is not None:
+        raise ConfigError(
+            f"--threads {threads} applies to --model (onnxruntime's threads), not to --checkpoint: leave it out "
+            "(torch uses every core; set OMP_NUM_THREADS to limit it)"
+        )
+
+
+def load_predictor(checkpoint=None, model=None, device=None, threads: int | None = None, precision=None):
+    """Returns a Predictor (checkpoint; device None: "auto", precision None: "fp32") or an
+    ExportedModel (model): both `.predict(wave, rate, name, pcm_bits)` -> Prediction, with
+    `.sample_rate_hz`, `.max_depth_m`, `.min_samples`, `.emission`. Options that do not apply to
+    the source are a ConfigError (`check_source_options`)."""
+    check_source_options(checkpoint, model, device, threads, precision)
     if model is not None:
         from .deploy import load_model
 
         return load_model(model, threads=threads)
     from .inference import Predictor
 
-    return Predictor.from_checkpoint(checkpoint, device=device, precision=precision)
+    return Predictor.from_checkpoint(checkpoint, device=device or "auto", precision=precision or "fp32")
 
 
 def as_numpy(maps) -> np.ndarray:
@@ -201,8 +226,8 @@ def output_stems(paths: list[Path]) -> list[str]:
 
 
 def predict_files(
-    checkpoint=None, audio_paths=(), out_dir="predictions", device="auto", on_error=None, model=None, threads=None,
-    chirps: dict | None = None, precision: str = "fp32",
+    checkpoint=None, audio_paths=(), out_dir="predictions", device=None, on_error=None, model=None, threads=None,
+    chirps: dict | None = None, precision: str | None = None, pcm_bits: int | None = None,
 ) -> list[dict]:  # fmt: skip
     """Writes, per recording (a file, or each recording of a folder), `<stem>_depth.npy` (final
     depth, metres) and `<stem>_decomposition.png` (base, residual, final); returns what it wrote,
@@ -213,7 +238,11 @@ def predict_files(
 
     A recording that cannot be predicted from (missing, unreadable, silent, NaN, too short, wrong
     rate or channels, no chirp) raises its one-line error, or, with `on_error` (a function of the
-    message), is reported there and the others are still predicted."""
+    message), is reported there and the others are still predicted. `pcm_bits` declares the width
+    of integer .npy recordings (needed for int64: `audio_io.pcm_to_float`); options that do not
+    apply to the source (`check_source_options`) are a ConfigError before anything is read."""
+    if pcm_bits is not None:
+        pcm_bits = check_pcm_bits(pcm_bits)
     predictor = load_predictor(checkpoint, model, device, threads, precision)
     settings = chirp_settings(predictor, **chirps) if chirps is not None else None
     out_dir = make_dir(out_dir, "--out_dir")
@@ -225,7 +254,7 @@ def predict_files(
         try:
             if isinstance(path, UserError):
                 raise path
-            item = predict_one(predictor, path, out_dir / stems[path], settings)
+            item = predict_one(predictor, path, out_dir / stems[path], settings, pcm_bits)
         except UserError as err:
             if on_error is None:
                 raise
@@ -235,10 +264,10 @@ def predict_files(
     return written
 
 
-def predict_one(predictor, path: Path, out_stem: Path, settings: ChirpSettings | None) -> dict:
+def predict_one(predictor, path: Path, out_stem: Path, settings: ChirpSettings | None, pcm_bits=None) -> dict:
     """Predicts one recording and writes its outputs under `out_stem` + suffixes; returns what it wrote."""
     rate = predictor.sample_rate_hz
-    wave = read_recording(path, rate)
+    wave = read_recording(path, rate, pcm_bits)
     depth_path = out_stem.with_name(out_stem.name + "_depth.npy")
     if settings is None:
         prediction = predictor.predict(wave, rate, name=str(path))

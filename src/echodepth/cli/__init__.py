@@ -188,7 +188,10 @@ level and time differences. Hold `echodepth synth` output against your own recor
 
 def _audio_stats_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="recordings or folders (.wav, .flac, V1 *_left.npy)")
-    p.add_argument("--sample_rate_hz", type=int, default=44100, help="for .npy ear pairs, which carry no rate")
+    from ..arguments import flag_type, sample_rate_hz
+
+    rate = flag_type(sample_rate_hz, "--sample_rate_hz")
+    p.add_argument("--sample_rate_hz", type=rate, default=44100, help="for .npy ear pairs, which carry no rate")
     p.add_argument("--limit", type=int, default=300, help="at most this many recordings per folder (0: all)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
 

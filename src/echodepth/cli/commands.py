@@ -149,13 +149,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         failed.append(message)
         print(f"echodepth predict: error: {message}", file=sys.stderr)
 
-    chirps = None
-    if args.chirps:
-        chirps = {"chirp_file": args.chirp, "lead_ms": args.lead_ms, "min_gap_ms": args.min_gap_ms}
-        chirps["threshold"] = args.threshold
+    chirps = {"chirp_file": args.chirp, "lead_ms": args.lead_ms, "min_gap_ms": args.min_gap_ms}
+    chirps = {name: value for name, value in {**chirps, "threshold": args.threshold}.items() if value is not None}
+    if chirps and not args.chirps:
+        given = " and ".join(f"--{name.removesuffix('_file')} {value}" for name, value in chirps.items())
+        raise ConfigError(f"{given} applies to long recordings: give --chirps too, or leave it out")
     written = predict_files(
-        args.checkpoint, args.audio, args.out_dir, args.device, report, args.model, args.threads, chirps, args.precision
-    )
+        args.checkpoint, args.audio, args.out_dir, device=args.device, on_error=report, model=args.model,
+        threads=args.threads, chirps=chirps if args.chirps else None, precision=args.precision, pcm_bits=args.pcm_bits,
+    )  # fmt: skip
     for item in written:
         for warning in item["warnings"]:
             print(f"echodepth predict: warning: {item['audio']}: {warning}", file=sys.stderr)

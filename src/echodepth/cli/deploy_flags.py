@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..arguments import flag_type, pcm_bits, positive_int
+
 PREDICT_HELP = """Predict depth for BatVision recordings (stereo audio files of any sample type, V1
 *_left.npy with *_right.npy beside it, or (2, N) .npy arrays, integer PCM scaled as in a WAV; a
 folder stands for its recordings) from a checkpoint (PyTorch) or an exported model (--model
@@ -29,9 +31,20 @@ def predict_flags(p: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="a model written by echodepth export (.onnx: onnxruntime; .pt: TorchScript)")
     p.add_argument("audio", nargs="+", help="recordings, or folders of recordings")
     p.add_argument("--out_dir", default="predictions")
-    p.add_argument("--device", default="auto", help="--checkpoint: torch device (default: CUDA where available)")
-    add_precision_flag(p)
-    p.add_argument("--threads", type=int, default=None, help="--model: onnxruntime threads (default: all cores)")
+    p.add_argument(
+        "--device", default=None,
+        help="--checkpoint only: torch device, auto, cpu, cuda, cuda:N or mps (default: auto, CUDA where available)",
+    )  # fmt: skip
+    add_precision_flag(p, default=None)
+    p.add_argument(
+        "--threads", type=flag_type(positive_int, "--threads"), default=None,
+        help="--model only: onnxruntime threads (default: all cores)",
+    )  # fmt: skip
+    p.add_argument(
+        "--pcm_bits", type=flag_type(pcm_bits, "--pcm_bits"), default=None,
+        help="the PCM width of integer .npy recordings (needed for int64, NumPy's default integer; default: 16 for "
+        "int16, 32 for int32)",
+    )  # fmt: skip
     p.add_argument("--chirps", action="store_true", help="long recordings: one depth map per chirp found")
     p.add_argument("--chirp", default=None, help="the emitted chirp (mono audio file or .npy; default: the model's)")
     p.add_argument(
@@ -41,9 +54,9 @@ def predict_flags(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--min_gap_ms", type=float, default=None, help="least time between chirps (default: the window)")
     p.add_argument(
-        "--threshold", type=float, default=0.25,
+        "--threshold", type=float, default=None,
         help="detection level, a fraction of the strongest matched-filter peak (a chirp must also stand out of the "
-        "noise floor)",
+        "noise floor; default: 0.25)",
     )  # fmt: skip
 
 
@@ -53,16 +66,18 @@ def export_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="model.onnx or model.pt")
     p.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from --output's suffix")
     p.add_argument(
-        "--samples", type=int, default=None,
-        help="input length in samples (default: the model's cut, 2 x max depth / 340 m/s)",
+        "--samples", type=flag_type(positive_int, "--samples"), default=None,
+        help="input length in samples, for a model that reads whole recordings (no cut); a model with a cut reads "
+        "its first 2 x max depth / 340 m/s, the input length",
     )  # fmt: skip
     p.add_argument("--tolerance_m", type=float, default=1e-3, help="largest allowed difference to PyTorch (metres)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (--format onnx only; default: 17)")
 
 
-def add_precision_flag(p: argparse.ArgumentParser) -> None:
-    """Adds `--precision fp32|bf16` (the network's precision at inference, `--checkpoint` only)."""
+def add_precision_flag(p: argparse.ArgumentParser, default: str | None = "fp32") -> None:
+    """Adds `--precision fp32|bf16` (the network's precision at inference, `--checkpoint` only);
+    `predict` has no default (None: fp32), so that it can refuse the flag given with --model."""
     p.add_argument(
-        "--precision", choices=["fp32", "bf16"], default="fp32",
+        "--precision", choices=["fp32", "bf16"], default=default,
         help="--checkpoint: the network in float32 or bfloat16 autocast (faster where the CPU or GPU has bf16)",
     )  # fmt: skip

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..arguments import positive_int
 from ..errors import ConfigError, DataError
 from ..inference import Predictor
 from ..storage import UnwritableError, atomic_write_bytes, make_dir
@@ -85,18 +86,29 @@ def _export_torchscript(pipeline, example: torch.Tensor, meta: dict) -> bytes:
     return buffer.getvalue()
 
 
+DEFAULT_OPSET = 17
+
+
 def export_model(
-    checkpoint, output, fmt: str | None = None, n_samples: int | None = None, tolerance_m: float = 1e-3, opset=17
+    checkpoint, output, fmt: str | None = None, n_samples: int | None = None, tolerance_m: float = 1e-3, opset=None
 ) -> dict:
     """Exports a checkpoint to `output`, runs the exported file and PyTorch's predictor on the
     same recordings, and returns {"path", "format", "max_abs_diff_m", "tolerance_m", ...}. Raises a
-    DataError (and writes nothing) when the difference exceeds tolerance_m."""
+    DataError (and writes nothing) when the difference exceeds tolerance_m.
+
+    `n_samples` is the input length of a model that reads whole recordings; a model with a cut
+    reads its first `min_samples`, so another n_samples is a ConfigError (it would not apply), as
+    is `opset` (default DEFAULT_OPSET) for a TorchScript export."""
     output = Path(output)
     fmt = fmt or ("onnx" if output.suffix == ".onnx" else "torchscript" if output.suffix in (".pt", ".ts") else None)
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError(f"--output {output}: give --format onnx or torchscript (or name it .onnx / .pt)")
-    if not tolerance_m > 0 or (n_samples is not None and n_samples < 1):
-        raise ConfigError(f"--tolerance_m {tolerance_m:g} and --samples {n_samples}: expected numbers above 0")
+    if not tolerance_m > 0:
+        raise ConfigError(f"--tolerance_m {tolerance_m:g}: expected a difference in metres above 0")
+    n_samples = positive_int(n_samples, "--samples") if n_samples is not None else None
+    if fmt == "torchscript" and opset is not None:
+        raise ConfigError(f"--opset {opset} applies to ONNX exports; a TorchScript export has no opset: leave it out")
+    opset = DEFAULT_OPSET if opset is None else opset
     if fmt == "onnx" and not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConfigError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {MAX_OPSET}")
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
@@ -111,6 +123,12 @@ def export_model(
         n_samples = predictor.min_samples
     if n_samples < predictor.min_samples:
         raise ConfigError(f"--samples {n_samples}: the model needs at least {predictor.min_samples}")
+    cut = predictor.feature_extractor.n_samples(n_samples)
+    if cut != n_samples:
+        raise ConfigError(
+            f"--samples {n_samples} does not apply: this model reads the first {cut} samples of a recording (its cut "
+            f"for {predictor.max_depth_m:g} m), the exported input's length; leave --samples out"
+        )
     pipeline = DepthPipeline(predictor.network, predictor.feature_extractor, n_samples, predictor.max_depth_m).eval()
     meta = model_metadata(predictor, pipeline.frontend.n_samples)
     waves = verification_waves(pipeline.frontend.n_samples)
