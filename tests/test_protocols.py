@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 
@@ -14,11 +16,12 @@ from echodepth.cli import main
 from echodepth.data import build_dataset
 from echodepth.errors import ConfigError
 from echodepth.evaluate import ProtocolGroundTruth, format_comparison
-from echodepth.metrics import PROTOCOLS, get_protocol, protocol_metrics, protocol_per_image
+from echodepth.metrics import PROTOCOLS, EvalProtocol, get_protocol, protocol_metrics, protocol_per_image
 from echodepth.metrics.protocols import on_grid
 from echodepth.rundir import RunDir
 
 from .conftest import make_v2, tiny_config
+from .published_reference import batvision_ground_truth, htf_ground_truth
 
 
 def maps(*rows):
@@ -146,6 +149,15 @@ def test_eval_prints_the_headline_and_writes_every_protocol(trained, tmp_path, c
     assert written["headline"] == "htf" and written["rmse"] == written["protocols"]["htf"]["metrics"]["rmse"]
     header = (out / "test_per_image.csv").read_text().splitlines()[0].split(",")
     assert {"rmse", "htf/rmse", "batvision/rmse", "echogeom/n_valid"} <= set(header)
+    # where a protocol departs from its paper, eval says so, in print and in the JSON
+    assert "htf departs from its paper: the published requirements ask torchvision >= 0.15" in printed
+    assert "echodepth departs" not in printed and written["protocols"]["echodepth"]["departures"] == []
+    assert any("16 x 16" in d for d in written["protocols"]["batvision"]["departures"])  # the model's grid
+    # each protocol scored the ground truth its paper's loader makes from the full-resolution file
+    row = next(csv.DictReader(io.StringIO((out / "test_per_image.csv").read_text())))
+    depth_mm = np.load(row["depth"])
+    assert float(row["batvision/n_valid"]) == int((batvision_ground_truth(depth_mm) > 0).sum())
+    assert float(row["htf/n_valid"]) == int((htf_ground_truth(depth_mm) >= 0.5).sum())
     # without --protocol, the checkpoint's own setting is the headline
     assert main(["eval", "--checkpoint", trained["best_checkpoint"], "--out_dir", str(out)]) == 0
     assert json.loads((out / "test_metrics.json").read_text())["headline"] == "echogeom"
@@ -187,3 +199,36 @@ def test_ground_truth_is_clipped_to_the_protocols_max_depth_and_infinite_depth_s
     per_image = protocol_per_image(pred, gt, get_protocol("echogeom"))  # 30 m
     assert per_image["n_valid"].tolist() == [2.0] and per_image["mae"].item() == 0.0
     assert protocol_per_image(pred, gt, get_protocol("echodepth"))["mae"].item() == pytest.approx(5.0)  # no clip
+
+
+class FlatTruth(EvalProtocol):
+    """A throwaway protocol with behaviour of its own: an 8 x 8 grid whose ground truth is the file's
+    median valid depth everywhere, so that every pixel counts."""
+
+    name = "tmp_flat_truth"
+    image_size = 8
+    max_depth_m = 5.0
+    source = "a test"
+
+    def ground_truth(self, depth_m, model_side=None):
+        depth = torch.as_tensor(depth_m)
+        median = depth[torch.isfinite(depth) & (depth > 0)].median().clamp(max=self.max_depth_m)
+        return torch.full((1, *self.grid()), float(median))
+
+
+def test_a_protocol_is_one_class_and_its_registration_and_reaches_eval(trained, tmp_path):
+    PROTOCOLS.register("tmp_flat_truth")(FlatTruth)
+    try:
+        assert "tmp_flat_truth" in list(PROTOCOLS) and isinstance(get_protocol("tmp_flat_truth"), FlatTruth)
+        out = tmp_path / "eval"
+        argv = ["eval", "--checkpoint", trained["best_checkpoint"], "--protocol", "tmp_flat_truth"]
+        assert main([*argv, "--out_dir", str(out)]) == 0
+        written = json.loads((out / "test_metrics.json").read_text())
+        assert (
+            written["headline"] == "tmp_flat_truth" and written["protocols"]["tmp_flat_truth"]["resolution"] == "8 x 8"
+        )
+        rows = list(csv.DictReader(io.StringIO((out / "test_per_image.csv").read_text())))
+        assert {float(r["tmp_flat_truth/n_valid"]) for r in rows} == {64.0}  # its own ground truth: all valid
+    finally:
+        PROTOCOLS.unregister("tmp_flat_truth")
+    assert "tmp_flat_truth" not in PROTOCOLS
