@@ -11,8 +11,8 @@ torchvision is not a dependency of echodepth: `to_tensor` and `torchvision_resiz
 torchvision functions the loaders call, for a float numpy map and a float tensor
 (torchvision/transforms/functional.py `to_tensor`; transforms/_functional_tensor.py `resize`, which
 calls `torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=...)`).
-They were checked once against the real torchvision: 0.15.2's `Resize` on a tensor equals
-`antialias=False` and 0.28.0's `antialias=True`, bit for bit, on a 720 x 1280 float32 map.
+They were checked once against the real torchvision: `Resize` on a tensor equals `antialias=False` in
+torchvision 0.15.2 and `antialias=True` in 0.28.0, bit for bit, on a 720 x 1280 float32 map.
 """
 
 from __future__ import annotations
