@@ -44,7 +44,7 @@ def published_htf_metrics(pred_m: torch.Tensor, gt_m: torch.Tensor, min_gt_m: fl
     gt = gt_m.detach().double().flatten(1)
     pred = pred_m.detach().double().flatten(1)
     valid = gt >= min_gt_m
-    eps = torch.tensor(METRIC_EPS, dtype=torch.float64)
+    eps = torch.tensor(METRIC_EPS, dtype=torch.float64, device=gt.device)
     # pixels outside the mask get g = p = 1, which adds exactly 0 to every sum below
     g = torch.where(valid, torch.maximum(gt, eps), torch.ones_like(gt))
     p = torch.where(valid, torch.maximum(pred, eps), torch.ones_like(pred))  # maximum keeps a NaN, as np.maximum
