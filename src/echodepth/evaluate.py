@@ -23,6 +23,7 @@ from .metrics import (
     DEFAULT_PROTOCOL,
     METRIC_KEYS,
     PROTOCOLS,
+    EvalProtocol,
     aggregate,
     get_protocol,
     per_image_metrics,
@@ -48,24 +49,29 @@ def check_sample_rate(predictor: Predictor, datamodule: EchoDepthDataModule, spl
 
 
 class ProtocolGroundTruth:
-    """A split's ground truth on the protocols' grids, read again from its depth files (the cache
-    holds it at the model's grid only) with the loader's nearest-neighbour resize."""
+    """A split's ground truth on the protocols' grids, made by each protocol from the dataset's
+    full-resolution depth files as its paper's loader made it (`EvalProtocol.ground_truth`); the
+    cache holds the depth at the model's grid only."""
 
     def __init__(self, raw_dataset):
         self.raw = raw_dataset
         self.refs = {str(ref.depth): ref for ref in raw_dataset.refs}
 
-    def grids(self, depth_files: list[str], sides: set[int]) -> dict[int, torch.Tensor]:
-        """Returns side -> (B, 1, side, side) depth in metres of the given depth files."""
-        maps = [self.raw.load_depth_m(self.refs[f]) for f in depth_files] if sides else []
-        return {side: torch.stack([self.raw.depth_tensor(m, (side, side)) for m in maps]) for side in sides}
+    def grids(self, depth_files: list[str], protocols: list[EvalProtocol]) -> dict[str, torch.Tensor]:
+        """Returns protocol name -> (B, 1, H, W) ground truth in metres of the given depth files, for
+        protocols on a grid of their own (each file read once)."""
+        per_protocol: dict[str, list[torch.Tensor]] = {p.name: [] for p in protocols}
+        for depth_file in depth_files if protocols else []:
+            depth_m = self.raw.read_depth_m(self.refs[depth_file])
+            for p in protocols:
+                per_protocol[p.name].append(p.ground_truth(depth_m))
+        return {name: torch.stack(maps) for name, maps in per_protocol.items() if maps}
 
 
-def protocol_summary(name: str, per_image: dict, predictor: Predictor, side: int) -> dict:
-    """Returns one protocol's entry of the metrics JSON: its definition and its metrics."""
-    protocol = get_protocol(name)
-    metrics = aggregate(per_image, protocol.nan_to_zero)
-    return {**protocol.describe(side, predictor.max_depth_m), "metrics": metrics}
+def protocol_summary(protocol: EvalProtocol, per_image: dict, predictor: Predictor, side: int) -> dict:
+    """Returns one protocol's entry of the metrics JSON: its definition (departures from its paper
+    included) and its metrics."""
+    return {**protocol.describe(side, predictor.max_depth_m), "metrics": protocol.aggregate(per_image)}
 
 
 def evaluate_split(
@@ -84,31 +90,32 @@ def evaluate_split(
     a ConfigError (before any work), a split sampled at another rate than the model's a DataError."""
     get_protocol(headline)  # an unknown name fails before the work
     check_sample_rate(predictor, datamodule, split)
-    batch_metrics: dict[str, list] = {name: [] for name in PROTOCOLS}  # protocol -> per batch, per image
+    protocols = {name: get_protocol(name) for name in PROTOCOLS}
+    batch_metrics: dict[str, list] = {name: [] for name in protocols}  # protocol -> per batch, per image
     rows = []
     dataset = datamodule.dataset(split)
     truth = ProtocolGroundTruth(datamodule.raw_dataset(split))
-    sides = {p.image_size for p in PROTOCOLS.values() if p.image_size}
+    own_grid = [p for p in protocols.values() if p.image_size]  # the others score the loader's ground truth
     loader = tqdm(
         datamodule.loader(split, batch_size=EVAL_BATCH_SIZE), desc=f"eval {split}", disable=not progress, leave=False
     )
     for b, prediction in predictor.predict_loader(loader):
         files = [dataset.sample_files(i) for i in b["index"].tolist()]
-        grids = truth.grids([f["depth"] for f in files], sides)
-        for name, protocol in PROTOCOLS.items():
-            gt = b["depth_m"] if protocol.image_size is None else grids[protocol.image_size]
+        grids = truth.grids([f["depth"] for f in files], own_grid)
+        for name, protocol in protocols.items():
+            gt = grids[name] if protocol.image_size else b["depth_m"]
             per = protocol_per_image(prediction.final_m, gt.to(prediction.final_m.device), protocol)
             batch_metrics[name].append({k: v.cpu() for k, v in per.items()})
         for j, i in enumerate(b["index"].tolist()):
             row = {"index": i, **files[j]}
             row.update({k: float(batch_metrics[headline][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
-            for name in PROTOCOLS:
+            for name in protocols:
                 row.update({f"{name}/{k}": float(batch_metrics[name][-1][k][j]) for k in (*METRIC_KEYS, "n_valid")})
             rows.append(row)
     per_image = {name: {k: torch.cat([p[k] for p in ps]) for k in ps[0]} for name, ps in batch_metrics.items()}
     side = datamodule.cfg.image_size
-    protocols = {name: protocol_summary(name, per_image[name], predictor, side) for name in PROTOCOLS}
-    metrics = {**protocols[headline]["metrics"], "headline": headline, "protocols": protocols}
+    summaries = {name: protocol_summary(p, per_image[name], predictor, side) for name, p in protocols.items()}
+    metrics = {**summaries[headline]["metrics"], "headline": headline, "protocols": summaries}
     metrics["skipped_samples"] = list(dataset.skipped)  # bad samples left out (one line each)
     if out_dir is not None:
         out_dir = make_dir(out_dir, "--out_dir")
@@ -197,6 +204,17 @@ def format_protocols(metrics: dict) -> str:
             f"{name:<18}{entry['resolution']:>10}{depth:>9}{entry['pixels']:>13}"
             f"{m['rmse']:>9.4f}{m['abs_rel']:>9.4f}{m['delta1']:>8.4f}{mark}"
         )
+    return "\n".join(lines)
+
+
+def format_departures(metrics: dict) -> str:
+    """Returns one line per way a protocol still departs from its paper's published code (its
+    `departures` in the metrics JSON), or "" when none does."""
+    lines = [
+        f"{name} departs from its paper: {departure}"
+        for name, entry in metrics["protocols"].items()
+        for departure in entry.get("departures", [])
+    ]
     return "\n".join(lines)
 
 

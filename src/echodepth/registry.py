@@ -1,4 +1,5 @@
-"""Registries: the one place where models, losses, dataset layouts and audio features are named.
+"""Registries: the one place where models, losses, dataset layouts, audio features and evaluation
+protocols are named.
 
 Each kind has one `Registry`; an entry is registered once, with a decorator on its class:
 
@@ -78,7 +79,7 @@ def accepted_settings(cls) -> list[str]:
 
 
 class Registry:
-    """Name -> class for one kind of thing (model, loss, dataset layout, audio feature)."""
+    """Name -> class for one kind of thing (model, loss, dataset layout, audio feature, evaluation protocol)."""
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -105,6 +106,10 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+    def __iter__(self):
+        """Iterates over the registered names, as `names()` lists them (so `list(REGISTRY)` reads as for a dict)."""
+        return iter(self.names())
 
     def get(self, name: str):
         """Returns the class registered as `name`; an unknown name is a ConfigError listing the known ones."""

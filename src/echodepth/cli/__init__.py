@@ -31,8 +31,9 @@ size), then one line per recording named twice: a duplicate row, or a sample sha
 Exit status 1 when any sample is bad or repeated."""
 EVAL_HELP = """Evaluate a checkpoint on a split under every evaluation protocol (echodepth's own and the
 published papers': batvision, batvision_strict, htf, echogeom; each with its grid, depth range and
-counted pixels); prints the headline one (--protocol) and a line per protocol; writes
-{split}_metrics.json (all of them, "headline" naming the one at its top level) and {split}_per_image.csv."""
+counted pixels); prints the headline one (--protocol), a line per protocol and a line per way a protocol
+still departs from its paper's published code; writes {split}_metrics.json (all of them, "headline"
+naming the one at its top level) and {split}_per_image.csv."""
 DIAGNOSE_HELP = """Measure the design guide's "what to look for" on a run's best checkpoint (base smoothness,
 residual share and location, base against final, reconstruction against the mean-depth predictors,
 training stability) and print the guide's advice as flags, with a ready command line. Writes

@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """`echodepth eval`: prints the headline and per-protocol metrics; returns 1 when a sample failed."""
-    from ..evaluate import evaluate, format_protocols
+    from ..evaluate import evaluate, format_departures, format_protocols
 
     metrics = evaluate(
         args.checkpoint,
@@ -133,6 +133,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     headline = {k: v for k, v in metrics.items() if k != "protocols"}
     print(f"headline protocol {metrics['headline']}: " + json.dumps(headline, indent=2))
     print(format_protocols(metrics))
+    if departures := format_departures(metrics):
+        print(departures)
     for message in skipped:
         print(f"echodepth eval: error: {message}", file=sys.stderr)
     print(f"evaluated {metrics['n_images']} image(s) of the {args.split} split; {len(skipped)} sample(s) failed")

@@ -158,10 +158,10 @@ class EchoDepthDataset(Dataset):
         check_not_silent(audio, f"{ref.where()}: {name}")
         return audio
 
-    def load_depth_m(self, ref: SampleRef) -> np.ndarray:
-        """Returns the (H, W) depth in metres, 0 where invalid, clipped to max_depth. A map with no
-        valid pixel (at its own size or at `depth_size`), or whose depths are implausible in
-        `depth_unit`, is a DataError naming the file."""
+    def read_depth_m(self, ref: SampleRef) -> np.ndarray:
+        """Returns the (H, W) float32 depth in metres at the file's own size, its values as the file
+        holds them (NaN, +-inf, zero and negative values untouched: an evaluation protocol reads them
+        as its paper's loader did). A file that is not a 2-D numeric map is a DataError naming it."""
         depth = load_npy(ref.depth, f"{ref.where()}: depth file")
         if depth.ndim == 3 and depth.shape[-1] == 1:
             depth = depth[..., 0]
@@ -170,7 +170,13 @@ class EchoDepthDataset(Dataset):
                 f"{ref.where()}: depth file {ref.depth} has shape {depth.shape} and dtype {depth.dtype}, "
                 "expected a 2-D numeric (H, W) map"
             )
-        depth_m = depth.astype(np.float32) / DEPTH_UNITS_PER_M[self.depth_unit]
+        return depth.astype(np.float32) / DEPTH_UNITS_PER_M[self.depth_unit]
+
+    def load_depth_m(self, ref: SampleRef) -> np.ndarray:
+        """Returns the (H, W) depth in metres, 0 where invalid, clipped to max_depth. A map with no
+        valid pixel (at its own size or at `depth_size`), or whose depths are implausible in
+        `depth_unit`, is a DataError naming the file."""
+        depth_m = self.read_depth_m(ref)
         depth_m[~np.isfinite(depth_m) | (depth_m < 0)] = 0.0
         valid = depth_m > 0
         if not valid.any():

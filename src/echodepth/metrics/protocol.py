@@ -1,9 +1,10 @@
 """The evaluation protocol: per-image depth metrics over valid pixels, then the mean over images.
 
 One vectorised torch implementation, used by validation, evaluation and comparisons alike, and by
-the published papers' protocols (`metrics.protocols`), which choose the counted pixels
-(`min_gt_m`, `inclusive`), whether predictions are clamped (`min_depth=None`: not) and whether a
-NaN metric becomes 0 (`aggregate(..., nan_to_zero=True)`, the published code's).
+the evaluation protocols built on echodepth's handling (`metrics.protocols`), which choose the
+counted pixels (`min_gt_m`, `inclusive`); `batvision` also uses `aggregate(..., nan_to_zero=True)`
+(its published code's NaN -> 0), while `batvision`'s and `htf`'s per-image metrics follow their
+published code in their own files.
 echodepth's own handling differs from the published evaluation code, on purpose:
 - predictions are clamped to MIN_DEPTH_M (1 mm) before ratios and logarithms, so a zero or
   negative prediction gives a large but finite error instead of an undefined one;
