@@ -284,3 +284,15 @@ def test_a_compare_with_another_audio_feature_reads_each_run_with_its_own_featur
     report = compare(tmp_path / "cmp", "tiny", 1, variants, overrides=overrides, progress=lambda *_: None)
     rows = [line for line in report.read_text().splitlines() if line.startswith("| ild_ipd |")]
     assert rows and "n/a" not in rows[0]
+
+
+def test_a_variant_named_twice_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    # run once and counted as two seeds that agree, it turned "undecided" verdicts into "holds"
+    monkeypatch.chdir(tmp_path)  # the built-in data would be made here if the call went on
+    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--time_limit_min", "0"]
+    assert main([*args, "--variants", "unet_baseline", "base_residual", "unet_baseline"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--variants names unet_baseline more than once" in err[0], err
+    assert not (tmp_path / "cmp").exists() and not (tmp_path / ".echodepth_cache").exists()
+    with pytest.raises(ValueError, match="base_residual more than once"):
+        plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "base_residual"], {})
