@@ -296,3 +296,50 @@ def test_a_variant_named_twice_is_refused_in_one_line(tmp_path, capsys, monkeypa
     assert not (tmp_path / "cmp").exists() and not (tmp_path / ".echodepth_cache").exists()
     with pytest.raises(ValueError, match="base_residual more than once"):
         plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "base_residual"], {})
+
+
+def report_over_seeds(tiny_report, out: Path, seeds: int) -> str:
+    """Writes the report of the tiny comparison's first `seeds` seeds into out; returns its text."""
+    import yaml
+
+    from echodepth.compare import write_report
+
+    cmp_dir = tiny_report[0]
+    results = json.loads((cmp_dir / "results.json").read_text())["results"]
+    cut = {v: {k: e[k] if k == "baselines" else e[k][:seeds] for k in e} for v, e in results.items()}
+    cfg = yaml.safe_load((cmp_dir / "runs" / "base_residual_s0" / "compare_run.yaml").read_text())
+    out.mkdir()
+    return write_report(out, cut, "tiny", seeds, None, {**cfg, "data_dir": "data", "max_depth_m": 10.0}).read_text()
+
+
+def test_one_seed_gives_no_interval_and_the_report_says_so(tiny_report, tmp_path):
+    # one seed printed degenerate intervals ([-1.501, -1.501], ± 0.000) without a word
+    text = report_over_seeds(tiny_report, tmp_path / "one", 1)
+    assert "One seed gives no interval" in text
+    assert not re.search(r"\d ± \d", text)  # no spread of one value
+    verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
+    assert len(verdicts) == 11
+    assert all(v.endswith("**undecided (1 seed)** |") or "**not measurable**" in v for v in verdicts), verdicts
+    assert not any(re.search(r"\[[-+]?\d+\.\d+, [-+]?\d+\.\d+\]", v) for v in verdicts)
+    assert "With one seed, the difference alone: one seed gives no interval." in text
+    assert "(tiny preset, 1 seed)" in text
+
+
+def test_the_report_names_its_interval_method(tiny_report, tmp_path):
+    text = report_over_seeds(tiny_report, tmp_path / "two", 2)
+    assert "95% Student t-interval" in text and "log ratio" in text
+    assert "bootstrap" not in text.lower() and "One seed gives no interval" not in text
+
+
+def test_compare_help_reads_the_preset_defaults(capsys):
+    # the help listed the medium preset's variants by hand and missed "tuned" when it was added
+    from echodepth.compare.variants import PRESET_DEFAULTS
+
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    medium = PRESET_DEFAULTS["medium"]
+    assert f"{medium['seeds']} seeds of {', '.join(medium['variants'])}" in text
+    assert f"--preset medium: {', '.join(medium['variants'])}" in text
+    assert "{medium}" not in text and "bootstrap" not in text and "Student t-intervals" in text

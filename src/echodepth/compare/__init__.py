@@ -5,7 +5,7 @@ over several seeds, each run in its own process (resumable: a finished run is ke
 interrupted one continues from its last checkpoint), then writes a Markdown report with plots:
 validation RMSE curves, epochs to a target RMSE, final protocol metrics, structure metrics,
 predictions on test samples, base / residual magnitudes over training, and a verdict on each
-claim from per-seed paired differences with bootstrap intervals (stats.py); the same report as
+claim from per-seed paired differences with Student t-intervals (stats.py); the same report as
 one self-contained report.html.
 """
 
