@@ -12,6 +12,7 @@ import pytest
 
 from echodepth.cli import main
 from echodepth.compare import all_variants, compare, plan_runs
+from echodepth.errors import UserError
 from echodepth.losses import LOSSES
 from echodepth.models import MODELS
 from echodepth.storage import DiskFullError
@@ -329,6 +330,7 @@ def test_the_report_names_its_interval_method(tiny_report, tmp_path):
     text = report_over_seeds(tiny_report, tmp_path / "two", 2)
     assert "95% Student t-interval" in text and "log ratio" in text
     assert "bootstrap" not in text.lower() and "One seed gives no interval" not in text
+    assert "Each run trains on 1 CPU thread whatever `--jobs`" in text
 
 
 def test_compare_help_reads_the_preset_defaults(capsys):
@@ -343,3 +345,67 @@ def test_compare_help_reads_the_preset_defaults(capsys):
     assert f"{medium['seeds']} seeds of {', '.join(medium['variants'])}" in text
     assert f"--preset medium: {', '.join(medium['variants'])}" in text
     assert "{medium}" not in text and "bootstrap" not in text and "Student t-intervals" in text
+
+
+def test_each_run_trains_on_one_thread_whatever_jobs(tmp_path, monkeypatch):
+    # the thread count followed --jobs (cores / jobs): resuming with another --jobs moved the test RMSE by 1.5 mm
+    from echodepth.compare import scheduler
+
+    started = []
+
+    class Child:
+        def __init__(self, command, env, **_):
+            started.append(env)
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(scheduler.subprocess, "Popen", Child)
+    monkeypatch.setattr(scheduler.os, "cpu_count", lambda: 8)
+    runs = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], {})
+    for jobs in (1, 2):
+        assert scheduler.execute(runs, jobs, progress=lambda *_: None)
+    assert len(started) == 4
+    assert {(env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]) for env in started} == {("1", "1")}
+
+
+@pytest.mark.slow  # four tiny runs started, two resumed: about 70 s on 2 shared cores
+def test_kill_9_of_compare_ends_its_runs_and_a_rerun_resumes_them(synth_dir, tmp_path):
+    # killed with kill -9, compare left its runs training: a rerun failed every run as "in use"
+    args = ["compare", "--out", str(tmp_path / "cmp"), "--preset", "tiny", "--seeds", "1", "--epochs", "6"]
+    args += ["--dataset", "synthetic", "--data_dir", str(synth_dir), "--variants", "unet_baseline", "base_residual"]
+    command = [sys.executable, "-m", "echodepth.cli", *args]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoints = [tmp_path / "cmp" / "runs" / f"{v}_s0" / "checkpoints" / "last.ckpt" for v in args[-2:]]
+    deadline = time.time() + 300
+    while not any(c.exists() for c in checkpoints) and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    runs = children_of(first.pid)
+    assert len(runs) == 2 and first.poll() is None, first.communicate(timeout=60)
+    first.kill()  # SIGKILL: no handler runs
+    first.communicate(timeout=60)
+    deadline = time.time() + 5
+    while [pid for pid in runs if running(pid)] and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in runs if running(pid)]  # the kernel ended them with their parent
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "in use" not in second.stdout + second.stderr and "Traceback" not in second.stdout + second.stderr
+    assert "0 of 2 runs already finished" in second.stdout and (tmp_path / "cmp" / "report.md").exists()
+
+
+def test_a_run_folder_held_by_another_process_is_named_before_any_run_starts(synth_dir, tmp_path):
+    out = tmp_path / "cmp"
+    held = out / "runs" / "base_residual_s0" / ".lock"
+    script = f"from echodepth.storage import FileLock; lock = FileLock({str(held)!r}); lock.acquire(); "
+    script += "print('held', flush=True); input()"
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    overrides = {"dataset": "synthetic", "data_dir": str(synth_dir), "cache_dir": str(tmp_path / "cache"), "epochs": 1}
+    expected = rf"1 run folder\(s\) in use by another process: .* \(process {holder.pid}\)"
+    try:
+        with pytest.raises(UserError, match=expected):
+            compare(out, "tiny", 1, ["unet_baseline", "base_residual"], overrides=overrides, progress=lambda *_: None)
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert not (out / "runs" / "unet_baseline_s0" / "train.log").exists()  # no run started

@@ -171,7 +171,7 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
         "--variants", nargs="+", default=None, choices=list(all_variants()),
         help=f"each at most once (default {variants}; else every variant)",
     )  # fmt: skip
-    p.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    p.add_argument("--jobs", type=int, default=2, help="runs side by side, each on one CPU thread whatever --jobs")
     p.add_argument(
         "--target_rmse", type=float, default=None,
         help="metres (default: the largest best validation RMSE over the controls' and base + residual's runs)",

@@ -11,11 +11,16 @@ from ..storage import atomic_write_bytes
 from ..viz import decomposition_figure, plot_curves, plot_magnitudes
 from .html import markdown_to_html
 from .results import fmt, mean_curve, mean_std
+from .scheduler import TRAIN_THREADS
 from .stats import METHOD, ONE_SEED, censored_epochs
 from .variants import BASELINE, PROPOSED
 from .verdicts import against_controls, default_target, verdicts
 
 HIGHLIGHT = (BASELINE, PROPOSED)
+THREADS_TEXT = (
+    f"Each run trains on {TRAIN_THREADS} CPU thread whatever `--jobs` (a thread count changes the order of "
+    "floating-point sums, so the results would depend on it)."
+)
 RUN_OUTPUTS = (
     "Each run's outputs (metrics.csv, decomposition figures, checkpoints, train.log) are in `runs/<variant>_s<seed>/`."
 )
@@ -197,7 +202,8 @@ def write_report(out_dir: Path, results: dict, preset: str, seeds: int, target: 
         f"Data: `{cfg['dataset']}` in `{Path(cfg['data_dir']).name}/`; {cfg['image_size']} x {cfg['image_size']} "
         f"depth; {cfg['epochs']} epochs, batch {cfg['batch_size']}, learning rate {cfg['learning_rate']}, base "
         f"channels {cfg['base_channels']}, precision {cfg['precision']}. Every variant has the same data, budget "
-        "and seeds; tables give means ± std over seeds (test split, best checkpoint by validation RMSE)."
+        "and seeds; tables give means ± std over seeds (test split, best checkpoint by validation RMSE). "
+        f"{THREADS_TEXT}"
     )
     verdict_rows = [[c, a, m, k, f"**{v}**"] for c, a, m, k, v in verdicts(results, target)]
     heading = f"echodepth compare: base + residual against its controls ({preset} preset, {plural(seeds, 'seed')})"
