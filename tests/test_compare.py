@@ -409,3 +409,16 @@ def test_a_run_folder_held_by_another_process_is_named_before_any_run_starts(syn
     finally:
         holder.communicate("\n", timeout=60)
     assert not (out / "runs" / "unet_baseline_s0" / "train.log").exists()  # no run started
+
+
+def test_a_first_compare_in_a_fresh_folder_prints_no_traceback(tmp_path):
+    # the built-in data's pool workers inherited compare's SIGTERM handler and printed "Interrupted"
+    # tracebacks when the pool ended them; the time limit of 0 stops the runs once the data is made
+    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--time_limit_min", "0"]
+    args += ["--variants", "unet_baseline", "base_residual"]
+    first = subprocess.run(
+        [sys.executable, "-m", "echodepth.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    output = first.stdout + first.stderr
+    assert first.returncode == 3 and "building the built-in synthetic dataset" in output, output[-3000:]
+    assert "Traceback" not in output and "Interrupted" not in output, output[-3000:]
