@@ -50,7 +50,9 @@ report.html with plots, structure metrics, predictions and a verdict per claim a
 per-seed paired differences with 95% Student t-intervals (one seed gives none: every claim is then
 undecided). --preset small runs on a CPU (3 seeds, every variant); --preset medium (64 x 64, 32
 channels, {medium}); --preset full uses the guide's sizes (GPU): with --time_limit_min 10 it stops
-and the same command resumes."""
+and the same command resumes. A run folder's settings and data are its identity: a rerun into
+the same --out with other settings or data is refused in one line naming the differences, or, with
+--new_runs, trains new runs in folders of their own."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -179,6 +181,11 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--time_limit_min", type=float, default=None,
         help="stop every run after this many minutes (e.g. 10 on a lent GPU); the same command resumes them",
+    )  # fmt: skip
+    p.add_argument(
+        "--new_runs", action="store_true",
+        help="where --out holds a run of other settings or data, train a new one in runs/<variant>_s<seed>-<id> "
+        "(default: refuse); the report covers the runs of this call",
     )  # fmt: skip
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--dataset", default=None, choices=_dataset_names())

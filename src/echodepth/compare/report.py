@@ -198,8 +198,10 @@ def write_report(out_dir: Path, results: dict, preset: str, seeds: int, target: 
     title = f"Validation RMSE, mean and min-max band over {plural(seeds, 'seed')}"
     plot_curves(results, out_dir / "val_rmse.png", "curves", "validation RMSE (m)", title, HIGHLIGHT, target)
     plot_magnitudes(results, out_dir / "magnitudes.png", HIGHLIGHT)
+    fingerprint = f" (fingerprint {cfg['data_fingerprint']})" if cfg.get("data_fingerprint") else ""
     data = (
-        f"Data: `{cfg['dataset']}` in `{Path(cfg['data_dir']).name}/`; {cfg['image_size']} x {cfg['image_size']} "
+        f"Data: `{cfg['dataset']}` in `{Path(cfg['data_dir']).name}/`{fingerprint}; {cfg['image_size']} x "
+        f"{cfg['image_size']} "
         f"depth; {cfg['epochs']} epochs, batch {cfg['batch_size']}, learning rate {cfg['learning_rate']}, base "
         f"channels {cfg['base_channels']}, precision {cfg['precision']}. Every variant has the same data, budget "
         "and seeds; tables give means ± std over seeds (test split, best checkpoint by validation RMSE). "
