@@ -12,6 +12,7 @@ import pytest
 
 from echodepth.cli import main
 from echodepth.compare import all_variants, compare, plan_runs
+from echodepth.errors import UserError
 from echodepth.losses import LOSSES
 from echodepth.models import MODELS
 from echodepth.storage import DiskFullError
@@ -71,8 +72,10 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
     assert (out / "decomposition_base_residual.png").stat().st_size > 5000
     verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
     assert len(verdicts) == 11  # the four comparative claims against each control, three about the residual
-    assert all(re.search(r"\*\*(holds|does not hold|undecided|not measurable)\*\*", v) for v in verdicts)
-    assert all(re.search(r"\[[-+]?\d", v) for v in verdicts)  # every claim answered with an interval
+    verdict = r"\*\*(holds|does not hold|undecided|undecided \(no spread\)|not measurable)\*\*"
+    assert all(re.search(verdict, v) for v in verdicts)
+    # every claim answered with an interval, but for tied epoch counts (no spread over the seeds)
+    assert all(re.search(r"\[[-+]?\d", v) or "(equal over every seed: no interval)" in v for v in verdicts)
     against = [v.split(" | ")[1] for v in verdicts]  # each verdict names the control it is against
     assert against.count("unet_baseline") == 4 and against.count("same_backbone") == 4 and against.count("—") == 3
     assert "## Every variant against the controls" in text
@@ -284,3 +287,140 @@ def test_a_compare_with_another_audio_feature_reads_each_run_with_its_own_featur
     report = compare(tmp_path / "cmp", "tiny", 1, variants, overrides=overrides, progress=lambda *_: None)
     rows = [line for line in report.read_text().splitlines() if line.startswith("| ild_ipd |")]
     assert rows and "n/a" not in rows[0]
+
+
+def test_a_variant_named_twice_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    # run once and counted as two seeds that agree, it turned "undecided" verdicts into "holds"
+    monkeypatch.chdir(tmp_path)  # the built-in data would be made here if the call went on
+    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--time_limit_min", "0"]
+    assert main([*args, "--variants", "unet_baseline", "base_residual", "unet_baseline"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--variants names unet_baseline more than once" in err[0], err
+    assert not (tmp_path / "cmp").exists() and not (tmp_path / ".echodepth_cache").exists()
+    with pytest.raises(ValueError, match="base_residual more than once"):
+        plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "base_residual"], {})
+
+
+def report_over_seeds(tiny_report, out: Path, seeds: int) -> str:
+    """Writes the report of the tiny comparison's first `seeds` seeds into out; returns its text."""
+    import yaml
+
+    from echodepth.compare import write_report
+
+    cmp_dir = tiny_report[0]
+    results = json.loads((cmp_dir / "results.json").read_text())["results"]
+    cut = {v: {k: e[k] if k == "baselines" else e[k][:seeds] for k in e} for v, e in results.items()}
+    cfg = yaml.safe_load((cmp_dir / "runs" / "base_residual_s0" / "compare_run.yaml").read_text())
+    out.mkdir()
+    return write_report(out, cut, "tiny", seeds, None, {**cfg, "data_dir": "data", "max_depth_m": 10.0}).read_text()
+
+
+def test_one_seed_gives_no_interval_and_the_report_says_so(tiny_report, tmp_path):
+    # one seed printed degenerate intervals ([-1.501, -1.501], ± 0.000) without a word
+    text = report_over_seeds(tiny_report, tmp_path / "one", 1)
+    assert "One seed gives no interval" in text
+    assert not re.search(r"\d ± \d", text)  # no spread of one value
+    verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
+    assert len(verdicts) == 11
+    assert all(v.endswith("**undecided (1 seed)** |") or "**not measurable**" in v for v in verdicts), verdicts
+    assert not any(re.search(r"\[[-+]?\d+\.\d+, [-+]?\d+\.\d+\]", v) for v in verdicts)
+    assert "With one seed, the difference alone: one seed gives no interval." in text
+    assert "(tiny preset, 1 seed)" in text
+
+
+def test_the_report_names_its_interval_method(tiny_report, tmp_path):
+    text = report_over_seeds(tiny_report, tmp_path / "two", 2)
+    assert "95% Student t-interval" in text and "log ratio" in text
+    assert "bootstrap" not in text.lower() and "One seed gives no interval" not in text
+    assert "Each run trains on 1 CPU thread whatever `--jobs`" in text
+
+
+def test_compare_help_reads_the_preset_defaults(capsys):
+    # the help listed the medium preset's variants by hand and missed "tuned" when it was added
+    from echodepth.compare.variants import PRESET_DEFAULTS
+
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    medium = PRESET_DEFAULTS["medium"]
+    assert f"{medium['seeds']} seeds of {', '.join(medium['variants'])}" in text
+    assert f"--preset medium: {', '.join(medium['variants'])}" in text
+    assert "{medium}" not in text and "bootstrap" not in text and "Student t-intervals" in text
+
+
+def test_each_run_trains_on_one_thread_whatever_jobs(tmp_path, monkeypatch):
+    # the thread count followed --jobs (cores / jobs): resuming with another --jobs moved the test RMSE by 1.5 mm
+    from echodepth.compare import scheduler
+
+    started = []
+
+    class Child:
+        def __init__(self, command, env, **_):
+            started.append(env)
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(scheduler.subprocess, "Popen", Child)
+    monkeypatch.setattr(scheduler.os, "cpu_count", lambda: 8)
+    runs = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], {})
+    for jobs in (1, 2):
+        assert scheduler.execute(runs, jobs, progress=lambda *_: None)
+    assert len(started) == 4
+    assert {(env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]) for env in started} == {("1", "1")}
+
+
+@pytest.mark.slow  # four tiny runs started, two resumed: about 70 s on 2 shared cores
+def test_kill_9_of_compare_ends_its_runs_and_a_rerun_resumes_them(synth_dir, tmp_path):
+    # killed with kill -9, compare left its runs training: a rerun failed every run as "in use"
+    args = ["compare", "--out", str(tmp_path / "cmp"), "--preset", "tiny", "--seeds", "1", "--epochs", "6"]
+    args += ["--dataset", "synthetic", "--data_dir", str(synth_dir), "--variants", "unet_baseline", "base_residual"]
+    command = [sys.executable, "-m", "echodepth.cli", *args]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoints = [tmp_path / "cmp" / "runs" / f"{v}_s0" / "checkpoints" / "last.ckpt" for v in args[-2:]]
+    deadline = time.time() + 300
+    while not any(c.exists() for c in checkpoints) and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    runs = children_of(first.pid)
+    assert len(runs) == 2 and first.poll() is None, first.communicate(timeout=60)
+    first.kill()  # SIGKILL: no handler runs
+    first.communicate(timeout=60)
+    deadline = time.time() + 5
+    while [pid for pid in runs if running(pid)] and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in runs if running(pid)]  # the kernel ended them with their parent
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "in use" not in second.stdout + second.stderr and "Traceback" not in second.stdout + second.stderr
+    assert "0 of 2 runs already finished" in second.stdout and (tmp_path / "cmp" / "report.md").exists()
+
+
+def test_a_run_folder_held_by_another_process_is_named_before_any_run_starts(synth_dir, tmp_path):
+    out = tmp_path / "cmp"
+    held = out / "runs" / "base_residual_s0" / ".lock"
+    script = f"from echodepth.storage import FileLock; lock = FileLock({str(held)!r}); lock.acquire(); "
+    script += "print('held', flush=True); input()"
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    overrides = {"dataset": "synthetic", "data_dir": str(synth_dir), "cache_dir": str(tmp_path / "cache"), "epochs": 1}
+    expected = rf"1 run folder\(s\) in use by another process: .* \(process {holder.pid}\)"
+    try:
+        with pytest.raises(UserError, match=expected):
+            compare(out, "tiny", 1, ["unet_baseline", "base_residual"], overrides=overrides, progress=lambda *_: None)
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert not (out / "runs" / "unet_baseline_s0" / "train.log").exists()  # no run started
+
+
+def test_a_first_compare_in_a_fresh_folder_prints_no_traceback(tmp_path):
+    # the built-in data's pool workers inherited compare's SIGTERM handler and printed "Interrupted"
+    # tracebacks when the pool ended them; the time limit of 0 stops the runs once the data is made
+    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--time_limit_min", "0"]
+    args += ["--variants", "unet_baseline", "base_residual"]
+    first = subprocess.run(
+        [sys.executable, "-m", "echodepth.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    output = first.stdout + first.stderr
+    assert first.returncode == 3 and "building the built-in synthetic dataset" in output, output[-3000:]
+    assert "Traceback" not in output and "Interrupted" not in output, output[-3000:]

@@ -48,10 +48,12 @@ COMPARE_HELP = """Train the baseline U-Net, the same-backbone control (base + re
 decoder, plain L1 loss), base + residual and ablations on the same data with the same budget over
 several seeds (each run its own process, resumable), then write report.md and a self-contained
 report.html with plots, structure metrics, predictions and a verdict per claim and control from
-per-seed paired differences with 95% bootstrap intervals. --preset small runs on a CPU (3 seeds,
-every variant); --preset medium (64 x 64, 32 channels, 5 seeds of both controls, base + residual,
-the seed code's fix and a quarter-resolution base); --preset full uses the guide's sizes (GPU):
-with --time_limit_min 10 it stops and the same command resumes."""
+per-seed paired differences with 95% Student t-intervals (one seed gives none: every claim is then
+undecided). --preset small runs on a CPU (3 seeds, every variant); --preset medium (64 x 64, 32
+channels, {medium}); --preset full uses the guide's sizes (GPU): with --time_limit_min 10 it stops
+and the same command resumes. A run folder's settings and data are its identity: a rerun into
+the same --out with other settings or data is refused in one line naming the differences, or, with
+--new_runs, trains new runs in folders of their own."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -150,17 +152,29 @@ def _cache_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stale", action="store_true", help="clear: only damaged or stale folders")
 
 
+def preset_defaults_text(preset: str) -> str:
+    """Returns a preset's default seeds and variants as words, read from compare's PRESET_DEFAULTS."""
+    from ..compare.variants import PRESET_DEFAULTS
+
+    defaults = PRESET_DEFAULTS[preset]
+    return f"{defaults['seeds']} seeds of {', '.join(defaults['variants'])}"
+
+
 def _compare_flags(p: argparse.ArgumentParser) -> None:
     from ..compare import PRESETS, all_variants
+    from ..compare.variants import PRESET_DEFAULTS
 
+    p.description = COMPARE_HELP.format(medium=preset_defaults_text("medium"))
+    seeds = "; ".join(f"{d['seeds']} for --preset {name}" for name, d in PRESET_DEFAULTS.items() if "seeds" in d)
+    variants = "; ".join(f"--preset {name}: {', '.join(d['variants'])}" for name, d in PRESET_DEFAULTS.items())
     p.add_argument("--out", default="results/compare")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    p.add_argument("--seeds", type=int, default=None, help="default: 5 for --preset medium, else 3")
+    p.add_argument("--seeds", type=int, default=None, help=f"default: {seeds}; else 3")
     p.add_argument(
         "--variants", nargs="+", default=None, choices=list(all_variants()),
-        help="default for --preset medium: both controls, base + residual, seed_fix, base_quarter; else all",
+        help=f"each at most once (default {variants}; else every variant)",
     )  # fmt: skip
-    p.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    p.add_argument("--jobs", type=int, default=2, help="runs side by side, each on one CPU thread whatever --jobs")
     p.add_argument(
         "--target_rmse", type=float, default=None,
         help="metres (default: the largest best validation RMSE over the controls' and base + residual's runs)",
@@ -168,6 +182,11 @@ def _compare_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--time_limit_min", type=float, default=None,
         help="stop every run after this many minutes (e.g. 10 on a lent GPU); the same command resumes them",
+    )  # fmt: skip
+    p.add_argument(
+        "--new_runs", action="store_true",
+        help="where --out holds a run of other settings or data, train a new one in runs/<variant>_s<seed>-<id> "
+        "(default: refuse); the report covers the runs of this call",
     )  # fmt: skip
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--dataset", default=None, choices=_dataset_names())

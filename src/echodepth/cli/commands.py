@@ -219,7 +219,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in COMPARE_OVERRIDES if getattr(args, name) is not None}
     limit = args.time_limit_min * 60 if args.time_limit_min is not None else None
     path = compare(
-        args.out, args.preset, args.seeds, args.variants, args.jobs, args.target_rmse, overrides, time_limit_s=limit
+        args.out,
+        args.preset,
+        args.seeds,
+        args.variants,
+        args.jobs,
+        args.target_rmse,
+        overrides,
+        time_limit_s=limit,
+        new_runs=args.new_runs,
     )
     if path is None:
         print(f"stopped after {args.time_limit_min:g} minutes; run the same command again to continue")

@@ -5,7 +5,7 @@ over several seeds, each run in its own process (resumable: a finished run is ke
 interrupted one continues from its last checkpoint), then writes a Markdown report with plots:
 validation RMSE curves, epochs to a target RMSE, final protocol metrics, structure metrics,
 predictions on test samples, base / residual magnitudes over training, and a verdict on each
-claim from per-seed paired differences with bootstrap intervals (stats.py); the same report as
+claim from per-seed paired differences with Student t-intervals (stats.py); the same report as
 one self-contained report.html.
 """
 
@@ -17,6 +17,7 @@ from ..errors import ConfigError, UserError
 from ..interrupt import stop_on_signals
 from ..storage import FileLock, make_dir
 from ..training import EchoDepthDataModule
+from .identity import check_collected, data_fingerprint, identity_of, place_runs, write_identity
 from .report import write_report
 from .results import collect, structure_metrics
 from .scheduler import execute
@@ -34,11 +35,14 @@ def compare(
     overrides: dict | None = None,
     progress=print,
     time_limit_s: float | None = None,
+    new_runs: bool = False,
 ) -> Path | None:
     """Trains every variant x seed (resuming what exists) and writes the report; returns its path.
     Seeds and variants not given: the preset's (PRESET_DEFAULTS), else 3 seeds of every variant.
     With `time_limit_s`, the runs stop when it has passed (each resumes on the next call) and,
-    unless all finished, no report is written and None is returned."""
+    unless all finished, no report is written and None is returned. A run folder holding a run of
+    other settings or data (identity.py) is a ConfigError naming the differences, or, with
+    `new_runs`, that run trains in a folder of its own."""
     out_dir = Path(out_dir)
     defaults = PRESET_DEFAULTS.get(preset, {})
     seeds = defaults.get("seeds", 3) if seeds is None else seeds
@@ -58,21 +62,32 @@ def compare(
         )
     try:
         with stop_on_signals("rerun the same echodepth compare to resume its runs"):
-            return _compare(out_dir, runs, preset, seeds, jobs, target_rmse, progress, time_limit_s)
+            if not new_runs:  # other settings refused before the data is made
+                place_runs(runs, out_dir, None, new_runs=False)
+            report = dict(preset=preset, seeds=seeds, target_rmse=target_rmse)
+            return _compare(out_dir, runs, jobs, progress, time_limit_s, new_runs=new_runs, report=report)
     finally:
         lock.release()
 
 
-def _compare(out_dir, runs, preset, seeds, jobs, target_rmse, progress, time_limit_s) -> Path | None:
+def _compare(out_dir, runs, jobs, progress, time_limit_s, *, new_runs: bool, report: dict) -> Path | None:
     # make the data and its caches once, before the runs start side by side
     datamodule = EchoDepthDataModule(runs[0].cfg, progress=False)
     datamodule.prepare_data()
     datamodule.dataset("test")
+    data = data_fingerprint(datamodule)
+    runs = place_runs(runs, out_dir, data, new_runs)
+    for run in runs:
+        if not run.run_dir.finished:
+            write_identity(run, identity_of(run, data))
     if not execute(runs, jobs, progress, time_limit_s):
         return None
+    for run in runs:
+        check_collected(run, data)
     results = collect(runs, datamodule)
     settings = {**runs[0].cfg.to_dict(), "data_dir": str(datamodule.root), "max_depth_m": datamodule.max_depth_m}
-    return write_report(out_dir, results, preset, seeds, target_rmse, settings)
+    settings["data_fingerprint"] = data
+    return write_report(out_dir, results, report["preset"], report["seeds"], report["target_rmse"], settings)
 
 
 __all__ = [

@@ -11,11 +11,16 @@ from ..storage import atomic_write_bytes
 from ..viz import decomposition_figure, plot_curves, plot_magnitudes
 from .html import markdown_to_html
 from .results import fmt, mean_curve, mean_std
-from .stats import N_RESAMPLES, censored_epochs
+from .scheduler import TRAIN_THREADS
+from .stats import METHOD, ONE_SEED, censored_epochs
 from .variants import BASELINE, PROPOSED
 from .verdicts import against_controls, default_target, verdicts
 
 HIGHLIGHT = (BASELINE, PROPOSED)
+THREADS_TEXT = (
+    f"Each run trains on {TRAIN_THREADS} CPU thread whatever `--jobs` (a thread count changes the order of "
+    "floating-point sums, so the results would depend on it)."
+)
 RUN_OUTPUTS = (
     "Each run's outputs (metrics.csv, decomposition figures, checkpoints, train.log) are in `runs/<variant>_s<seed>/`."
 )
@@ -39,6 +44,11 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """Returns the lines of a Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def plural(n: int, noun: str) -> str:
+    """Returns "1 seed", "3 seeds"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def seed_stat(values) -> str:
@@ -155,18 +165,29 @@ def controls_section(results: dict) -> list[str]:
         return []
     header = ["variant", "against", "test RMSE difference (m)", "low-pass error difference (m)"]
     header.append("excess gradient difference, smooth regions (m/px)")
-    intro = "Per-seed paired differences (variant - control), mean [95% bootstrap interval]; below 0 is better."
+    intro = f"Per-seed paired differences (variant - control), mean [95% {METHOD}]; below 0 is better."
+    if len(results[BASELINE]["test"]) < 2:
+        intro += f" With one seed, the difference alone: {ONE_SEED}."
     return ["## Every variant against the controls", "", intro, "", *table(header, rows), ""]
 
 
 STATISTICS = (
     "Verdicts compare the runs seed by seed (same data order and initial draws): the mean of the per-seed "
-    f"differences with its 95% percentile-bootstrap interval over seeds ({N_RESAMPLES:,} resamples), written "
-    "mean [low, high]. **holds**: the whole interval lies on the claimed side of no effect; **does not hold**: "
-    "the whole interval lies on the other side; **undecided**: it straddles it. With a handful of seeds the "
-    "bootstrap interval is too narrow rather than too wide: read an interval that barely excludes no effect "
-    "with care."
+    f"differences with its 95% {METHOD} over the n seeds, mean ± t(0.975, n - 1) · sd / √n, written mean "
+    "[low, high]; the ratio of epochs gets the t-interval of the mean log ratio, back-transformed (a geometric "
+    "mean). The t-interval assumes roughly normal per-seed values and widens with few seeds as it should (with "
+    "2 seeds, t = 12.7). **holds**: the whole interval lies on the claimed side of no effect; **does not hold**: "
+    "the whole interval lies on the other side; **undecided**: it straddles it."
 )
+ONE_SEED_TEXT = (
+    "**One seed gives no interval**: every claim is undecided (1 seed), and the tables show single values, "
+    "not means ± std. Run at least 2 seeds (5 for intervals narrow enough to decide) to test the claims."
+)
+
+
+def statistics_text(seeds: int) -> list[str]:
+    """Returns the paragraphs saying how the verdicts are decided (and that one seed decides none)."""
+    return [STATISTICS, "", ONE_SEED_TEXT] if seeds < 2 else [STATISTICS]
 
 
 def write_report(out_dir: Path, results: dict, preset: str, seeds: int, target: float | None, cfg: dict) -> Path:
@@ -174,18 +195,22 @@ def write_report(out_dir: Path, results: dict, preset: str, seeds: int, target: 
     `cfg` holds the runs' shared settings (one run's TrainConfig as a dict)."""
     if target is None:
         target = default_target(results)
-    title = f"Validation RMSE, mean and min-max band over {seeds} seeds"
+    title = f"Validation RMSE, mean and min-max band over {plural(seeds, 'seed')}"
     plot_curves(results, out_dir / "val_rmse.png", "curves", "validation RMSE (m)", title, HIGHLIGHT, target)
     plot_magnitudes(results, out_dir / "magnitudes.png", HIGHLIGHT)
+    fingerprint = f" (fingerprint {cfg['data_fingerprint']})" if cfg.get("data_fingerprint") else ""
     data = (
-        f"Data: `{cfg['dataset']}` in `{Path(cfg['data_dir']).name}/`; {cfg['image_size']} x {cfg['image_size']} "
+        f"Data: `{cfg['dataset']}` in `{Path(cfg['data_dir']).name}/`{fingerprint}; {cfg['image_size']} x "
+        f"{cfg['image_size']} "
         f"depth; {cfg['epochs']} epochs, batch {cfg['batch_size']}, learning rate {cfg['learning_rate']}, base "
         f"channels {cfg['base_channels']}, precision {cfg['precision']}. Every variant has the same data, budget "
-        "and seeds; tables give means ± std over seeds (test split, best checkpoint by validation RMSE)."
+        "and seeds; tables give means ± std over seeds (test split, best checkpoint by validation RMSE). "
+        f"{THREADS_TEXT}"
     )
     verdict_rows = [[c, a, m, k, f"**{v}**"] for c, a, m, k, v in verdicts(results, target)]
-    heading = f"echodepth compare: base + residual against its controls ({preset} preset, {seeds} seeds)"
-    lines = [f"# {heading}", "", data, "", "## Verdict on the design guide's claims", "", STATISTICS, "", CONTROLS_TEXT]
+    heading = f"echodepth compare: base + residual against its controls ({preset} preset, {plural(seeds, 'seed')})"
+    lines = [f"# {heading}", "", data, "", "## Verdict on the design guide's claims", "", *statistics_text(seeds)]
+    lines += ["", CONTROLS_TEXT]
     lines += ["", *table(["claim", "against", "measured", "criterion", "verdict"], verdict_rows), ""]
     lines += controls_section(results)
     lines += convergence_section(results, target)

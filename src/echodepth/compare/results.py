@@ -68,18 +68,22 @@ def feature_key(features: dict) -> str:
 
 
 def mean_std(values) -> tuple[float, float]:
-    """Returns the mean and sample standard deviation of the finite values (NaN, NaN if none)."""
+    """Returns the mean and sample standard deviation of the finite values (NaN, NaN if none; the
+    standard deviation is NaN for one value: one seed has no spread to show)."""
     arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
     if len(arr) == 0:
         return math.nan, math.nan
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
 
 
 def fmt(mean: float, std: float | None = None, digits: int = 3) -> str:
-    """Returns "mean" or "mean ± std" with `digits` decimals, or "n/a" for a non-finite mean."""
+    """Returns "mean ± std" with `digits` decimals, "mean" when std is None or NaN (one value), or
+    "n/a" for a non-finite mean."""
     if not np.isfinite(mean):
         return "n/a"
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if std is None or not np.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def mean_curve(curves: list[list[float]]) -> list[float]:

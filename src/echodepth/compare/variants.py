@@ -118,13 +118,17 @@ class Run:
 
 
 def plan_runs(out_dir: Path, preset: str, seeds: int, names, overrides: dict) -> list[Run]:
-    """Returns one run per variant and seed, each in out_dir/runs/<variant>_s<seed>."""
+    """Returns one run per variant and seed, each in out_dir/runs/<variant>_s<seed>; a variant named
+    twice, an unknown one, or no baseline or base + residual among them is a ConfigError."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
     known = all_variants()
     unknown = [v for v in names if v not in known]
     if unknown:
         raise ConfigError(f"unknown variant(s) {unknown}; expected some of {list(known)}")
+    repeated = sorted({v for v in names if list(names).count(v) > 1})
+    if repeated:  # a variant run twice would count as two seeds that agree
+        raise ConfigError(f"--variants names {', '.join(repeated)} more than once; give each variant once")
     if BASELINE not in names or PROPOSED not in names:
         raise ConfigError(f"the comparison needs {BASELINE} and {PROPOSED} among the variants")
     runs = []

@@ -1,4 +1,4 @@
-"""The design guide's claims, each answered with a per-seed measurement, a 95% bootstrap interval
+"""The design guide's claims, each answered with a per-seed measurement, a 95% Student t-interval
 and a verdict (see stats.py: holds / does not hold / undecided)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .stats import Interval, bootstrap, censored_epochs, decide, paired
+from .stats import Interval, censored_epochs, decide, log_t_interval, paired, t_interval
 from .variants import CONTROLS, PROPOSED
 
 SIMILAR_MARGIN = 0.02  # "similar RMSE": at most 2% of the control's mean above it
@@ -59,18 +59,19 @@ class Claim:
 
 def convergence(base: dict, prop: dict, control: str, target: float) -> Measurement:
     """Per-seed ratio of epochs to `target` validation RMSE, base + residual / control (a run
-    that never reaches it counted as one epoch past its last)."""
+    that never reaches it counted as one epoch past its last): geometric mean and the t-interval
+    of the mean log ratio, back-transformed."""
     ep_b = [censored_epochs(c, target) for c in base["curves"]]
     ep_p = [censored_epochs(c, target) for c in prop["curves"]]
-    ratio = bootstrap([p / b for (p, _), (b, _) in zip(ep_p, ep_b)])
+    ratio = log_t_interval([p / b for (p, _), (b, _) in zip(ep_p, ep_b)])
     missed = sum(not r for _, r in ep_b + ep_p)
-    inside = ratio.low <= 0.8 and ratio.high >= 0.7
+    inside = ratio.has_interval and ratio.low <= 0.8 and ratio.high >= 0.7
     text = (
         f"epochs to {target:.3f} m per seed: base+residual {[int(e) for e, _ in ep_p]}, {control} "
         f"{[int(e) for e, _ in ep_b]}"
         + (f" ({missed} run(s) never reached it, counted as one epoch past the last)" if missed else "")
-        + f"; ratio {ratio.text(2, signed=False)}; the claimed 0.70-0.80 is "
-        f"{'inside' if inside else 'outside'} the interval"
+        + f"; ratio (geometric mean) {ratio.text(2, signed=False)}"
+        + (f"; the claimed 0.70-0.80 is {'inside' if inside else 'outside'} the interval" if ratio.has_interval else "")
     )
     return Measurement(ratio, text)
 
@@ -80,7 +81,7 @@ def rmse_difference(base: dict, prop: dict, control: str, target: float) -> Meas
     rmse_b = [t["rmse"] for t in base["test"]]
     rmse_p = [t["rmse"] for t in prop["test"]]
     diff = paired(rmse_p, rmse_b)
-    margin = SIMILAR_MARGIN * bootstrap(rmse_b).mean
+    margin = SIMILAR_MARGIN * t_interval(rmse_b).mean
     text = (
         f"test RMSE per seed: base+residual {_seeds(rmse_p)}, {control} {_seeds(rmse_b)} m; difference {diff.text()} m"
     )
@@ -105,14 +106,14 @@ def structure_difference(key: str, label: str, unit: str) -> Callable[..., Measu
 
 def residual_share(prop: dict) -> Measurement:
     """Per-seed mean abs(residual) / mean abs(final) of base + residual."""
-    share = bootstrap([s["residual_share"] for s in prop["structure"]])
+    share = t_interval([s["residual_share"] for s in prop["structure"]])
     text = f"mean abs(residual) / mean abs(final) per seed {_seeds(share.values)}; mean {share.text(signed=False)}"
     return Measurement(share, text)
 
 
 def residual_near_edges(prop: dict) -> Measurement:
     """Per-seed mean abs(residual) near depth edges / in smooth regions."""
-    where = bootstrap([s["residual_edge_to_smooth"] for s in prop["structure"]])
+    where = t_interval([s["residual_edge_to_smooth"] for s in prop["structure"]])
     text = (
         f"mean abs(residual) near edges / in smooth regions per seed {_seeds(where.values)}; "
         f"mean {where.text(2, signed=False)}"
