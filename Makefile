@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/echodepth train --overwrite
+	$(VENV)/bin/echodepth train --config tuned --overwrite
 
 # the docs are built first in strict mode: a broken link or reference fails the test run
 test: setup lint docs

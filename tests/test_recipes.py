@@ -1,16 +1,18 @@
-"""The published recipes shipped as settings files, the htf loss and the learning-rate warm-up."""
+"""The published recipes and the demo's, shipped as settings files; the htf loss; the learning-rate warm-up."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from echodepth.cli import main
+from echodepth.compare.variants import all_variants
 from echodepth.config import TrainConfig
-from echodepth.config_sources import resolve_config
+from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.losses import build_loss
 from echodepth.recipes import recipe_names, resolve_config_path
 from echodepth.rundir import RunDir
@@ -32,13 +34,27 @@ PUBLISHED = {
 
 
 def test_the_published_recipes_are_shipped_with_their_values():
-    assert recipe_names() == sorted(PUBLISHED)
+    assert recipe_names() == sorted([*PUBLISHED, "tuned"])
     for name, values in PUBLISHED.items():
         cfg = resolve_config(load_yaml(resolve_config_path(name)), {})
         assert {k: getattr(cfg, k) for k in values} == values, name
         assert cfg.dataset == "batvisionv2"
     assert resolve_config(load_yaml(resolve_config_path("htf")), {}).lr_warmup_epochs > 0
     assert resolve_config(load_yaml(resolve_config_path("batvision_unet")), {}).protocol == "batvision"
+
+
+def test_the_demo_recipe_is_the_tuned_variant_at_the_cpu_size():
+    """`make demo` trains the recipe `tuned`: the compare variant's values over the CPU preset (it names no
+    dataset), and a dataset given as a flag keeps its weights at the guide's sizes."""
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    assert "echodepth train --config tuned --overwrite" in makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    values = load_yaml(resolve_config_path("tuned"))
+    assert values == all_variants()["tuned"] and "dataset" not in values
+    demo = resolve_config(values, {})
+    assert {k: getattr(demo, k) for k in values} == values
+    assert (demo.dataset, demo.image_size, demo.base_channels) == ("synthetic", CPU_PRESET["image_size"], 12)
+    guide = resolve_config(values, {"dataset": "batvisionv2"})
+    assert (guide.image_size, guide.base_channels, guide.lambda_sparse) == (256, 64, values["lambda_sparse"])
 
 
 def test_recipes_are_listed_by_the_command_and_train_help(capsys):
@@ -53,9 +69,8 @@ def test_recipes_are_listed_by_the_command_and_train_help(capsys):
 
 def test_an_unknown_recipe_or_missing_file_is_one_line(capsys):
     assert main(["train", "--config", "htf_v2"]) == 2
-    assert (
-        "neither a file nor a recipe; recipes: ['batvision_unet', 'guide_defaults', 'htf']" in capsys.readouterr().err
-    )
+    expected = "neither a file nor a recipe; recipes: ['batvision_unet', 'guide_defaults', 'htf', 'tuned']"
+    assert expected in capsys.readouterr().err
     assert main(["train", "--config", "nowhere/recipe.yaml"]) == 2
     assert "config file nowhere/recipe.yaml not found" in capsys.readouterr().err
 

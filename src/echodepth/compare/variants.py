@@ -18,7 +18,9 @@ from ..data import FEATURES
 from ..errors import ConfigError
 from ..losses import LOSSES
 from ..models import MODELS
+from ..recipes import RECIPE_DIR
 from ..rundir import RunDir
+from ..settings_yaml import load_yaml
 
 BASELINE, PROPOSED = "unet_baseline", "base_residual"
 # the same-backbone control: base + residual's blocks, one decoder, a plain L1 loss (isolates the decomposition)
@@ -66,16 +68,9 @@ PRESETS: dict[str, dict] = {
 # variants of the training recipe (base + residual network, standard loss)
 TRAINING_VARIANTS = {
     "adam": {"optimizer": "Adam"},  # the seed research script's optimiser
-    # the best trial of the demo's tuning study whose every diagnose check is healthy (docs/tune_demo,
-    # best.yaml; found at 32 x 32 with 12 channels), rounded to the precision a user would type
-    "tuned": {
-        "learning_rate": 0.0013,
-        "base_decoder": "narrow",
-        "base_resolution": 4,
-        "lambda_base": 0.53,
-        "lambda_sparse": 0.0083,
-        "lowpass_kernel": 8,
-    },
+    # the demo's loss weights: the best trial of the demo's tuning study whose every diagnose check is
+    # healthy (docs/tune_demo; found at 32 x 32 with 12 channels), shipped as the recipe `tuned`
+    "tuned": load_yaml(RECIPE_DIR / "tuned.yaml"),
 }
 
 
