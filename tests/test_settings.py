@@ -328,3 +328,27 @@ def test_synth_rates_and_non_finite_numbers_are_refused_before_anything_is_writt
     assert main(["synth", str(out), *SMALL_SYNTH, *flags]) == 2
     assert message in one_line_error(capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("image_size, factor", [(16, None), (32, None), (64, "4.0x"), (1000, "62.5x")])
+def test_an_image_size_far_above_the_depth_maps_is_warned_with_the_factor_before_the_cache(
+    synth_dir, tmp_path, capsys, monkeypatch, image_size, factor
+):
+    from echodepth.training import datamodule
+
+    class CacheBuilt(Exception):
+        pass
+
+    def build_cache(*args, **kwargs):
+        raise CacheBuilt
+
+    monkeypatch.setattr(datamodule, "build_cache", build_cache)
+    module = EchoDepthDataModule(tiny_config(synth_dir, tmp_path, image_size=image_size), progress=False)
+    with pytest.raises(CacheBuilt):  # the warning, if any, is said before the cache is built
+        module.prepare_data()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    if factor is None:
+        assert err == []
+    else:
+        assert len(err) == 1 and f"--image_size {image_size} is {factor} the data's depth maps (16 x 16" in err[0]
+        assert "--image_size 16 or less keeps their resolution" in err[0]
