@@ -352,3 +352,32 @@ def test_an_image_size_far_above_the_depth_maps_is_warned_with_the_factor_before
     else:
         assert len(err) == 1 and f"--image_size {image_size} is {factor} the data's depth maps (16 x 16" in err[0]
         assert "--image_size 16 or less keeps their resolution" in err[0]
+
+
+def train_warnings(tmp_path, capsys, *flags) -> list[str]:
+    """Returns the warning lines of `echodepth train FLAGS`, stopped by a missing data folder right after
+    its settings are resolved (nothing trains)."""
+    places = ["--results_dir", str(tmp_path / "results"), "--cache_dir", str(tmp_path / "cache")]
+    assert main(["train", *flags, *places, "--data_dir", str(tmp_path / "no_data")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "is not a folder" in err[-1]
+    return [line for line in err if "warning:" in line]
+
+
+def test_a_recipe_given_another_model_or_loss_says_which_settings_are_not_its_sources(tmp_path, capsys):
+    (line,) = train_warnings(tmp_path, capsys, "--config", "htf", "--model", "base_residual")
+    assert line == (
+        "echodepth train: warning: recipe htf was made for --model unet_baseline: with --model base_residual, these "
+        "settings do not come from its source: base_channels 64, bilinear True, residual_scale 0.5, base_decoder "
+        "wide and base_resolution 1 are base_residual's defaults; input_norm none is the recipe's choice for "
+        "unet_baseline"
+    )
+    (line,) = train_warnings(tmp_path, capsys, "--config", "guide_defaults", "--model", "unet_baseline")
+    assert "made for --model base_residual: with --model unet_baseline" in line
+    assert "bilinear left out (unet_baseline does not take it)" in line
+    (line,) = train_warnings(tmp_path, capsys, "--config", "htf", "--loss", "standard", "--lambda_base", "0.2")
+    assert "made for --loss htf: with --loss standard" in line and "lambda_recon 1.0, lambda_sparse 0.1" in line
+    assert "lambda_base" not in line  # given as a flag: the user's, not the recipe's
+    # the recipe's own model and loss, named again or not: no notice
+    assert train_warnings(tmp_path, capsys, "--config", "htf", "--model", "unet_baseline", "--epochs", "6") == []
+    assert train_warnings(tmp_path, capsys, "--config", "batvision_unet", "--dataset", "synthetic") == []
