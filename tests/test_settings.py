@@ -381,3 +381,12 @@ def test_a_recipe_given_another_model_or_loss_says_which_settings_are_not_its_so
     # the recipe's own model and loss, named again or not: no notice
     assert train_warnings(tmp_path, capsys, "--config", "htf", "--model", "unet_baseline", "--epochs", "6") == []
     assert train_warnings(tmp_path, capsys, "--config", "batvision_unet", "--dataset", "synthetic") == []
+
+
+def test_the_settings_reference_says_what_each_number_setting_accepts():
+    from .test_docs import load_hook
+
+    rows = {line.split("`")[1]: line for line in load_hook().settings_markdown().splitlines() if line.startswith("| `")}
+    assert "| finite, > 0 |" in rows["learning_rate"] and "| >= 1 |" in rows["input_size"]
+    assert "| finite, >= 0, a loss weight: not all 0 |" in rows["lambda_base"]
+    assert "| finite, in (0, 1] |" in rows["freq_cutoff"]

@@ -90,7 +90,7 @@ class RunSettings:
     checkpoint_every: int = bounded(
         1, above=0, help="last.ckpt every N epochs (and after the last); best.ckpt on improvement"
     )
-    seed: int = bounded(0, at_least=0, at_most=2**32 - 1, why="the seeds NumPy accepts")
+    seed: int = bounded(0, at_least=0, at_most=2**32 - 1, why="the seeds NumPy accepts")  # Python, NumPy, torch
     resume: str | None = None  # a checkpoint, or "last" for this experiment's last one
     overwrite: bool = False  # start afresh in a results folder that holds a run, removing its outputs
     results_dir: str = "results"
