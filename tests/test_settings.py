@@ -199,3 +199,194 @@ def test_export_flags_are_checked_before_the_checkpoint_is_read(tmp_path, capsys
     args = ["export", "--checkpoint", str(tmp_path / "missing.ckpt"), "--output", str(tmp_path / "m.onnx")]
     assert main([*args, *flags]) == 2
     assert message in one_line_error(capsys)
+
+
+# --- ranges: every weight, rate, size and sample rate checked before any work
+
+
+def refused_train(tmp_path, capsys, flags) -> str:
+    """Runs `echodepth train FLAGS` (the CPU preset, outputs under tmp_path); returns its one-line error
+    after checking the exit status of a usage error and that nothing was written or built. The data
+    folder does not exist: a setting accepted by mistake ends there, naming the data, not the setting."""
+    places = ["--results_dir", str(tmp_path / "results"), "--cache_dir", str(tmp_path / "cache")]
+    places += ["--data_dir", str(tmp_path / "no_data")]
+    assert main(["train", *places, *flags]) == 2
+    line = one_line_error(capsys)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+    return line
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lambda_base", "-0.5"], "lambda_base must be >= 0, got -0.5"),
+        (["--loss", "frequency", "--lambda_residual", "-1"], "lambda_residual must be >= 0, got -1.0"),
+        (["--loss", "htf", "--hinge_weight", "-0.1"], "hinge_weight must be >= 0, got -0.1"),
+        (
+            ["--lambda_recon", "0", "--lambda_base", "0", "--lambda_sparse", "0"],
+            "lambda_recon, lambda_base and lambda_sparse are all 0: the loss would be 0 and nothing would train; "
+            "expected at least one weight > 0",
+        ),
+        (["--learning_rate", "inf"], "learning_rate must be a finite number > 0, got inf"),
+        (["--weight_decay", "nan"], "weight_decay must be a finite number >= 0, got nan"),
+        (["--window_start_ms=-inf"], "window_start_ms must be a finite number, got -inf"),
+        (["--residual_scale", "inf"], "residual_scale must be a finite number > 0, got inf"),
+        (["--num_workers", "-1"], "num_workers must be >= 0, got -1"),
+        (["--seed", "-1"], "seed must be between 0 and 4294967295 (the seeds NumPy accepts), got -1"),
+        (["--input_size", "0", "16"], "input_size must be >= 1, got [0, 16]"),
+        (["--synth_image_size", "100000"], "synth_image_size must be between 2 and 4096, got 100000"),
+    ],
+)
+def test_settings_out_of_range_are_one_line_before_any_work(tmp_path, capsys, flags, message):
+    assert message in refused_train(tmp_path, capsys, flags)
+
+
+def test_the_python_api_refuses_the_same_values_with_the_same_value_error():
+    """`echodepth.run.train` takes a TrainConfig: a bad value cannot reach it."""
+    from echodepth.config import TrainConfig
+
+    with pytest.raises(ValueError, match="^learning_rate must be a finite number > 0, got inf$"):
+        TrainConfig(learning_rate=float("inf"))
+    with pytest.raises(ValueError, match="^lambda_sparse must be >= 0, got -0.1$"):
+        resolve_config({}, {"lambda_sparse": -0.1})
+    with pytest.raises(ValueError, match="^lambda_base must be >= 0, got -1.0$"):
+        TrainConfig().replace(lambda_base=-1.0)
+
+
+def test_losses_built_directly_refuse_negative_and_all_zero_weights():
+    from echodepth.losses import BaseResidualLoss, build_loss
+
+    with pytest.raises(ConfigError, match="^lambda_recon must be >= 0, got -1.0$"):
+        build_loss("standard", lambda_recon=-1.0)
+    with pytest.raises(ConfigError, match="lambda_recon, lambda_base and lambda_residual are all 0"):
+        build_loss("frequency", lambda_recon=0.0, lambda_base=0.0, lambda_residual=0.0)
+    with pytest.raises(ConfigError, match="^lambda_sparse must be a finite number >= 0, got nan$"):
+        BaseResidualLoss(lambda_sparse=float("nan"))
+    assert build_loss("htf", hinge_weight=0.0).hinge_weight == 0.0  # its L1 term is unweighted: plain L1
+    assert build_loss("standard", lambda_base=0.0, lambda_sparse=0.0).weights()["lambda_recon"] == 1.0
+
+
+def float_settings() -> list[tuple[dict, str]]:
+    """Returns (the component choices that take it, name) for every float training setting: the run's
+    and every registered component's (a setting added later is in this list)."""
+    import typing
+
+    from echodepth.components import declared_settings
+    from echodepth.config import RunSettings
+    from echodepth.registry import without_none
+
+    hints = typing.get_type_hints(RunSettings)
+    cases = [({}, name) for name, hint in hints.items() if without_none(hint) is float]
+    for name, declared in declared_settings().items():
+        if without_none(declared.hint) is float:
+            cases.append(({declared.kind: next(iter(declared.defaults))}, name))
+    return cases
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_every_float_setting_refuses_non_finite_numbers(value):
+    from echodepth.config import TrainConfig
+
+    cases = float_settings()
+    assert {"learning_rate", "weight_decay", "lambda_base", "freq_cutoff", "hinge_weight"} <= {n for _, n in cases}
+    for choices, name in cases:
+        with pytest.raises(ConfigError, match=rf"^{name} must be a finite number.*, got {value}$"):
+            TrainConfig(**choices, **{name: value})
+
+
+def test_searched_ranges_lie_inside_the_accepted_values():
+    """`echodepth tune` must never sample a value the settings refuse."""
+    import dataclasses
+
+    from echodepth.bounds import bounds_of
+    from echodepth.components import KINDS, own_fields
+    from echodepth.config import RunSettings
+
+    fields = list(dataclasses.fields(RunSettings))
+    fields += [f for registry in KINDS.values() for name in registry.names() for f in own_fields(registry.get(name))]
+    searched = [f for f in fields if "search" in f.metadata and not f.metadata["search"].choices]
+    assert {f.name for f in searched} >= {"learning_rate", "lambda_base", "lowpass_kernel"}
+    for f in searched:
+        search = f.metadata["search"]
+        assert bounds_of(f).contains(search.low) and bounds_of(f).contains(search.high), f.name
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--sample_rate_hz", "10000000"],
+            "synth setting sample_rate_hz must be between 8000 and 1000000 (the rates the renderer is made for), "
+            "got 10000000",
+        ),
+        (["--chirp_duration_s", "inf"], "synth setting chirp_duration_s must be a finite number, got inf"),
+        (["--snr_db", "nan", "30"], "synth setting snr_db must be a finite number, got [nan, 30.0]"),
+    ],
+)
+def test_synth_rates_and_non_finite_numbers_are_refused_before_anything_is_written(tmp_path, capsys, flags, message):
+    out = tmp_path / "data"
+    assert main(["synth", str(out), *SMALL_SYNTH, *flags]) == 2
+    assert message in one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("image_size, factor", [(16, None), (32, None), (64, "4.0x"), (1000, "62.5x")])
+def test_an_image_size_far_above_the_depth_maps_is_warned_with_the_factor_before_the_cache(
+    synth_dir, tmp_path, capsys, monkeypatch, image_size, factor
+):
+    from echodepth.training import datamodule
+
+    class CacheBuilt(Exception):
+        pass
+
+    def build_cache(*args, **kwargs):
+        raise CacheBuilt
+
+    monkeypatch.setattr(datamodule, "build_cache", build_cache)
+    module = EchoDepthDataModule(tiny_config(synth_dir, tmp_path, image_size=image_size), progress=False)
+    with pytest.raises(CacheBuilt):  # the warning, if any, is said before the cache is built
+        module.prepare_data()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    if factor is None:
+        assert err == []
+    else:
+        assert len(err) == 1 and f"--image_size {image_size} is {factor} the data's depth maps (16 x 16" in err[0]
+        assert "--image_size 16 or less keeps their resolution" in err[0]
+
+
+def train_warnings(tmp_path, capsys, *flags) -> list[str]:
+    """Returns the warning lines of `echodepth train FLAGS`, stopped by a missing data folder right after
+    its settings are resolved (nothing trains)."""
+    places = ["--results_dir", str(tmp_path / "results"), "--cache_dir", str(tmp_path / "cache")]
+    assert main(["train", *flags, *places, "--data_dir", str(tmp_path / "no_data")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "is not a folder" in err[-1]
+    return [line for line in err if "warning:" in line]
+
+
+def test_a_recipe_given_another_model_or_loss_says_which_settings_are_not_its_sources(tmp_path, capsys):
+    (line,) = train_warnings(tmp_path, capsys, "--config", "htf", "--model", "base_residual")
+    assert line == (
+        "echodepth train: warning: recipe htf was made for --model unet_baseline: with --model base_residual, these "
+        "settings do not come from its source: base_channels 64, bilinear True, residual_scale 0.5, base_decoder "
+        "wide and base_resolution 1 are base_residual's defaults; input_norm none is the recipe's choice for "
+        "unet_baseline"
+    )
+    (line,) = train_warnings(tmp_path, capsys, "--config", "guide_defaults", "--model", "unet_baseline")
+    assert "made for --model base_residual: with --model unet_baseline" in line
+    assert "bilinear left out (unet_baseline does not take it)" in line
+    (line,) = train_warnings(tmp_path, capsys, "--config", "htf", "--loss", "standard", "--lambda_base", "0.2")
+    assert "made for --loss htf: with --loss standard" in line and "lambda_recon 1.0, lambda_sparse 0.1" in line
+    assert "lambda_base" not in line  # given as a flag: the user's, not the recipe's
+    # the recipe's own model and loss, named again or not: no notice
+    assert train_warnings(tmp_path, capsys, "--config", "htf", "--model", "unet_baseline", "--epochs", "6") == []
+    assert train_warnings(tmp_path, capsys, "--config", "batvision_unet", "--dataset", "synthetic") == []
+
+
+def test_the_settings_reference_says_what_each_number_setting_accepts():
+    from .test_docs import load_hook
+
+    rows = {line.split("`")[1]: line for line in load_hook().settings_markdown().splitlines() if line.startswith("| `")}
+    assert "| finite, > 0 |" in rows["learning_rate"] and "| >= 1 |" in rows["input_size"]
+    assert "| finite, >= 0, a loss weight: not all 0 |" in rows["lambda_base"]
+    assert "| finite, in (0, 1] |" in rows["freq_cutoff"]

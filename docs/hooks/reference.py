@@ -1,9 +1,10 @@
 """MkDocs hook: the reference pages generated from the code at build time, never written by hand.
 
 - reference/cli.md: every command and flag, walked from `echodepth.cli.build_parser()`'s sub-parsers.
-- reference/settings.md: the run's settings (`echodepth.config.RunSettings`: type, default, the comment
-  on its declaration) and every component's settings (`echodepth.components.declared_settings()`:
-  which model, loss, audio feature or dataset layout takes it, with its default there).
+- reference/settings.md: the run's settings (`echodepth.config.RunSettings`: type, default, the values
+  it accepts (`echodepth.bounds`), the comment on its declaration) and every component's settings
+  (`echodepth.components.declared_settings()`: which model, loss, audio feature or dataset layout takes
+  it, with its default there).
 - the run folder's files (a placeholder in reference/run-folder.md), from `echodepth.rundir`'s docstring.
 
 `cli_markdown()`, `settings_markdown()` and `run_folder_markdown()` are plain functions, so tests read the same text.
@@ -105,9 +106,20 @@ def _default_text(value) -> str:
     return str(value)
 
 
+def _accepts(f: dataclasses.Field, hint) -> str:
+    """Returns the values a settings field accepts, as its refusal says them: its declared bounds, and
+    "finite" for a float ("" for a setting without either)."""
+    from echodepth.bounds import bounds_of
+    from echodepth.registry import without_none
+
+    said = [bounds_of(f).text()] if "bounds" in f.metadata else []
+    said += ["a loss weight: not all 0"] if f.metadata.get("weight") else []
+    return ", ".join((["finite"] if without_none(hint) is float else []) + said)
+
+
 def settings_markdown() -> str:
     """Returns the settings reference: the run's settings and every registered component's."""
-    from echodepth.components import KINDS, declared_settings, field_comments
+    from echodepth.components import KINDS, declared_settings, field_comments, own_fields
     from echodepth.config import RunSettings
 
     comments = field_comments(RunSettings)
@@ -122,14 +134,14 @@ def settings_markdown() -> str:
         "site is built.\n",
         "## The run's settings",
         "",
-        "| setting | type | default | what it sets |",
-        "|---|---|---|---|",
+        "| setting | type | default | accepts | what it sets |",
+        "|---|---|---|---|---|",
     ]
     for f in dataclasses.fields(RunSettings):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         out.append(
             f"| `{f.name}` | {_cell(_type_name(hints[f.name]))} | {_cell(_default_text(default))} "
-            f"| {_cell(comments.get(f.name, ''))} |"
+            f"| {_cell(_accepts(f, hints[f.name]))} | {_cell(comments.get(f.name, ''))} |"
         )
     out += [
         "",
@@ -143,14 +155,22 @@ def settings_markdown() -> str:
         "|---|---|",
     ]
     out += [f"| `{kind}` | {', '.join(f'`{n}`' for n in registry.names())} |" for kind, registry in KINDS.items()]
-    out += ["", "| setting | type | taken by, with its default there | what it sets |", "|---|---|---|---|"]
+    out += [
+        "",
+        "| setting | type | taken by, with its default there | accepts | what it sets |",
+        "|---|---|---|---|---|",
+    ]
     for name, declared in sorted(declared_settings().items(), key=lambda item: (item[1].kind, item[0])):
+        first = KINDS[declared.kind].get(next(iter(declared.defaults)))  # one name, one meaning: its first taker's
+        accepts = next(_accepts(f, declared.hint) for f in own_fields(first) if f.name == name)
         takers = "; ".join(
             f"`--{declared.kind} {component}`: {_default_text(default)}"
             for component, default in declared.defaults.items()
         )
         meaning = " / ".join(dict.fromkeys(declared.helps.values()))
-        out.append(f"| `{name}` | {_cell(_type_name(declared.hint))} | {_cell(takers)} | {_cell(meaning)} |")
+        out.append(
+            f"| `{name}` | {_cell(_type_name(declared.hint))} | {_cell(takers)} | {_cell(accepts)} | {_cell(meaning)} |"
+        )
     return "\n".join(out) + "\n"
 
 

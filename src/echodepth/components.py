@@ -23,11 +23,12 @@ import re
 import typing
 from dataclasses import dataclass, field
 
+from .bounds import bounds_of
 from .data import DATASETS, FEATURES
 from .errors import ConfigError
 from .losses import LOSSES
 from .models import MODELS
-from .registry import checked_value
+from .registry import check_fields, checked_value
 
 # kind: the training setting that chooses the component -> its registry
 KINDS = {"model": MODELS, "loss": LOSSES, "audio_format": FEATURES, "dataset": DATASETS}
@@ -74,8 +75,9 @@ class Declared:
 
 
 def field_comments(settings_cls) -> dict[str, str]:
-    """Returns field name -> the comment on its declaration line, over a settings dataclass and its
-    bases (the declarations' comments are the flags' help; {} where the source cannot be read)."""
+    """Returns field name -> the comment on its declaration line, or the `help` of its metadata (a
+    declaration too long for a comment), over a settings dataclass and its bases (the declarations'
+    comments are the flags' help; only the metadata's where the source cannot be read)."""
     comments: dict[str, str] = {}
     for klass in reversed(settings_cls.__mro__[:-1]):
         try:
@@ -83,6 +85,8 @@ def field_comments(settings_cls) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         comments.update(dict(re.findall(r"^\s+(\w+): [^#\n]*#\s*(.+)$", source, flags=re.M)))
+    if dataclasses.is_dataclass(settings_cls):
+        comments.update({f.name: f.metadata["help"] for f in dataclasses.fields(settings_cls) if "help" in f.metadata})
     return comments
 
 
@@ -125,7 +129,8 @@ def _refusal(kind: str, component: str, names: list[str]) -> str:
 
 def resolve_components(chosen: dict[str, str], values: dict, stated) -> dict[str, dict]:
     """Returns kind -> the chosen component's training settings: its declared defaults, then
-    `values`; type-checked, and validated by its `Settings` (`__post_init__`).
+    `values`; type-checked, bounds-checked (`echodepth.bounds`) and validated by its `Settings`
+    (`__post_init__`).
 
     `chosen` maps each kind to the component's name; `values` holds component settings only
     (every name declared by some component); `stated` names those the user gave. A stated
@@ -145,7 +150,10 @@ def resolve_components(chosen: dict[str, str], values: dict, stated) -> dict[str
         own = {f.name: values.get(f.name, default_of(f)) for f in own_fields(cls)}
         if own:
             hints = typing.get_type_hints(cls.Settings)
-            own = {name: checked_value(name, hints[name], value) for name, value in own.items()}
-            cls.Settings(**own)  # its own checks (__post_init__): ConfigError naming the setting
+            bounds = {f.name: bounds_of(f) for f in own_fields(cls)}
+            own = {name: checked_value(name, hints[name], value, bounds[name]) for name, value in own.items()}
+            # its own checks (__post_init__), and the declared bounds of every field even where the
+            # Settings class does not check them itself: ConfigError naming the setting
+            check_fields(cls.Settings(**own))
         resolved[kind] = own
     return resolved

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .bounds import bounded
 from .components import KINDS, declared_settings, resolve_components
 from .data import DATASETS, FEATURES
 from .errors import ConfigError
 from .losses import LOSSES
 from .metrics import PROTOCOLS
 from .models import MODELS
-from .registry import check_types
+from .registry import check_fields
 from .rundir import RunDir
 from .search_space import searched
 
@@ -40,23 +41,27 @@ class RunSettings:
 
     # the design guide's flags that are not a component's, same names and defaults
     dataset: str = "synthetic"
-    batch_size: int = 256
-    learning_rate: float = searched(0.002, low=3e-4, high=1e-2, log=True)  # the optimiser's peak learning rate
+    batch_size: int = bounded(256, above=0)
+    learning_rate: float = searched(0.002, low=3e-4, high=1e-2, log=True, above=0)  # the optimiser's peak learning rate
     experiment_name: str = "exp1"
     use_wandb: bool = False
     wandb_project: str = "batvision-base-residual"
     use_adaptive_loss: bool = False  # the guide's flag for --loss adaptive
     # the seed research script's variants
-    freeze_base_epochs: int = 0  # the last N epochs train the residual decoder only (encoder, base decoder frozen)
+    freeze_base_epochs: int = bounded(
+        0, at_least=0, help="the last N epochs train the residual decoder only (encoder, base decoder frozen)"
+    )
     optimizer: str = "AdamW"  # AdamW | Adam | SGD (momentum 0.9)
-    val_every: int = 1  # validate every N epochs (make epochs a multiple: best.ckpt needs validations)
+    val_every: int = bounded(
+        1, above=0, help="validate every N epochs (make epochs a multiple: best.ckpt needs validations)"
+    )
     # echodepth's own
     model: str = "base_residual"  # a name in echodepth.models.MODELS
     loss: str = "standard"  # a name in echodepth.losses.LOSSES
     data_dir: str | None = None  # the dataset folder (none with dataset synthetic: the built-in data, made once)
-    epochs: int = 80  # training epochs (80: the dataset baseline's)
-    image_size: int = 256  # depth map and feature image side, as the baseline
-    input_size: list[int] = field(default_factory=list)  # feature image H W when not image_size square
+    epochs: int = bounded(80, above=0)  # training epochs (80: the dataset baseline's)
+    image_size: int = bounded(256, above=0)  # depth map and feature image side, as the baseline
+    input_size: list[int] = bounded([], at_least=1)  # feature image H W when not image_size square
     audio_format: str = "spectrogram"  # a name in echodepth.data.FEATURES
     # the samples the features see: "start" (the baseline): 2 x max depth / 340 m/s from window_start_ms
     # after the file's start; "emission": the same length from window_start_ms after the emission's
@@ -64,33 +69,37 @@ class RunSettings:
     audio_window: str = "start"
     window_start_ms: float = 0.0  # may be negative with "emission": keep some lead-in before the onset
     depth_unit: str | None = None  # mm, cm or m: the unit of the depth files (None: the dataset's, mm)
-    max_depth_m: float | None = None  # None: the dataset's (12 V1, 30 V2, synthetic: metadata)
-    num_workers: int = 4  # loader processes for the uncached path (the cache needs none)
+    max_depth_m: float | None = bounded(None, above=0)  # None: the dataset's (12 V1, 30 V2, synthetic: metadata)
+    num_workers: int = bounded(4, at_least=0)  # loader processes for the uncached path (the cache needs none)
     cache: bool = True  # memory-mapped feature cache
     cache_dir: str = ".echodepth_cache"
-    weight_decay: float = 0.01  # the optimiser's weight decay (0.01: AdamW's default)
+    weight_decay: float = bounded(0.01, at_least=0)  # the optimiser's weight decay (0.01: AdamW's default)
     lr_schedule: str = "none"  # none | cosine
-    lr_warmup_epochs: int = 0  # linear learning-rate warm-up over N epochs, then lr_schedule over the rest
+    lr_warmup_epochs: int = bounded(
+        0, at_least=0, help="linear learning-rate warm-up over N epochs, then lr_schedule over the rest"
+    )
     protocol: str = "echodepth"  # the headline evaluation protocol of the test at the end (metrics.PROTOCOLS)
     accelerator: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
+    devices: int = bounded(1, above=0)
+    num_nodes: int = bounded(1, above=0)
     precision: str = "auto"  # auto: bf16-mixed on a GPU that has it, else 16-mixed on CUDA, 32-true on CPU
     micro_batch_size: str = "auto"  # N, or auto: the largest divisor of batch_size that fits the device
     channels_last: bool = True  # channels-last memory format (on CUDA, and on a CPU in bf16)
     cudnn_benchmark: bool = True  # cuDNN autotuning (on CUDA only)
     compile: str = "none"  # torch.compile mode: none, default, reduce-overhead, max-autotune
-    checkpoint_every: int = 1  # last.ckpt every N epochs (and after the last); best.ckpt on improvement
-    seed: int = 0
+    checkpoint_every: int = bounded(
+        1, above=0, help="last.ckpt every N epochs (and after the last); best.ckpt on improvement"
+    )
+    seed: int = bounded(0, at_least=0, at_most=2**32 - 1, why="the seeds NumPy accepts")  # Python, NumPy, torch
     resume: str | None = None  # a checkpoint, or "last" for this experiment's last one
     overwrite: bool = False  # start afresh in a results folder that holds a run, removing its outputs
     results_dir: str = "results"
-    n_figure_samples: int = 4  # validation samples in the decomposition figures
-    synth_rooms: int = 200  # the built-in data's size when data_dir is None
-    synth_image_size: int = 128
+    n_figure_samples: int = bounded(4, at_least=0)  # validation samples in the decomposition figures
+    synth_rooms: int = bounded(200, above=0)  # the built-in data's size when data_dir is None
+    synth_image_size: int = bounded(128, at_least=2, at_most=4096)  # the built-in data's depth map side
 
     def __post_init__(self):
-        check_types(self)
+        check_fields(self)
         if self.use_adaptive_loss:
             if self.loss not in ("standard", "adaptive"):
                 raise ConfigError(f"--use_adaptive_loss contradicts --loss {self.loss}")
@@ -115,16 +124,10 @@ class RunSettings:
             raise ConfigError(
                 f"micro_batch_size must be a positive whole number or auto, got {self.micro_batch_size!r}"
             )
-        positive = ("batch_size", "learning_rate", "epochs", "image_size", "devices", "num_nodes", "checkpoint_every")
-        for name in (*positive, "val_every"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.lr_warmup_epochs < self.epochs:
             raise ConfigError(
                 f"lr_warmup_epochs must be >= 0 and below epochs ({self.epochs}), got {self.lr_warmup_epochs}"
             )
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.freeze_base_epochs < self.epochs:
             raise ConfigError(
                 f"freeze_base_epochs must be at least 0 and below epochs ({self.epochs}), got {self.freeze_base_epochs}"
@@ -135,12 +138,10 @@ class RunSettings:
             )
         if self.audio_window == "start" and self.window_start_ms < 0:
             raise ConfigError(f"window_start_ms {self.window_start_ms}: expected >= 0 with audio_window start")
-        if self.max_depth_m is not None and not self.max_depth_m > 0:
-            raise ConfigError(f"max_depth_m must be > 0 metres, got {self.max_depth_m}")
         smallest = MODELS.get(self.model).min_image_size
         if self.image_size < smallest:
             raise ConfigError(f"image_size {self.image_size} is too small for model {self.model}: at least {smallest}")
-        if self.input_size and (len(self.input_size) != 2 or min(self.input_size) < 1):
+        if self.input_size and len(self.input_size) != 2:
             raise ConfigError(f"input_size must be two positive numbers (height width), got {self.input_size}")
         if self.val_every > self.epochs:
             raise ConfigError(

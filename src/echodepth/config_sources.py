@@ -58,3 +58,46 @@ def resolve_config(
             raise
         TrainConfig.from_dict(values, set(flag_values))  # raises if the flags are wrong too
         raise ConfigError(f"in {file_name}: {err}") from None
+
+
+def _listed(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else items[0]
+
+
+def _shown(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def recipe_override_notice(recipe: str, recipe_values: dict, flag_values: dict, cfg: TrainConfig) -> str | None:
+    """Returns one line saying which settings of a run no longer come from the recipe's source when
+    flags chose another model or loss than the recipe's (`echodepth train --config htf --model
+    base_residual`): the new component's settings at its defaults, the recipe's values kept though
+    chosen for the other component, and those left out; None when the recipe's model and loss stand.
+    Settings given as flags are the user's and not listed."""
+    from .components import settings_of
+
+    made_for, clauses = [], []
+    for kind in ("model", "loss"):
+        old, new = recipe_values.get(kind), getattr(cfg, kind)
+        if old is None or old == new:
+            continue
+        made_for.append((kind, old, new))
+        own_new = [n for n in settings_of(kind, new) if n not in flag_values]
+        defaults = [f"{n} {_shown(getattr(cfg, n))}" for n in own_new if n not in recipe_values]
+        kept = [f"{n} {_shown(getattr(cfg, n))}" for n in own_new if n in recipe_values]
+        dropped = [n for n in settings_of(kind, old) if n in recipe_values and n not in settings_of(kind, new)]
+        if defaults:
+            clauses.append(
+                f"{_listed(defaults)} {'are' if len(defaults) > 1 else 'is'} {new}'s default"
+                + ("s" if len(defaults) > 1 else "")
+            )
+        if kept:
+            clauses.append(f"{_listed(kept)} {'are' if len(kept) > 1 else 'is'} the recipe's choice for {old}")
+        if dropped:
+            clauses.append(f"{_listed(dropped)} left out ({new} does not take {'them' if len(dropped) > 1 else 'it'})")
+    if not made_for:
+        return None
+    was = ", ".join(f"--{kind} {old}" for kind, old, _ in made_for)
+    now = ", ".join(f"--{kind} {new}" for kind, _, new in made_for)
+    said = "; ".join(clauses) or f"{now} takes no settings of its own"
+    return f"recipe {recipe} was made for {was}: with {now}, these settings do not come from its source: {said}"

@@ -10,15 +10,15 @@ searched ones with their `echodepth tune` range; `compare_variants` are ablation
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError
-from .registry import Registry
-from .search_space import searched
+from .bounds import bounded
+from .registry import CheckedSettings, Registry
+from .search_space import searched, weight
 
 LOSSES = Registry("loss")
 LOG_1_25 = 0.22314355131420976  # ln 1.25: the delta1 threshold as a log ratio
@@ -75,11 +75,11 @@ def silog(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: flo
 
 
 @dataclass
-class ReconstructionWeights:
-    """The weights of the guide's loss that every decomposing loss shares (dimensionless)."""
+class ReconstructionWeights(CheckedSettings):
+    """The weights of the guide's loss that every decomposing loss shares (dimensionless, `weight`)."""
 
-    lambda_recon: float = 1.0  # weight of the reconstruction term |final - gt|
-    lambda_base: float = searched(0.5, low=0.1, high=4.0, log=True)  # weight of the structural term (base vs low-pass)
+    lambda_recon: float = weight(1.0)  # weight of the reconstruction term |final - gt|
+    lambda_base: float = weight(0.5, low=0.1, high=4.0, log=True)  # weight of the structural term (base vs low-pass)
 
 
 @dataclass
@@ -87,16 +87,12 @@ class StandardLossSettings(ReconstructionWeights):
     """The settings of the guide's loss (`standard`); raises ConfigError for a kernel under 1 pixel
     or a SILog weight outside [0, 1]."""
 
-    lambda_sparse: float = searched(0.1, low=0.001, high=0.3, log=True)  # weight of the sparsity term |residual|
-    lowpass_kernel: int = searched(8, low=4, high=16, step=4)  # side (px) of the K x K average giving the base's target
+    lambda_sparse: float = weight(0.1, low=0.001, high=0.3, log=True)  # weight of the sparsity term |residual|
+    lowpass_kernel: int = searched(
+        8, low=4, high=16, step=4, above=0, help="side (px) of the K x K average giving the base's target"
+    )
     use_silog: bool = False  # scale-invariant log reconstruction term instead of L1 (the seed research script's)
-    silog_lambda: float = 0.5  # SILog's variance weight (0: plain log RMSE, 1: fully scale-invariant)
-
-    def __post_init__(self):
-        if self.lowpass_kernel < 1:
-            raise ConfigError(f"lowpass_kernel must be > 0, got {self.lowpass_kernel}")
-        if not 0 <= self.silog_lambda <= 1:
-            raise ConfigError(f"silog_lambda must be between 0 and 1, got {self.silog_lambda}")
+    silog_lambda: float = bounded(0.5, at_least=0, at_most=1)  # SILog's variance weight (0: log RMSE, 1: scale-free)
 
 
 class DepthLoss(nn.Module):
@@ -104,8 +100,13 @@ class DepthLoss(nn.Module):
     (ConfigError naming a bad one, TypeError for an unknown name) and keeps each as an attribute."""
 
     Settings: type | None = None
-    weight_names: tuple[str, ...] = ()  # its settings that weigh a term
+    weight_names: tuple[str, ...] = ()  # its settings that weigh a term: those its Settings declare with weight()
     compare_variants: dict[str, dict] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.Settings is not None and "weight_names" not in vars(cls):
+            cls.weight_names = tuple(f.name for f in fields(cls.Settings) if f.metadata.get("weight"))
 
     def __init__(self, **settings):
         super().__init__()
@@ -139,7 +140,6 @@ class BaseResidualLoss(DepthLoss):
         "silog": {"use_silog": True},  # the seed research script's reconstruction term
     }
     Settings = StandardLossSettings
-    weight_names = ("lambda_recon", "lambda_base", "lambda_sparse")
 
     def parts(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
         """Returns the unweighted terms: loss_recon, loss_base, loss_sparse."""
@@ -164,14 +164,11 @@ class BaseResidualLoss(DepthLoss):
 class AdaptiveLossSettings(StandardLossSettings):
     """The standard loss's settings and the curriculum's; raises ConfigError for a negative warm-up."""
 
-    warmup_epochs: int = searched(20, low=0, high=20)  # epochs over which the weights reach lambda_base, lambda_recon
-    base_boost: float = 4.0  # lambda_base's factor at epoch 0 (the guide: 4x, then 1x)
-    recon_start: float = 0.1  # lambda_recon's factor at epoch 0 (the guide: 0.1x, then 1x)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+    warmup_epochs: int = searched(
+        20, low=0, high=20, at_least=0, help="epochs over which the weights reach lambda_base, lambda_recon"
+    )
+    base_boost: float = bounded(4.0, at_least=0)  # lambda_base's factor at epoch 0 (the guide: 4x, then 1x)
+    recon_start: float = bounded(0.1, at_least=0)  # lambda_recon's factor at epoch 0 (the guide: 0.1x, then 1x)
 
 
 @LOSSES.register("adaptive")
@@ -234,12 +231,14 @@ def frequency_split(depth: torch.Tensor, mask: torch.Tensor, freq_cutoff: float,
 class FrequencyLossSettings(ReconstructionWeights):
     """The frequency-aware loss's settings; raises ConfigError for a cutoff outside (0, 1]."""
 
-    freq_cutoff: float = 0.1  # the base's band: spatial frequencies up to this fraction of Nyquist
-    lambda_residual: float = 0.5  # weight of |residual - gt_high|
-
-    def __post_init__(self):
-        if not 0 < self.freq_cutoff <= 1:
-            raise ConfigError(f"freq_cutoff must be in (0, 1] (a fraction of Nyquist), got {self.freq_cutoff}")
+    freq_cutoff: float = bounded(
+        0.1,
+        above=0,
+        at_most=1,
+        why="a fraction of Nyquist",
+        help="the base's band: spatial frequencies up to this fraction of Nyquist",
+    )
+    lambda_residual: float = weight(0.5)  # weight of |residual - gt_high|
 
 
 @LOSSES.register("frequency")
@@ -251,7 +250,6 @@ class FrequencyAwareBaseResidualLoss(DepthLoss):
     """
 
     Settings = FrequencyLossSettings
-    weight_names = ("lambda_recon", "lambda_base", "lambda_residual")
 
     def forward(self, base, residual, final, gt) -> dict[str, torch.Tensor]:
         """Returns {"loss", "loss_recon", "loss_base", "loss_residual_hf"} (scalars) for (B, 1, H, W)
@@ -268,10 +266,12 @@ class FrequencyAwareBaseResidualLoss(DepthLoss):
 
 
 @dataclass
-class HingeSettings:
-    """The HTF loss's setting."""
+class HingeSettings(CheckedSettings):
+    """The HTF loss's setting (its L1 term is unweighted: a hinge weight of 0 trains plain L1)."""
 
-    hinge_weight: float = 0.003  # HTF-EchoDepth's weight of the log-ratio hinge (shared/spec/batvision_format.md)
+    hinge_weight: float = bounded(
+        0.003, at_least=0, help="HTF-EchoDepth's weight of the log-ratio hinge (shared/spec/batvision_format.md)"
+    )
 
 
 @LOSSES.register("htf")

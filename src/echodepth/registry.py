@@ -18,6 +18,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from .bounds import UNBOUNDED, Bounds, bounds_of, check_weights
 from .errors import ConfigError
 
 
@@ -27,10 +28,17 @@ def without_none(hint):
     return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 else hint
 
 
-def checked_value(name: str, hint, value):
+def checked_value(name: str, hint, value, bounds: Bounds = UNBOUNDED):
     """Returns `value` as the type hint declares it (an int where a float is declared becomes a
     float, a tuple of strings where a list is declared a list). Raises ConfigError naming the
-    setting when the value is not of its type or not one of a `Literal`'s choices."""
+    setting when the value is not of its type or not one of a `Literal`'s choices, or when a number
+    (or a number of a list or tuple) is not finite or outside `bounds`."""
+    value = _typed_value(name, hint, value)
+    bounds.check(name, value)
+    return value
+
+
+def _typed_value(name: str, hint, value):
     if value is None and type(None) in typing.get_args(hint):
         return value
     expected = without_none(hint)
@@ -51,12 +59,22 @@ def checked_value(name: str, hint, value):
     return value
 
 
-def check_types(settings) -> None:
-    """Checks (and converts, see `checked_value`) every field of a settings dataclass in place.
-    Raises ConfigError naming the first field whose value is not of its declared type."""
+def check_fields(settings) -> None:
+    """Checks (and converts, see `checked_value`) every field of a settings dataclass in place: its
+    type, finite numbers, the bounds declared with it (`echodepth.bounds`), and weights not all 0.
+    Raises ConfigError (one line) naming the first field refused, its value and what it accepts."""
     hints = typing.get_type_hints(type(settings))
     for f in dataclasses.fields(settings):
-        setattr(settings, f.name, checked_value(f.name, hints[f.name], getattr(settings, f.name)))
+        setattr(settings, f.name, checked_value(f.name, hints[f.name], getattr(settings, f.name), bounds_of(f)))
+    check_weights(settings)
+
+
+class CheckedSettings:
+    """Base of a settings dataclass whose fields are checked when it is made (`check_fields`); a
+    subclass with its own `__post_init__` calls `super().__post_init__()` first."""
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def accepted_settings(cls) -> list[str]:
@@ -131,5 +149,8 @@ class Registry:
         cls = self.get(name)
         if dataclasses.is_dataclass(getattr(cls, "Settings", None)):
             hints = typing.get_type_hints(cls.Settings)
-            settings = {key: checked_value(key, hints[key], value) for key, value in settings.items()}
+            fields = {f.name: f for f in dataclasses.fields(cls.Settings)}
+            settings = {
+                key: checked_value(key, hints[key], value, bounds_of(fields[key])) for key, value in settings.items()
+            }
         return cls(**settings)

@@ -18,7 +18,7 @@ from .config import TrainConfig
 from .data import cut_length
 from .deploy.chirps import synthetic_emission
 from .diagnose import diagnose
-from .errors import ConfigError, NonFiniteLossError
+from .errors import NonFiniteLossError
 from .evaluate import evaluate_split, mean_depth_baselines
 from .inference import Predictor
 from .interrupt import stop_on_signals
@@ -28,24 +28,21 @@ from .rundir import RunDir
 from .settings_yaml import save_yaml
 from .storage import atomic_write_text
 from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
-from .training.loggers import safe_wandb_logger
+from .training.loggers import check_wandb_ready, safe_wandb_logger, start_wandb_run
 
 
 def make_loggers(cfg: TrainConfig) -> list:
-    """Returns the run's loggers: TensorBoard in the run folder, and Weights & Biases with --use_wandb
-    (a ConfigError when the wandb package is missing)."""
+    """Returns the run's loggers: TensorBoard in the run folder, and Weights & Biases with --use_wandb,
+    its run started (a ConfigError when the wandb package is missing or W&B cannot start a run)."""
     run_dir = cfg.run_dir
     loggers = [SafeTensorBoardLogger(save_dir=str(run_dir.path), name=run_dir.tensorboard.name, version="")]
     if cfg.use_wandb:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            raise ConfigError("--use_wandb needs the wandb package: pip install 'echodepth[wandb]'") from None
-        loggers.append(
-            safe_wandb_logger(
-                project=cfg.wandb_project, name=cfg.experiment_name, save_dir=str(run_dir.path), config=cfg.to_dict()
-            )
+        check_wandb_ready()
+        wandb_logger = safe_wandb_logger(
+            project=cfg.wandb_project, name=cfg.experiment_name, save_dir=str(run_dir.path), config=cfg.to_dict()
         )
+        start_wandb_run(wandb_logger)
+        loggers.append(wandb_logger)
     return loggers
 
 
@@ -143,6 +140,8 @@ def train(cfg: TrainConfig, progress: bool = True, *, callbacks: Sequence[Callba
     folder is held (a lock) while this runs: a second run into it is refused.
     """
     check_places(cfg)
+    if cfg.use_wandb:
+        check_wandb_ready()  # no W&B account or package: one line now, not after the data is prepared
     ckpt_path = resolve_resume(cfg)  # read only: a refused resume writes nothing
     lock = hold_run_folder(cfg.run_dir)
     try:

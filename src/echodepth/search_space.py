@@ -4,11 +4,16 @@ A setting that `echodepth tune` searches by default is declared with `searched(.
 plain default, in the same dataclass, so that its component owns its range as it owns the setting:
 
     lambda_base: float = searched(0.5, low=0.1, high=4.0, log=True)  # weight of the structural term
+
+A loss term's weight is declared with `weight(...)`, searched or not: it is then at least 0, and a
+loss whose weights are all 0 is refused (`echodepth.bounds`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .bounds import bounded, bounds_metadata
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,18 @@ class SearchRange:
         return {**out, "step": self.step} if self.step is not None else out
 
 
-def searched(default, *, low=None, high=None, log: bool = False, step=None, choices=(), help: str | None = None):
+def searched(
+    default, *, low=None, high=None, log: bool = False, step=None, choices=(), help: str | None = None, **bounds
+):
     """Returns a dataclass field whose default is `default` and whose `echodepth tune` search range
     (in the setting's own unit) is declared with it, in the field's metadata under "search"; `help`,
-    when given, is the flag's help (else the comment on the declaration's line)."""
-    metadata = {"search": SearchRange(low, high, log, step, tuple(choices))}
+    when given, is the flag's help (else the comment on the declaration's line). `bounds` are the
+    values the setting accepts at all (`echodepth.bounds.bounded`'s keyword arguments)."""
+    metadata = {"search": SearchRange(low, high, log, step, tuple(choices)), **bounds_metadata(**bounds)}
     return field(default=default, metadata={**metadata, "help": help} if help else metadata)
+
+
+def weight(default: float, **search):
+    """Returns the dataclass field of a loss term's weight (dimensionless, at least 0; a loss whose
+    weights are all 0 is refused), with `echodepth tune`'s range (`searched`'s keywords) if any."""
+    return searched(default, **search, weight=True) if search else bounded(default, weight=True)

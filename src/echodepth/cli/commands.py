@@ -43,8 +43,9 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def train_settings(args: argparse.Namespace):
-    """Returns the training settings of `train` and `tune`: defaults, preset, --config, then flags."""
-    from ..config_sources import resolve_config
+    """Returns the training settings of `train` and `tune`: defaults, preset, --config, then flags;
+    warns in one line when flags chose another model or loss than a recipe's."""
+    from ..config_sources import recipe_override_notice, resolve_config
     from ..recipes import RECIPE_DIR, resolve_config_path
     from ..settings_yaml import load_yaml
     from .flags import given_train_settings
@@ -52,7 +53,12 @@ def train_settings(args: argparse.Namespace):
     path = resolve_config_path(args.config) if args.config else None
     file_values = load_yaml(path) if path else {}
     recipe = path is not None and path.resolve().parent == RECIPE_DIR.resolve()
-    return resolve_config(file_values, given_train_settings(args), file_is_recipe=recipe, file_name=str(args.config))
+    flag_values = given_train_settings(args)
+    cfg = resolve_config(file_values, flag_values, file_is_recipe=recipe, file_name=str(args.config))
+    notice = recipe_override_notice(path.stem, file_values, flag_values, cfg) if recipe else None
+    if notice:  # the recipe was made for another model or loss: say what is not its source's
+        print(f"echodepth {args.command}: warning: {notice}", file=sys.stderr)
+    return cfg
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -8,34 +8,31 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..bounds import bounded
+from ..registry import CheckedSettings
 from ..search_space import searched
 from .blocks import DoubleConv, InputNorm, Up, depth_head, input_layer, residual_head, resize_to
 from .registry import MODELS, DepthModel
 
 
 @dataclass
-class BackboneSettings:
+class BackboneSettings(CheckedSettings):
     """The settings of the U-Net backbone that base + residual and the same-backbone control share
     (in_channels, image_size and input_size come from the run). Raises ConfigError for a width under 1."""
 
     in_channels: int = 2  # left and right ear
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     input_size: tuple[int, int] | None = None  # inputs are resized to this; None: image_size
-    base_channels: int = 64  # the first encoder level's channels (then 2x, 4x, 8x, 8x)
+    base_channels: int = bounded(64, above=0)  # the first encoder level's channels (then 2x, 4x, 8x, 8x)
     bilinear: bool = True  # bilinear upsampling in the decoders, else transposed convolutions
     input_norm: InputNorm = "centre"  # centre: remove each input position's mean; position: and divide by its std
-
-    def __post_init__(self):
-        if self.base_channels < 1:
-            raise ConfigError(f"base_channels must be > 0, got {self.base_channels}")
 
 
 @dataclass
 class BaseResidualSettings(BackboneSettings):
     """The backbone's settings and the decomposition's; raises ConfigError for a residual bound <= 0."""
 
-    residual_scale: float = 0.5  # the residual lies in (-residual_scale, residual_scale) x max depth
+    residual_scale: float = bounded(0.5, above=0)  # the residual lies in (-residual_scale, residual_scale) x max depth
     # at 64 channels: wide 29.8M, narrow 21.3M, seed 20.2M parameters
     base_decoder: Literal["wide", "narrow", "seed"] = searched(
         "wide",
@@ -45,11 +42,6 @@ class BaseResidualSettings(BackboneSettings):
     base_resolution: Literal[1, 2, 4, 8] = searched(
         1, choices=(1, 2, 4), help="the base decoder stops at 1/k of the map, then bilinear upsampling"
     )
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.residual_scale > 0:
-            raise ConfigError(f"residual_scale must be > 0, got {self.residual_scale}")
 
 
 class Decoder(nn.Module):

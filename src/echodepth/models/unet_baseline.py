@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..bounds import bounded
+from ..registry import CheckedSettings
 from .blocks import InputNorm, depth_head, input_layer, resize_to
 from .registry import MODELS, DepthModel
 
 
 @dataclass
-class UNetBaselineSettings:
+class UNetBaselineSettings(CheckedSettings):
     """The baseline's settings (in_channels and image_size come from the run). Its input is the square
     power of two nearest the depth map's side, whatever the run's input_size. Raises ConfigError for a
     width under 1."""
@@ -22,12 +23,10 @@ class UNetBaselineSettings:
     in_channels: int = 2
     image_size: tuple[int, int] = (128, 128)  # (H, W) of the depth map produced
     # one name with the other networks' width, so that `compare` runs every network at one --base_channels
-    base_channels: int = 64  # unet_baseline: its first layer's filters, pix2pix's ngf (then 2x, 4x, 8x, 8x, ...)
+    base_channels: int = bounded(
+        64, above=0, help="unet_baseline: its first layer's filters, pix2pix's ngf (then 2x, 4x, 8x, 8x, ...)"
+    )
     input_norm: InputNorm = "centre"  # centre: remove each input position's mean; position: and divide by its std
-
-    def __post_init__(self):
-        if self.base_channels < 1:
-            raise ConfigError(f"base_channels must be > 0, got {self.base_channels}")
 
 
 @MODELS.register("unet_baseline")

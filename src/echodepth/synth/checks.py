@@ -3,13 +3,15 @@ has two numbers, min <= max, and values the renderer can use (sizes, rates, frac
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 
+from ..bounds import bounds_of
 from ..errors import ConfigError
 
 COMPONENTS = ("direct", "scatter", "specular", "tail")  # the echo's parts (synth/echo.py renders them)
 # settings that must be > 0, and settings that must be >= 0
-POSITIVE = ("n_rooms", "samples_per_room", "n_locations", "hfov_deg", "max_depth_m", "sample_rate_hz")
+POSITIVE = ("n_rooms", "samples_per_room", "n_locations", "hfov_deg", "max_depth_m")
 POSITIVE += ("chirp_duration_s", "scatter_rays", "chirp_f0_hz", "chirp_f1_hz")
 NOT_NEGATIVE = ("wall_clearance_m", "furniture_clearance_m", "ear_offset_m", "margin_s", "tail_max_order")
 NOT_NEGATIVE += ("duration_s", "system_delay_s", "direct_gain", "invalid_beyond_m", "speaker_directivity")
@@ -49,7 +51,10 @@ def check_lengths(cfg) -> None:
 
 
 def check_synth_settings(cfg) -> None:
-    """Raises a ConfigError naming the first setting of a SynthConfig that the generator cannot use."""
+    """Raises a ConfigError naming the first setting of a SynthConfig that the generator cannot use:
+    a number that is not finite or outside the bounds declared with it first, then the checks here."""
+    for f in dataclasses.fields(cfg):
+        bounds_of(f).check(f"synth setting {f.name}", getattr(cfg, f.name))
     for name in POSITIVE:
         if not getattr(cfg, name) > 0:
             raise ConfigError(f"synth setting {name} must be > 0, got {getattr(cfg, name)}")

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from ..audio_io import load_npy
 from ..config import TrainConfig
 from ..data import DATASETS, FeatureConfig, build_cache, collate_batch, in_use_lock
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..storage import FileLock
 from .sampler import EpochShuffleSampler
 
@@ -27,6 +29,30 @@ def synth_config_for(cfg: TrainConfig):
 
     side = cfg.synth_image_size
     return SynthConfig(seed=0, n_rooms=cfg.synth_rooms, image_size=(side, side))
+
+
+# an image_size more than this many times the depth maps' larger side is warned about: each map is
+# upsampled (nearest), which adds no detail, and the cache and every step grow with its square
+UPSAMPLING_WARNED = 2.0
+
+
+def upsampling_warning(image_size: int, raw) -> str | None:
+    """Returns a one-line warning when `image_size` is far above the resolution of a split's depth maps
+    (the first map's, read once), naming the factor; None when it is not, or the map cannot be read
+    (the cache build then names the file)."""
+    ref = raw.refs[0]
+    try:
+        shape = load_npy(ref.depth, "depth file").shape[:2]
+    except DataError:
+        return None
+    factor = image_size / max(shape)
+    if factor <= UPSAMPLING_WARNED:
+        return None
+    return (
+        f"warning: --image_size {image_size} is {factor:.1f}x the data's depth maps ({shape[0]} x {shape[1]}, "
+        f"{ref.depth.name}): each is upsampled {factor:.1f}x, adding no detail, and the cache and every step "
+        f"grow {factor * factor:.0f}x; --image_size {max(shape)} or less keeps their resolution"
+    )
 
 
 def default_synthetic_dir(cfg: TrainConfig) -> Path:
@@ -47,6 +73,7 @@ class EchoDepthDataModule(L.LightningDataModule):
         self._raw: dict[str, object] = {}
         self._ready: dict[str, object] = {}
         self._in_use: list[FileLock] = []  # shared locks on the cache folders read: `cache clear` leaves them
+        self._warned = False  # the upsampling warning is said once
 
     def hold(self, folder: Path) -> None:
         """Marks a cache folder (features, or the built-in data) as in use by this process until it
@@ -88,7 +115,8 @@ class EchoDepthDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Builds the built-in synthetic data once (one process builds, the others wait on its lock) and,
-        with the cache, the train and val caches; a root that is not a folder is a ConfigError."""
+        with the cache, the train and val caches; a root that is not a folder is a ConfigError. Warns
+        first, once, when image_size is far above the depth maps' resolution (`upsampling_warning`)."""
         if not self.cfg.data_dir and self.cfg.dataset == "synthetic":
             from ..synth import generate_dataset, is_complete
 
@@ -100,6 +128,10 @@ class EchoDepthDataModule(L.LightningDataModule):
                 self.hold(self.root)
         if not self.root.is_dir():
             raise ConfigError(f"--data_dir {self.root} is not a folder")
+        warning = upsampling_warning(self.cfg.image_size, self.raw_dataset("train"))
+        if warning and not self._warned:  # before the cache is built at that size (Lightning calls this again)
+            print(warning, file=sys.stderr)
+            self._warned = True
         if self.cfg.cache:
             for split in ("train", "val"):
                 self.dataset(split)

@@ -1,12 +1,21 @@
 """The loggers with their own writes wrapped: a full disk or an unwritable folder while TensorBoard
 (or Weights & Biases) writes its files is our one-line error naming the folder, not TensorBoard's
-misleading ValueError ("you tried to log 150.0 which is currently not supported")."""
+misleading ValueError ("you tried to log 150.0 which is currently not supported"). Weights & Biases
+without an API key or a network is one line saying how to log in or log offline, before training."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from ..errors import ConfigError, first_line
 from ..storage import writer_errors_as_user_error
+
+WANDB_LOCAL_MODES = ("offline", "disabled", "dryrun")  # modes that need no account and no network
+WANDB_HOW = "log in with `wandb login` (or set WANDB_API_KEY), or log locally with WANDB_MODE=offline"
 
 
 class GuardedWrites:
@@ -49,6 +58,48 @@ class SafeTensorBoardLogger(GuardedWrites, TensorBoardLogger):
         with self._guard():
             self.experiment.add_image(tag, image, step, dataformats="HWC")
             self.experiment.flush()
+
+
+def _netrc_has(host: str) -> bool:
+    """Whether the netrc file (NETRC, else ~/.netrc) has an entry for `host`, as `wandb login` writes."""
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        tokens = path.read_text(errors="replace").split()
+    except OSError:
+        return False
+    return any(word == "machine" and name == host for word, name in zip(tokens, tokens[1:]))
+
+
+def check_wandb_ready() -> None:
+    """Raises ConfigError (one line, before any work) when --use_wandb cannot log: the wandb package is
+    missing, or W&B would log online (WANDB_MODE or `wandb offline` not set) and has no API key (in
+    WANDB_API_KEY, WANDB_IDENTITY_TOKEN_FILE, its settings, or the netrc entry of its server). Reads
+    only local settings: nothing is sent."""
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("--use_wandb needs the wandb package: pip install 'echodepth[wandb]'") from None
+    settings = wandb.setup().settings  # the environment and wandb's settings files, as wandb.init reads them
+    if settings.mode in WANDB_LOCAL_MODES:
+        return
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE") or settings.api_key:
+        return
+    host = urlparse(settings.base_url).hostname or settings.base_url
+    if not _netrc_has(host):
+        raise ConfigError(f"--use_wandb: no Weights & Biases API key for {host} is set up here; {WANDB_HOW}")
+
+
+def start_wandb_run(logger) -> None:
+    """Starts the logger's W&B run now, before training, so that a run W&B cannot start (no network,
+    a key the server refuses) is one line (ConfigError) rather than a traceback in the first step."""
+    import wandb
+
+    try:
+        logger.experiment  # noqa: B018 (wandb.init)
+    except wandb.errors.Error as err:
+        raise ConfigError(
+            f"--use_wandb: Weights & Biases could not start a run ({first_line(err)}); {WANDB_HOW}"
+        ) from None
 
 
 def safe_wandb_logger(**kwargs):
