@@ -136,8 +136,9 @@ def test_the_spectrogram_is_each_ears_stft_magnitude_with_a_hann_window():
 
 
 def test_the_mel_spectrogram_sums_the_magnitudes_under_each_triangle():
+    g = torch.Generator().manual_seed(0)
     cfg = FeatureConfig(audio_format="mel", n_mels=8, image_size=(8, 8))
-    wave = torch.randn(2, 2, 3000)
+    wave = torch.randn(2, 2, 3000, generator=g)
     feature = FEATURES.get("mel")(cfg)
     magnitude = FEATURES.get("spectrogram")(cfg)(wave)
     bank = mel_filterbank(257, 8, SR, 20.0, 20000.0)
@@ -158,9 +159,10 @@ def test_the_framed_waveform_holds_win_length_samples_every_hop_length():
 
 
 def test_the_fixed_window_starts_at_its_offset_and_reads_only_its_samples():
+    g = torch.Generator().manual_seed(1)
     cfg = FeatureConfig(window_start_ms=1000 * 100 / SR, image_size=(8, 8))  # 100 samples after the start
     extractor = AudioFeatures(cfg, 3.0)  # 778 samples
-    wave = torch.randn(2, 2, 2000)
+    wave = torch.randn(2, 2, 2000, generator=g)
     assert torch.equal(extractor.window(wave), wave[..., 100:878])
     assert extractor.n_samples(2000) == 878 and extractor.n_samples(800) == 800
     assert extractor.n_channels == 2
@@ -169,9 +171,10 @@ def test_the_fixed_window_starts_at_its_offset_and_reads_only_its_samples():
 
 
 def test_the_emission_window_follows_each_recordings_onset_and_stays_inside_it():
+    g = torch.Generator().manual_seed(2)
     cfg = FeatureConfig(align_to_emission=True, window_start_ms=-1000 * 10 / SR)  # 10 samples of lead
     extractor = AudioFeatures(cfg, 3.0)  # 778 samples
-    wave = torch.randn(3, 2, 2000) * 1e-3
+    wave = torch.randn(3, 2, 2000, generator=g) * 1e-3
     wave[0, :, 300] = 1.0  # onset 300: the window starts at 290
     wave[1, :, 5] = 1.0  # onset 5: 5 - 10 < 0, the window starts at the first sample
     wave[2, :, 1900] = 1.0  # onset 1900: the window ends at the last sample (starts at 2000 - 778)
@@ -181,19 +184,24 @@ def test_the_emission_window_follows_each_recordings_onset_and_stays_inside_it()
     assert torch.equal(window[1], wave[1, :, :778])
     assert torch.equal(window[2], wave[2, :, 1222:])
     assert extractor.n_samples(2000) == 2000  # any sample may hold the window
-    short = torch.randn(1, 2, 500) * 1e-3
+    short = torch.randn(1, 2, 500, generator=g) * 1e-3
     short[..., 30] = 1.0  # onset 30, yet the window starts at the first sample: the recording is too short
     padded = extractor.window(short)  # shorter than the window: zeros after its end
     assert padded.shape == (1, 2, 778) and torch.equal(padded[..., :500], short) and not padded[..., 500:].any()
-    exact = torch.randn(1, 2, 778) * 1e-3
+    exact = torch.randn(1, 2, 778, generator=g) * 1e-3
     exact[..., 30] = 1.0  # exactly the window's length: the whole recording
     assert torch.equal(extractor.window(exact), exact)
     framed = AudioFeatures(FeatureConfig(audio_format="waveform", image_size=(8, 8)), 0.5)
-    assert framed.window(torch.randn(2, 2, 400)).shape == (2, 2, 257)  # the cut (129) is under n_fft / 2 + 1
+    assert framed.window(torch.randn(2, 2, 400, generator=g)).shape == (
+        2,
+        2,
+        257,
+    )  # the cut (129) is under n_fft / 2 + 1
 
 
 def test_the_image_is_the_antialiased_resize_of_the_feature_with_log_compression_where_it_applies():
-    wave = torch.randn(2, 2, 2000)
+    g = torch.Generator().manual_seed(3)
+    wave = torch.randn(2, 2, 2000, generator=g)
     plain = AudioFeatures(FeatureConfig(image_size=(12, 20)), 3.0)
     window = plain.window(wave)
     magnitude = FEATURES.get("spectrogram")(plain.cfg)(window)

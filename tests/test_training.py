@@ -88,7 +88,8 @@ def test_checkpoints_are_self_describing_and_weights_only(trained, name):
 
 
 def test_figure_has_four_columns_with_shared_scale():
-    maps = [np.random.rand(3, 8, 8) * 5 for _ in range(4)]
+    rng = np.random.default_rng(0)
+    maps = [rng.random((3, 8, 8)) * 5 for _ in range(4)]
     maps[1] -= 2.5
     maps[3][0, :2, :2] = 0
     fig = make_decomposition_figure(*maps, max_depth_m=10.0)
