@@ -20,7 +20,7 @@ from echodepth.data import (
     with_feature_image,
 )
 
-from .conftest import SR, write_csv
+from .helpers import SR, write_csv
 
 FEAT = FeatureConfig(image_size=(32, 32))
 

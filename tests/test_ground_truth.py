@@ -16,7 +16,7 @@ from echodepth.evaluate import format_comparison
 from echodepth.losses import LOSSES
 from echodepth.training.microbatch import accumulate_gradients
 
-from .test_training import train_args
+from .helpers import nan_split, train_args
 
 NAN = math.nan
 
@@ -62,17 +62,6 @@ def test_a_batch_without_valid_pixel_is_refused_by_name():
     depth = torch.rand(4, 1, 8, 8, generator=g) * valid
     parts = accumulate_gradients(network, loss, features, depth, valid, 2, lambda t: t.backward())
     assert torch.isfinite(parts["loss"]) and torch.isfinite(model.weight.grad).all()
-
-
-def nan_split() -> dict:
-    return {
-        "structure": {"base_hf_to_gt": NAN, "residual_share": NAN, "residual_edge_to_smooth": NAN},
-        "base_explains_final": NAN,
-        "metrics": {"rmse": NAN},
-        "mean_depth_predictors": {"mean_depth": {"rmse": NAN}, "per_pixel_mean_depth": {"rmse": NAN}},
-        "analysis_kernel": 8,
-        "saturation": {"recordings": 0, "heads": {}},
-    }
 
 
 def test_diagnose_never_calls_nan_healthy():

@@ -12,7 +12,7 @@ from echodepth.models import build_model, build_model_for_training
 from echodepth.models.blocks import HEAD_GRADIENT_FLOOR, PositionStandardiser
 from echodepth.run import train
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 
 def tiny_base_residual(**settings):

@@ -12,7 +12,7 @@ from echodepth.models import build_model_for_training
 from echodepth.training import microbatch
 from echodepth.training.microbatch import accumulate_gradients, choose_micro_batch, divisor_at_most
 
-from .test_training import rows, train_args
+from .helpers import rows, train_args
 
 
 def gradients(model):

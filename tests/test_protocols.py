@@ -20,7 +20,7 @@ from echodepth.metrics import PROTOCOLS, EvalProtocol, get_protocol, protocol_me
 from echodepth.metrics.protocols import on_grid
 from echodepth.rundir import RunDir
 
-from .conftest import make_v2, tiny_config
+from .helpers import make_v2, tiny_config
 from .published_reference import batvision_ground_truth, htf_ground_truth
 
 

@@ -16,7 +16,7 @@ from echodepth.models import build_model, build_model_for_training
 from echodepth.rundir import RunDir
 from echodepth.training.module import make_optimizer
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 
 def test_silog_is_zero_for_a_perfect_prediction_and_scale_invariant_at_lambda_1():

@@ -1,4 +1,3 @@
-import csv
 import json
 import subprocess
 import sys
@@ -13,6 +12,10 @@ from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.training import module as training_module
 from echodepth.viz import make_decomposition_figure
 
+# rows and train_args are still imported from here by test_settings.py and test_bad_input.py until they import
+# them from helpers
+from .helpers import rows, train_args
+
 GUIDE_LOG_NAMES = (
     "train/loss",
     "train/loss_recon",
@@ -25,43 +28,6 @@ GUIDE_LOG_NAMES = (
     "val/mean_abs_residual",
     "train/lambda_base",
 )
-
-
-def train_args(synth_dir, tmp_path, *extra):
-    return [
-        "train",
-        "--dataset",
-        "synthetic",
-        "--data_dir",
-        str(synth_dir),
-        "--image_size",
-        "16",
-        "--base_channels",
-        "4",
-        "--batch_size",
-        "8",
-        "--results_dir",
-        str(tmp_path / "results"),
-        "--cache_dir",
-        str(tmp_path / "cache"),
-        "--experiment_name",
-        "smoke",
-        "--num_workers",
-        "0",
-        *extra,
-    ]
-
-
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="module")
-def trained(synth_dir, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("run")
-    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", "--log_compression")) == 0
-    return tmp_path, tmp_path / "results" / "smoke"
 
 
 def test_smoke_training_writes_every_output(trained):
@@ -120,15 +86,15 @@ def test_figure_has_four_columns_with_shared_scale():
     assert {ax.images[0].get_clim() for i, ax in enumerate(fixed_images) if i % 4 != 1} == {(0.0, 10.0)}
 
 
-def test_resume_continues_epoch_count(synth_dir, trained):
-    tmp_path, out = trained
+def test_resume_continues_epoch_count(synth_dir, trained_copy):
+    tmp_path, out = trained_copy  # the shared run stays at 2 epochs for the other tests
     assert main(train_args(synth_dir, tmp_path, "--epochs", "3", "--log_compression", "--resume", "last")) == 0
     assert [int(r["epoch"]) for r in rows(out / "metrics.csv")] == [1, 2, 3]
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 3 * 3  # 24 training samples, batch 8
 
 
-def test_eval_reproduces_validation_metrics(trained, capsys):
+def test_eval_reproduces_validation_metrics(trained, tmp_path, capsys):
     _, out = trained
     metrics = rows(out / "metrics.csv")
     best = min(metrics, key=lambda r: float(r["val/rmse"]))
@@ -141,17 +107,17 @@ def test_eval_reproduces_validation_metrics(trained, capsys):
                 "--split",
                 "val",
                 "--out_dir",
-                str(out / "eval"),
+                str(tmp_path / "eval"),
             ]
         )
         == 0
     )
     printed = capsys.readouterr().out
-    result = json.loads((out / "eval" / "val_metrics.json").read_text())
+    result = json.loads((tmp_path / "eval" / "val_metrics.json").read_text())
     assert json.loads(printed[printed.index("{") : printed.rindex("}") + 1])["rmse"] == result["rmse"]
     for key in ("rmse", "abs_rel", "delta1", "mae", "log10"):
         assert result[key] == pytest.approx(float(best[f"val/{key}"]), rel=1e-4, abs=1e-6), key
-    per_image = rows(out / "eval" / "val_per_image.csv")
+    per_image = rows(tmp_path / "eval" / "val_per_image.csv")
     assert len(per_image) == result["n_images"] and per_image[0]["audio"].endswith(".wav")
 
 

@@ -26,7 +26,7 @@ from echodepth.rundir import RunDir
 from echodepth.tune import default_space
 from echodepth.tune.space import check_space, parse_space
 
-from .test_compare import chromium
+from .browser import chromium
 
 SPACE = {"lambda_base": {"range": [0.2, 2.0], "log": True}, "lambda_sparse": {"range": [0.01, 0.2], "log": True}}
 
