@@ -22,9 +22,11 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/echodepth train --overwrite
 
-# the docs are built first in strict mode: a broken link or reference fails the test run
+# the docs are built first in strict mode: a broken link or reference fails the test run. The tests run
+# in parallel, one worker per core (pytest-xdist), in a random order that pytest-randomly prints as its
+# seed: `-p randomly -p "randomly_seed=N"` replays it (docs/how-to/testing.md)
 test: setup lint docs
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 lint: setup
 	$(VENV)/bin/ruff check .
