@@ -24,7 +24,7 @@ demo: setup
 
 # the docs are built first in strict mode: a broken link or reference fails the test run. The tests run
 # in parallel, one worker per core (pytest-xdist), in a random order that pytest-randomly prints as its
-# seed: `-p randomly -p "randomly_seed=N"` replays it (docs/how-to/testing.md)
+# seed: `--randomly-seed=N` replays it (docs/how-to/testing.md)
 test: setup lint docs
 	$(PY) -m pytest -q -n auto
 
