@@ -116,19 +116,15 @@ def one_epoch_run(synth_dir, tmp_path_factory):
     return root, root / "results" / "smoke"
 
 
-def checkout_entries() -> set[str] | None:
-    """Returns the checkout's untracked and ignored entries (git's view, folders as one entry), less
-    the ones that may appear; None outside a git checkout (an unpacked sdist)."""
-    done = subprocess.run(
-        ["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        return None
-    entries = {line[3:].strip('"') for line in done.stdout.splitlines() if line[:2] in ("??", "!!")}
-    return {e for e in entries if not any(part in MAY_APPEAR for part in Path(e).parts)}
+def checkout_entries() -> set[str]:
+    """Returns every file and folder in the checkout (empty folders included, which git does not
+    list), less .git and the ones that may appear."""
+    entries = set()
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if name != ".git" and name not in MAY_APPEAR]
+        here = Path(folder).relative_to(ROOT)
+        entries.update(str(here / name) for name in [*subfolders, *files])
+    return entries
 
 
 def pytest_sessionstart(session):
@@ -139,14 +135,14 @@ def pytest_sessionstart(session):
 def pytest_sessionfinish(session, exitstatus):
     """Fails the run where the checkout gained files: a test wrote outside its temporary folder."""
     before = getattr(session.config, "checkout_before", None)
-    after = checkout_entries() if before is not None else None
-    if before is None or after is None:
+    if before is None:
         return
-    gained = sorted(after - before)
+    gained = sorted(checkout_entries() - before)
     if gained:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = f"the tests wrote into the checkout (a test must write under its tmp_path): {', '.join(gained)}"
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_line(f"ERROR: {message}", red=True)
         else:
             print(f"ERROR: {message}")

@@ -35,8 +35,12 @@ def test_four_micro_batches_of_four_give_the_gradients_of_one_batch_of_sixteen(l
     expected = gradients(model)
     model.zero_grad()
     parts = accumulate_gradients(model, criterion, features, depth, valid, 4, lambda loss: loss.backward())
+    # float32: a weight's gradient sums 16 samples x 16 x 16 pixels = 4096 terms, in four parts here and at
+    # once there: relative difference up to summed_error(4096, 1) = 7.6e-6; measured at most 6.5e-7 over
+    # seeds 0-9 (rtol needed with atol 1e-7). rtol 1e-4 leaves 13x over the bound.
     for a, b in zip(expected, gradients(model)):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+    # the loss terms are means over the same 4096 pixels: 7.6e-6 at most, measured 1.8e-7
     for key in whole:
         assert torch.allclose(whole[key], parts[key], rtol=1e-5), key
 
