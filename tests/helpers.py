@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+import yaml
 
 SR = 44100
 EPS32 = float(torch.finfo(torch.float32).eps)  # 1.19e-7: float32's relative rounding step
@@ -163,3 +164,40 @@ def nan_split() -> dict:
         "analysis_kernel": 8,
         "saturation": {"recordings": 0, "heads": {}},
     }
+
+
+def cosine_train_args(synth_dir, root: Path, name: str, epochs: int = 4) -> list[str]:
+    """Returns `echodepth train`'s arguments for a tiny run with a cosine schedule, 3 warm-up epochs and the
+    adaptive loss (the settings with the most state to resume), its outputs in root / "results" / name."""
+    return [
+        "train", "--dataset", "synthetic", "--data_dir", str(synth_dir), "--image_size", "16",
+        "--base_channels", "4", "--batch_size", "8", "--epochs", str(epochs), "--lr_schedule", "cosine",
+        "--use_adaptive_loss", "--warmup_epochs", "3", "--results_dir", str(root / "results"),
+        "--cache_dir", str(root / "cache"), "--experiment_name", name, "--num_workers", "0",
+    ]  # fmt: skip
+
+
+SPACE = {"lambda_base": {"range": [0.2, 2.0], "log": True}, "lambda_sparse": {"range": [0.01, 0.2], "log": True}}
+
+
+def tiny_flags(synth_dir, tmp_path, epochs=2) -> list[str]:
+    """The base settings of a tiny study: two epochs on the tiny synthetic data."""
+    return [
+        "--dataset", "synthetic", "--data_dir", str(synth_dir), "--image_size", "16", "--base_channels", "4",
+        "--batch_size", "8", "--epochs", str(epochs), "--num_workers", "0", "--cache_dir", str(tmp_path / "cache"),
+    ]  # fmt: skip
+
+
+def space_file(tmp_path, space=None) -> Path:
+    """Writes a search space (SPACE unless given) into tmp_path / "space.yaml"; returns its path."""
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space or SPACE))
+    return path
+
+
+def tune_args(study_dir, n_trials, synth_dir, tmp_path, *extra) -> list[str]:
+    """Returns `echodepth tune`'s arguments for a tiny study of n_trials over SPACE."""
+    return [
+        "tune", "--study_dir", str(study_dir), "--n_trials", str(n_trials), "--objective", "rmse",
+        "--space", str(space_file(tmp_path)), *tiny_flags(synth_dir, tmp_path), *extra,
+    ]  # fmt: skip
