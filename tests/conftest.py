@@ -127,6 +127,18 @@ def checkout_entries() -> set[str]:
     return entries
 
 
+# session-scoped fixtures that take a while to build (a training, the docs site): under pytest-xdist every
+# worker has its own session, so the tests that use one run in one group, on one worker (--dist loadgroup)
+BUILT_ONCE = ("trained", "one_epoch_run", "site")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = next((name for name in BUILT_ONCE if name in item.fixturenames), None)
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared))
+
+
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist) only
         session.config.checkout_before = checkout_entries()
