@@ -87,10 +87,10 @@ def small_fs(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def trained(synth_dir, tmp_path_factory):
-    """A 2-epoch tiny run with log compression, trained once per session (once per xdist worker):
-    returns (its root, its run folder). Read it only; a test that writes into a run takes
-    `trained_copy`."""
+def two_epoch_run(synth_dir, tmp_path_factory):
+    """A 2-epoch tiny run with log compression, trained once per session (under xdist, by the one
+    worker that runs its group): returns (its root, its run folder). Read it only; a test that
+    writes into a run takes `two_epoch_run_copy`."""
     from echodepth.cli import main
 
     root = tmp_path_factory.mktemp("trained")
@@ -99,16 +99,17 @@ def trained(synth_dir, tmp_path_factory):
 
 
 @pytest.fixture
-def trained_copy(trained, tmp_path):
-    """A copy of `trained` in the test's own folder, to resume or write into: (its root, its run folder)."""
-    root = shutil.copytree(trained[0], tmp_path / "trained")
+def two_epoch_run_copy(two_epoch_run, tmp_path):
+    """A copy of `two_epoch_run` in the test's own folder, to resume or write into: (its root, its run folder)."""
+    root = shutil.copytree(two_epoch_run[0], tmp_path / "run")
     return root, root / "results" / "smoke"
 
 
 @pytest.fixture(scope="session")
 def one_epoch_run(synth_dir, tmp_path_factory):
-    """A 1-epoch tiny run with the default settings, trained once per session (once per xdist
-    worker): returns (its root, its run folder). Read it only; copy it to write into it."""
+    """A 1-epoch tiny run with the default settings, trained once per session (under xdist, by the
+    one worker that runs its group): returns (its root, its run folder). Read it only; copy it to
+    write into it."""
     from echodepth.cli import main
 
     root = tmp_path_factory.mktemp("one_epoch")
@@ -129,7 +130,7 @@ def checkout_entries() -> set[str]:
 
 # session-scoped fixtures that take a while to build (a training, the docs site): under pytest-xdist every
 # worker has its own session, so the tests that use one run in one group, on one worker (--dist loadgroup)
-BUILT_ONCE = ("trained", "one_epoch_run", "site")
+BUILT_ONCE = ("two_epoch_run", "one_epoch_run", "site")
 
 
 def pytest_collection_modifyitems(config, items):
