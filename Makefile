@@ -22,9 +22,12 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/echodepth train --config tuned --overwrite
 
-# the docs are built first in strict mode: a broken link or reference fails the test run
+# the docs are built first in strict mode: a broken link or reference fails the test run. The tests run
+# in parallel, one worker per core (pytest-xdist; the tests sharing a trained run or the docs site on one
+# worker, built once: conftest's BUILT_ONCE), in a random order that pytest-randomly prints as its
+# seed: `--randomly-seed=N` replays it (docs/how-to/testing.md)
 test: setup lint docs
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 lint: setup
 	$(VENV)/bin/ruff check .

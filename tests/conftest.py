@@ -1,19 +1,26 @@
-"""Fixtures: small BatVision V1 / V2 datasets written into tmp_path."""
+"""Fixtures: small BatVision V1 / V2 datasets and the tiny synthetic data written into temporary
+folders, the tiny trained runs shared by the session, global seeds reset before every test, and a
+guard that fails the run where a test wrote into the checkout. Plain functions live in helpers.py."""
 
-import csv
 import os
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from echodepth.synth import SynthConfig, generate_dataset
 
-SR = 44100
+# re-exported for the test files that still import them from here (test_compare, test_settings, test_recipes)
+from .helpers import SR, fill, make_v1, make_v2, tiny_config, train_args, write_csv  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+# what may appear in the checkout while the tests run: the virtual environment, the docs site
+# (`make docs` builds it before the tests) and the caches of pytest, ruff, hypothesis and Python
+MAY_APPEAR = (".venv", "site", ".pytest_cache", ".ruff_cache", ".hypothesis", "__pycache__", "mutants")
 
 
 @pytest.fixture(autouse=True)
@@ -25,64 +32,12 @@ def reset_global_seeds():
     torch.manual_seed(0)
 
 
-def write_csv(path: Path, columns, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
-        w.writerows(rows)
-
-
-def make_v2(root: Path, n_per_split=3, n_samples=9000, depth_shape=(48, 64)) -> Path:
-    """Two locations; location A has 16-bit PCM files, location B float WAV files."""
-    rng = np.random.default_rng(0)
-    for loc, subtype in (("A", "PCM_16"), ("B", "FLOAT")):
-        for split in ("train", "val", "test"):
-            rows = []
-            for i in range(n_per_split):
-                name = f"{split}_{i}"
-                (root / loc / "audio").mkdir(parents=True, exist_ok=True)
-                (root / loc / "depth").mkdir(parents=True, exist_ok=True)
-                sf.write(
-                    root / loc / "audio" / f"{name}.wav", rng.uniform(-0.5, 0.5, (n_samples, 2)), SR, subtype=subtype
-                )
-                depth = rng.uniform(500, 40000, depth_shape).astype(np.float32)  # mm, some beyond 30 m
-                depth[:4, :4] = 0
-                np.save(root / loc / "depth" / f"{name}.npy", depth)
-                rows.append([f"{loc}/depth", f"{name}.npy", f"{loc}/audio", f"{name}.wav"])
-            write_csv(
-                root / loc / f"{split}.csv", ["depth path", "depth file name", "audio path", "audio file name"], rows
-            )
-    return root
-
-
-def make_v1(root: Path, n_per_split=3, n_samples=4000, depth_shape=(40, 60)) -> Path:
-    """V1: per-ear .npy waveforms, depth in mm with NaN and +-inf."""
-    rng = np.random.default_rng(1)
-    for split in ("train", "val", "test"):
-        rows = []
-        for i in range(n_per_split):
-            d = root / "2019.08.26"
-            (d / "audio").mkdir(parents=True, exist_ok=True)
-            (d / "depth").mkdir(parents=True, exist_ok=True)
-            stem = f"{split}{i}"
-            np.save(d / "audio" / f"{stem}_left.npy", rng.standard_normal(n_samples).astype(np.float32) * 0.1)
-            np.save(d / "audio" / f"{stem}_right.npy", rng.standard_normal(n_samples).astype(np.float32) * 0.1)
-            depth = rng.uniform(300, 15000, depth_shape)
-            depth[0, 0], depth[0, 1], depth[0, 2] = np.nan, np.inf, -np.inf
-            np.save(d / "depth" / f"{stem}.npy", depth)
-            rows.append(
-                [
-                    f"2019.08.26/depth/{stem}.npy",
-                    f"2019.08.26/audio/{stem}_left.npy",
-                    f"2019.08.26/audio/{stem}_right.npy",
-                    "unused.png",
-                ]
-            )
-        write_csv(
-            root / f"{split}.csv", ["depth path", "audio path left", "audio path right", "camera path left"], rows
-        )
-    return root
+@pytest.fixture(autouse=True)
+def work_in_tmp_path(tmp_path, monkeypatch):
+    """Runs every test in its own temporary folder: a command that falls back on a relative default
+    (results/, .echodepth_cache/) writes there, never into the checkout. Tests name the checkout's
+    files by ROOT or __file__, never by the working folder."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -110,25 +65,6 @@ def synth_dir(tmp_path_factory):
     return root
 
 
-def tiny_config(synth_dir, root, **settings):
-    """Returns the settings of a one-epoch run on the tiny synthetic data, outputs under root; the
-    defaults here that do not apply to the chosen components (base_channels) are left out."""
-    from echodepth.config import TrainConfig
-
-    values = {
-        "dataset": "synthetic",
-        "data_dir": str(synth_dir),
-        "image_size": 16,
-        "base_channels": 4,
-        "batch_size": 8,
-        "epochs": 1,
-        "num_workers": 0,
-        "results_dir": str(root / "results"),
-        "cache_dir": str(root / "cache"),
-    }
-    return TrainConfig.from_dict({**values, **settings}, stated=settings)
-
-
 @pytest.fixture
 def small_fs(tmp_path):
     """Returns mount(path, size, read_only=False): a tmpfs of `size` (e.g. "64k") mounted at path."""
@@ -150,14 +86,77 @@ def small_fs(tmp_path):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def fill(folder):
-    """Fills the file system of folder to the last byte; returns folder."""
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return folder
+@pytest.fixture(scope="session")
+def two_epoch_run(synth_dir, tmp_path_factory):
+    """A 2-epoch tiny run with log compression, trained once per session (under xdist, by the one
+    worker that runs its group): returns (its root, its run folder). Read it only; a test that
+    writes into a run takes `two_epoch_run_copy`."""
+    from echodepth.cli import main
+
+    root = tmp_path_factory.mktemp("trained")
+    assert main(train_args(synth_dir, root, "--epochs", "2", "--log_compression")) == 0
+    return root, root / "results" / "smoke"
+
+
+@pytest.fixture
+def two_epoch_run_copy(two_epoch_run, tmp_path):
+    """A copy of `two_epoch_run` in the test's own folder, to resume or write into: (its root, its run folder)."""
+    root = shutil.copytree(two_epoch_run[0], tmp_path / "run")
+    return root, root / "results" / "smoke"
+
+
+@pytest.fixture(scope="session")
+def one_epoch_run(synth_dir, tmp_path_factory):
+    """A 1-epoch tiny run with the default settings, trained once per session (under xdist, by the
+    one worker that runs its group): returns (its root, its run folder). Read it only; copy it to
+    write into it."""
+    from echodepth.cli import main
+
+    root = tmp_path_factory.mktemp("one_epoch")
+    assert main(train_args(synth_dir, root, "--epochs", "1")) == 0
+    return root, root / "results" / "smoke"
+
+
+def checkout_entries() -> set[str]:
+    """Returns every file and folder in the checkout (empty folders included, which git does not
+    list), less .git and the ones that may appear."""
+    entries = set()
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if name != ".git" and name not in MAY_APPEAR]
+        here = Path(folder).relative_to(ROOT)
+        entries.update(str(here / name) for name in [*subfolders, *files])
+    return entries
+
+
+# session-scoped fixtures that take a while to build (a training, the docs site): under pytest-xdist every
+# worker has its own session, so the tests that use one run in one group, on one worker (--dist loadgroup)
+BUILT_ONCE = ("two_epoch_run", "one_epoch_run", "site")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = next((name for name in BUILT_ONCE if name in item.fixturenames), None)
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared))
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist) only
+        session.config.checkout_before = checkout_entries()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fails the run where the checkout gained files: a test wrote outside its temporary folder."""
+    before = getattr(session.config, "checkout_before", None)
+    if before is None:
+        return
+    gained = sorted(checkout_entries() - before)
+    if gained:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"the tests wrote into the checkout (a test must write under its tmp_path): {', '.join(gained)}"
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"ERROR: {message}", red=True)
+        else:
+            print(f"ERROR: {message}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

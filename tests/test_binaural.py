@@ -16,7 +16,7 @@ from echodepth.data.binaural import GccPhat, InterauralLevelPhase, max_lag_sampl
 from echodepth.deploy import load_model
 from echodepth.inference import Predictor
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 RATE = 44100
 N_FFT = 512

@@ -23,15 +23,9 @@ from echodepth.losses import build_loss_for_training
 from echodepth.models import MODELS, DepthModel, build_model_for_training
 from echodepth.settings_yaml import load_yaml, save_yaml
 
-from .test_ground_truth import nan_split
+from .helpers import nan_split, one_line_error
 
 OLD = Path(__file__).parent / "fixtures" / "flat_settings_run"  # a run's files with every setting flat (README there)
-
-
-def one_line_error(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    return err[0]
 
 
 @pytest.mark.parametrize(

@@ -21,18 +21,14 @@ from echodepth.deploy.frontend import LinearFrontend
 from echodepth.errors import ConfigError
 from echodepth.inference import Predictor
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 RATE = 44100
 
 
 @pytest.fixture(scope="module")
-def trained(synth_dir, tmp_path_factory):
-    from echodepth.run import train
-
-    root = tmp_path_factory.mktemp("deploy")
-    result = train(tiny_config(synth_dir, root), progress=False)
-    return Path(result["best_checkpoint"])
+def trained(one_epoch_run):
+    return one_epoch_run[1] / "checkpoints" / "best.ckpt"
 
 
 @pytest.fixture(scope="module")

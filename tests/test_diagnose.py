@@ -18,7 +18,7 @@ from echodepth.diagnose.checks import next_kernel
 from echodepth.models import MODELS, DepthModel
 from echodepth.run import train
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 
 @dataclass

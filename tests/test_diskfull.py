@@ -7,8 +7,7 @@ import re
 
 from echodepth.cli import main
 
-from .conftest import fill
-from .test_training import train_args, trained  # noqa: F401 (a fixture)
+from .helpers import fill, train_args
 
 
 def error_lines(capsys) -> list[str]:
@@ -41,8 +40,8 @@ def test_train_on_a_full_disk_for_tensorboard_is_our_line(synth_dir, tmp_path, s
     assert len(lines) == 1 and "no space left on the device writing TensorBoard's event files" in lines[0], lines
 
 
-def test_eval_on_a_full_disk_is_one_line_and_leaves_no_empty_file(trained, tmp_path, small_fs, capsys):  # noqa: F811
-    _, run = trained
+def test_eval_on_a_full_disk_is_one_line_and_leaves_no_empty_file(two_epoch_run, tmp_path, small_fs, capsys):
+    _, run = two_epoch_run
     out = fill(small_fs(tmp_path / "full"))
     assert main(["eval", "--checkpoint", str(run / "checkpoints" / "best.ckpt"), "--out_dir", str(out)]) == 2
     lines = error_lines(capsys)
@@ -51,8 +50,8 @@ def test_eval_on_a_full_disk_is_one_line_and_leaves_no_empty_file(trained, tmp_p
     no_partial_or_empty_files(out)
 
 
-def test_predict_on_a_full_disk_is_one_line(trained, synth_dir, tmp_path, small_fs, capsys):  # noqa: F811
-    _, run = trained
+def test_predict_on_a_full_disk_is_one_line(two_epoch_run, synth_dir, tmp_path, small_fs, capsys):
+    _, run = two_epoch_run
     out = fill(small_fs(tmp_path / "full"))
     wav = next(synth_dir.rglob("*.wav"))
     code = main(["predict", "--checkpoint", str(run / "checkpoints" / "best.ckpt"), str(wav), "--out_dir", str(out)])
@@ -61,8 +60,8 @@ def test_predict_on_a_full_disk_is_one_line(trained, synth_dir, tmp_path, small_
     no_partial_or_empty_files(out)
 
 
-def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(trained, tmp_path, small_fs, capsys):  # noqa: F811
-    _, run = trained
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(two_epoch_run, tmp_path, small_fs, capsys):
+    _, run = two_epoch_run
     out = fill(small_fs(tmp_path / "full"))
     args = ["export", "--checkpoint", str(run / "checkpoints" / "best.ckpt"), "--output", str(out / "m.onnx")]
     assert main(args) == 2
@@ -76,8 +75,8 @@ def read_only(small_fs, tmp_path):
     return small_fs(tmp_path / "ro", "64k", read_only=True)
 
 
-def test_read_only_output_places_are_one_line(trained, synth_dir, tmp_path, small_fs, capsys):  # noqa: F811
-    _, run = trained
+def test_read_only_output_places_are_one_line(two_epoch_run, synth_dir, tmp_path, small_fs, capsys):
+    _, run = two_epoch_run
     ro = read_only(small_fs, tmp_path)
     best = str(run / "checkpoints" / "best.ckpt")
     wav = str(next(synth_dir.rglob("*.wav")))
@@ -95,8 +94,8 @@ def test_read_only_output_places_are_one_line(trained, synth_dir, tmp_path, smal
         assert len(lines) == 1 and "read-only file system" in lines[0] and str(ro) in lines[0], (args, lines)
 
 
-def test_a_file_where_an_output_folder_is_needed_is_one_line(trained, synth_dir, tmp_path, capsys):  # noqa: F811
-    _, run = trained
+def test_a_file_where_an_output_folder_is_needed_is_one_line(two_epoch_run, synth_dir, tmp_path, capsys):
+    _, run = two_epoch_run
     taken = tmp_path / "taken"
     taken.write_text("a file")
     folder = tmp_path / "model.onnx"

@@ -8,17 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from .helpers import cosine_train_args
+
 RUNNER = Path(__file__).with_name("fault_runner.py")
-EPOCHS = 4  # 24 training samples, batch 8: 3 steps an epoch
-
-
-def train_args(synth_dir, root: Path, name: str) -> list[str]:
-    return [
-        "train", "--dataset", "synthetic", "--data_dir", str(synth_dir), "--image_size", "16",
-        "--base_channels", "4", "--batch_size", "8", "--epochs", str(EPOCHS), "--lr_schedule", "cosine",
-        "--use_adaptive_loss", "--warmup_epochs", "3", "--results_dir", str(root / "results"),
-        "--cache_dir", str(root / "cache"), "--experiment_name", name, "--num_workers", "0",
-    ]  # fmt: skip
+EPOCHS = 4  # 24 training samples, batch 8: 3 steps an epoch (cosine_train_args' default)
 
 
 def run(args: list[str], fault: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
@@ -47,15 +40,15 @@ def assert_identical(a: dict, b: dict) -> None:
 @pytest.fixture(scope="module")
 def uninterrupted(synth_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    result = run(train_args(synth_dir, root, "reference"))
+    result = run(cosine_train_args(synth_dir, root, "reference"))
     assert result.returncode == 0, result.stderr[-3000:]
     return root, outputs(root / "results" / "reference")
 
 
 def kill_and_resume(synth_dir, root: Path, name: str, fault: tuple[str, int]) -> dict:
-    killed = run(train_args(synth_dir, root, name), fault)
+    killed = run(cosine_train_args(synth_dir, root, name), fault)
     assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL
-    resumed = run([*train_args(synth_dir, root, name), "--resume", "last"])
+    resumed = run([*cosine_train_args(synth_dir, root, name), "--resume", "last"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     run_dir = root / "results" / name
     assert not list(run_dir.rglob("*.tmp-*")), "a partial file was left behind"
@@ -64,7 +57,7 @@ def kill_and_resume(synth_dir, root: Path, name: str, fault: tuple[str, int]) ->
 
 def test_two_uninterrupted_runs_are_identical(synth_dir, uninterrupted):
     root, reference = uninterrupted
-    again = run(train_args(synth_dir, root, "again"))
+    again = run(cosine_train_args(synth_dir, root, "again"))
     assert again.returncode == 0, again.stderr[-3000:]
     assert_identical(reference, outputs(root / "results" / "again"))
 
@@ -88,10 +81,10 @@ def test_kill_while_last_checkpoint_is_written_then_resume_is_identical(synth_di
 def test_kill_anywhere_then_resume_is_identical(synth_dir, uninterrupted, fault):
     root, reference = uninterrupted
     name = f"{fault[0]}_{fault[1]}"
-    killed = run(train_args(synth_dir, root, name), fault)
+    killed = run(cosine_train_args(synth_dir, root, name), fault)
     assert killed.returncode == -9, killed.stderr[-3000:]
     last = root / "results" / name / "checkpoints" / "last.ckpt"
-    args = [*train_args(synth_dir, root, name), *(["--resume", "last"] if last.exists() else [])]
+    args = [*cosine_train_args(synth_dir, root, name), *(["--resume", "last"] if last.exists() else [])]
     resumed = run(args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_identical(reference, outputs(root / "results" / name))
@@ -113,9 +106,9 @@ def test_last_checkpoint_is_the_last_epoch_and_best_the_best(uninterrupted):
 
 @pytest.mark.slow
 def test_kill_during_the_cache_build_then_rerun_gives_the_same_cache(synth_dir, tmp_path):
-    reference = run(train_args(synth_dir, tmp_path / "a", "cache_ref"))
+    reference = run(cosine_train_args(synth_dir, tmp_path / "a", "cache_ref"))
     assert reference.returncode == 0, reference.stderr[-3000:]
-    args = [*train_args(synth_dir, tmp_path / "b", "cache_kill"), "--epochs", "1"]
+    args = [*cosine_train_args(synth_dir, tmp_path / "b", "cache_kill"), "--epochs", "1"]
     killed = run(args, ("cache", 0))  # before the first batch of the first cache is written
     assert killed.returncode == -9
     assert list((tmp_path / "b" / "cache").glob("*.partial-*"))  # the killed build's folder

@@ -12,7 +12,7 @@ from echodepth.models import build_model, build_model_for_training
 from echodepth.models.blocks import HEAD_GRADIENT_FLOOR, PositionStandardiser
 from echodepth.run import train
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 
 def tiny_base_residual(**settings):
@@ -21,11 +21,12 @@ def tiny_base_residual(**settings):
 
 @pytest.mark.parametrize("name", ["base_residual", "same_backbone", "unet_baseline"])
 def test_a_head_pushed_to_its_bound_still_gets_a_gradient(name):
+    g = torch.Generator().manual_seed(0)
     model = build_model(name, image_size=(16, 16), base_channels=4)
     last = model.ups[-1][-1] if name == "unet_baseline" else model.base_decoder.out
     with torch.no_grad():
         last.bias.fill_(40.0)  # sigmoid(40) = 1 - 4e-18: saturated everywhere
-    base, _, _ = model(torch.randn(2, 2, 16, 16))
+    base, _, _ = model(torch.randn(2, 2, 16, 16, generator=g))
     assert float(base.detach().min()) > 0.999
     base.mean().backward()
     # without the floor the slope is sigmoid'(40) ~ 4e-18 and the bias gets no gradient
@@ -34,19 +35,21 @@ def test_a_head_pushed_to_its_bound_still_gets_a_gradient(name):
 
 
 def test_a_saturated_residual_is_pulled_back_by_its_gradient():
+    g = torch.Generator().manual_seed(1)
     model = tiny_base_residual(residual_scale=0.5)
     out = model.residual_decoder.out
     with torch.no_grad():
         out.bias.fill_(-30.0)  # the demo's corner: residual at -bound
-    _, residual, _ = model(torch.randn(2, 2, 16, 16))
+    _, residual, _ = model(torch.randn(2, 2, 16, 16, generator=g))
     assert float(residual.detach().max()) == pytest.approx(-0.5, abs=1e-6)
     residual.abs().mean().backward()  # the sparsity term wants it smaller
     assert float(out.bias.grad) < -1e-3  # descent raises the logit towards 0 (tanh'(-30) is 0 in float32)
 
 
 def test_inference_outputs_are_the_plain_bounded_heads():
+    g = torch.Generator().manual_seed(2)
     model = tiny_base_residual().eval()
-    x = torch.randn(2, 2, 16, 16)
+    x = torch.randn(2, 2, 16, 16, generator=g)
     with torch.no_grad():
         base, residual, _ = model(x)
         features = model.encode(x)
@@ -57,8 +60,8 @@ def test_inference_outputs_are_the_plain_bounded_heads():
 def test_a_fixed_pattern_in_every_recording_does_not_reach_the_network():
     """The direct sound fills the same corner of every feature image; standardised per position,
     adding any fixed pattern to every recording changes nothing downstream."""
-    torch.manual_seed(0)
-    echoes = 0.1 * torch.rand(64, 2, 16, 128)
+    g = torch.Generator().manual_seed(3)
+    echoes = 0.1 * torch.rand(64, 2, 16, 128, generator=g)
     direct_sound = torch.zeros(2, 16, 128)
     direct_sound[:, :2, :4] = 1.5  # the measured log magnitude at the demo's corner
     norm = PositionStandardiser(2, (16, 128)).train()
@@ -68,8 +71,9 @@ def test_a_fixed_pattern_in_every_recording_does_not_reach_the_network():
 
 
 def test_position_standardiser_keeps_the_plain_mean_for_inference_and_takes_a_single_recording():
+    g = torch.Generator().manual_seed(4)
     norm = PositionStandardiser(1, (2, 2)).train()
-    batches = [torch.full((4, 1, 2, 2), 2.0) + torch.randn(4, 1, 2, 2) * 0.1 for _ in range(3)]
+    batches = [torch.full((4, 1, 2, 2), 2.0) + torch.randn(4, 1, 2, 2, generator=g) * 0.1 for _ in range(3)]
     for batch in batches:
         norm(batch)
     mean = torch.cat(batches).mean(0).flatten()
@@ -88,9 +92,10 @@ def test_old_checkpoints_load_without_the_standardiser():
 
 
 def test_same_backbone_control_is_base_residual_without_the_residual_decoder():
+    g = torch.Generator().manual_seed(5)
     control = build_model("same_backbone", base_channels=8, image_size=(32, 32))
     full = build_model("base_residual", base_channels=8, image_size=(32, 32))
-    base, residual, final = control(torch.randn(2, 2, 32, 32))
+    base, residual, final = control(torch.randn(2, 2, 32, 32, generator=g))
     assert torch.count_nonzero(residual) == 0 and torch.equal(base, final)
     counts, full_counts = control.parameter_counts(), full.parameter_counts()
     assert counts["residual_decoder"] == 0 and counts["total"] == full_counts["total"] - full_counts["residual_decoder"]
@@ -108,8 +113,9 @@ def test_seed_base_decoder_is_about_a_seventeenth_of_the_residual_decoder():
 
 @pytest.mark.parametrize("k", [1, 4, 8])
 def test_base_decoder_at_reduced_resolution(k):
+    g = torch.Generator().manual_seed(6)
     model = build_model("base_residual", base_channels=4, image_size=(32, 32), input_size=(16, 128), base_resolution=k)
-    x = torch.randn(2, 2, 40, 200)
+    x = torch.randn(2, 2, 40, 200, generator=g)
     logits = model.base_decoder(model.encode(x))
     assert logits.shape[-2:] == (16 // k, 128 // k)
     base, residual, _ = model(x)

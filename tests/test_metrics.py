@@ -40,7 +40,8 @@ def test_delta3_threshold():
 
 
 def test_perfect_prediction():
-    gt = torch.rand(4, 1, 8, 8) * 5 + 0.1
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(4, 1, 8, 8, generator=g) * 5 + 0.1
     m = depth_metrics(gt.clone(), gt)
     assert m["rmse"] == 0 and m["delta1"] == 1 and m["abs_rel"] == 0 and m["log10"] == 0
 
@@ -84,17 +85,18 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_structure_metrics_on_known_maps():
+    g = torch.Generator().manual_seed(1)
     gt = torch.full((1, 1, 16, 16), 2.0)
     gt[..., 8:] = 4.0  # one vertical depth edge
     edges = depth_edges(gt, gt > 0)
     assert edges[0, 0, :, 6:10].all() and not edges[0, 0, :, :6].any() and not edges[0, 0, :, 10:].any()
     perfect = finish_structure(structure_sums(gt, torch.zeros_like(gt), gt, gt, 4))
     assert perfect["lowpass_mae"] == 0 and perfect["highpass_mae"] == 0 and perfect["smooth_roughness_excess"] == 0
-    noisy = gt + 0.3 * torch.randn_like(gt)
+    noisy = gt + 0.3 * torch.randn(gt.shape, generator=g)
     bumpy = finish_structure(structure_sums(gt, noisy - gt, noisy, gt, 4))
     assert bumpy["smooth_roughness_excess"] > 0.1 and bumpy["residual_share"] > 0
     smooth_map = torch.linspace(0, 1, 32).expand(1, 32, 32)
-    assert high_frequency_share(smooth_map, 0.25) < high_frequency_share(torch.randn(1, 32, 32), 0.25)
+    assert high_frequency_share(smooth_map, 0.25) < high_frequency_share(torch.randn(1, 32, 32, generator=g), 0.25)
 
 
 def test_depth_edges_are_steps_over_the_relative_jump_between_valid_neighbours_widened_by_one_pixel():

@@ -21,7 +21,7 @@ from echodepth.errors import DataError, first_line
 from echodepth.rundir import RunDir
 from echodepth.storage import format_bytes
 
-from .conftest import SR, tiny_config
+from .helpers import SR, tiny_config
 
 FEAT = FeatureConfig(image_size=(32, 32))
 

@@ -8,16 +8,12 @@ import soundfile as sf
 from echodepth.cli import main
 from echodepth.synth import SynthConfig, generate_dataset
 
-from .test_training import train_args
-
 RATE = 44100
 
 
 @pytest.fixture(scope="module")
-def checkpoint(synth_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("predict_inputs")
-    assert main(train_args(synth_dir, tmp, "--epochs", "1")) == 0
-    return str(tmp / "results" / "smoke" / "checkpoints" / "best.ckpt")
+def checkpoint(one_epoch_run):
+    return str(one_epoch_run[1] / "checkpoints" / "best.ckpt")
 
 
 @pytest.fixture(scope="module")

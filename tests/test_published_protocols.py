@@ -16,7 +16,7 @@ from echodepth.data import build_dataset
 from echodepth.evaluate import ProtocolGroundTruth
 from echodepth.metrics import METRIC_KEYS, get_protocol, protocol_metrics
 
-from .conftest import make_v2
+from .helpers import make_v2
 from .published_reference import (
     batvision_compute_errors,
     batvision_ground_truth,

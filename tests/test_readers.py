@@ -13,7 +13,7 @@ from echodepth.data import build_dataset, check_dataset
 from echodepth.data.files import resolve_inside
 from echodepth.errors import DataError
 
-from .conftest import SR, make_v1, make_v2, write_csv
+from .helpers import SR, make_v1, make_v2, write_csv
 
 
 def test_integer_npy_is_scaled_as_soundfile_scales_the_same_samples_in_a_wav(tmp_path):

@@ -16,7 +16,7 @@ from echodepth.losses import LOSSES, DepthLoss, masked_l1, valid_mask
 from echodepth.models import MODELS, DepthModel
 from echodepth.run import train
 
-from .conftest import tiny_config
+from .helpers import tiny_config
 
 
 @dataclass

@@ -4,6 +4,7 @@ not land in a folder holding a run, an exported model given as a checkpoint is n
 SIGTERM / SIGINT end with 143 / 130, one line, and the last good checkpoint kept."""
 
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,19 +20,13 @@ from echodepth.inference import read_checkpoint
 from echodepth.resume import resolve_resume
 from echodepth.training.schedule import make_lr_schedule
 
-from .test_training import rows, train_args
-
-
-def one_line_error(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    return err[0]
+from .helpers import one_line_error, rows, train_args
 
 
 @pytest.fixture(scope="module")
-def run(synth_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    assert main(train_args(synth_dir, root, "--epochs", "1")) == 0
+def run(one_epoch_run, tmp_path_factory):
+    """A copy of the session's 1-epoch run: the tests here try to resume into it."""
+    root = shutil.copytree(one_epoch_run[0], tmp_path_factory.mktemp("resume") / "run")
     return root, root / "results" / "smoke"
 
 
@@ -60,6 +55,7 @@ def test_a_resume_that_changes_the_run_is_refused_in_one_line(run, synth_dir, fl
 def test_a_resume_may_name_the_unit_it_read_or_another_headline_protocol(run):
     _, out = run
     stored = read_checkpoint(out / "checkpoints" / "last.ckpt")["echodepth"]["config"]
+    stored = {**stored, "results_dir": str(out.parent)}  # the run was trained in another folder and copied here
     for same_run in ({"depth_unit": "mm"}, {"depth_unit": None}, {"protocol": "htf"}):
         cfg = TrainConfig.from_dict({**stored, "resume": "last", "epochs": 2, **same_run})
         assert resolve_resume(cfg) == str(out / "checkpoints" / "last.ckpt"), same_run

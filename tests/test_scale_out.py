@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from echodepth.rundir import RunDir
 
-from .test_tune import tiny_flags, tune_args
+from .helpers import tiny_flags, tune_args
 
 pytestmark = pytest.mark.slow
 

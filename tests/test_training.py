@@ -1,4 +1,3 @@
-import csv
 import json
 import subprocess
 import sys
@@ -12,6 +11,10 @@ from echodepth.config import TrainConfig
 from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.training import module as training_module
 from echodepth.viz import make_decomposition_figure
+
+# rows and train_args are still imported from here by test_settings.py and test_bad_input.py until they import
+# them from helpers
+from .helpers import rows, train_args
 
 GUIDE_LOG_NAMES = (
     "train/loss",
@@ -27,45 +30,8 @@ GUIDE_LOG_NAMES = (
 )
 
 
-def train_args(synth_dir, tmp_path, *extra):
-    return [
-        "train",
-        "--dataset",
-        "synthetic",
-        "--data_dir",
-        str(synth_dir),
-        "--image_size",
-        "16",
-        "--base_channels",
-        "4",
-        "--batch_size",
-        "8",
-        "--results_dir",
-        str(tmp_path / "results"),
-        "--cache_dir",
-        str(tmp_path / "cache"),
-        "--experiment_name",
-        "smoke",
-        "--num_workers",
-        "0",
-        *extra,
-    ]
-
-
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="module")
-def trained(synth_dir, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("run")
-    assert main(train_args(synth_dir, tmp_path, "--epochs", "2", "--log_compression")) == 0
-    return tmp_path, tmp_path / "results" / "smoke"
-
-
-def test_smoke_training_writes_every_output(trained):
-    _, out = trained
+def test_smoke_training_writes_every_output(two_epoch_run):
+    _, out = two_epoch_run
     assert (out / "config.yaml").exists()
     metrics = rows(out / "metrics.csv")
     assert [int(r["epoch"]) for r in metrics] == [1, 2]
@@ -79,8 +45,8 @@ def test_smoke_training_writes_every_output(trained):
 
 
 @pytest.mark.parametrize("name", ["last.ckpt", "best.ckpt"])
-def test_checkpoints_are_self_describing_and_weights_only(trained, name):
-    _, out = trained
+def test_checkpoints_are_self_describing_and_weights_only(two_epoch_run, name):
+    _, out = two_epoch_run
     ckpt = torch.load(out / "checkpoints" / name, weights_only=True)
     meta = ckpt["echodepth"]
     assert meta["config"]["base_channels"] == 4 and meta["input_shape"] == [2, 16, 16] and meta["max_depth_m"] == 10.0
@@ -88,7 +54,8 @@ def test_checkpoints_are_self_describing_and_weights_only(trained, name):
 
 
 def test_figure_has_four_columns_with_shared_scale():
-    maps = [np.random.rand(3, 8, 8) * 5 for _ in range(4)]
+    rng = np.random.default_rng(0)
+    maps = [rng.random((3, 8, 8)) * 5 for _ in range(4)]
     maps[1] -= 2.5
     maps[3][0, :2, :2] = 0
     fig = make_decomposition_figure(*maps, max_depth_m=10.0)
@@ -119,16 +86,16 @@ def test_figure_has_four_columns_with_shared_scale():
     assert {ax.images[0].get_clim() for i, ax in enumerate(fixed_images) if i % 4 != 1} == {(0.0, 10.0)}
 
 
-def test_resume_continues_epoch_count(synth_dir, trained):
-    tmp_path, out = trained
+def test_resume_continues_epoch_count(synth_dir, two_epoch_run_copy):
+    tmp_path, out = two_epoch_run_copy  # the shared run stays at 2 epochs for the other tests
     assert main(train_args(synth_dir, tmp_path, "--epochs", "3", "--log_compression", "--resume", "last")) == 0
     assert [int(r["epoch"]) for r in rows(out / "metrics.csv")] == [1, 2, 3]
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 3 * 3  # 24 training samples, batch 8
 
 
-def test_eval_reproduces_validation_metrics(trained, capsys):
-    _, out = trained
+def test_eval_reproduces_validation_metrics(two_epoch_run, tmp_path, capsys):
+    _, out = two_epoch_run
     metrics = rows(out / "metrics.csv")
     best = min(metrics, key=lambda r: float(r["val/rmse"]))
     assert (
@@ -140,22 +107,22 @@ def test_eval_reproduces_validation_metrics(trained, capsys):
                 "--split",
                 "val",
                 "--out_dir",
-                str(out / "eval"),
+                str(tmp_path / "eval"),
             ]
         )
         == 0
     )
     printed = capsys.readouterr().out
-    result = json.loads((out / "eval" / "val_metrics.json").read_text())
+    result = json.loads((tmp_path / "eval" / "val_metrics.json").read_text())
     assert json.loads(printed[printed.index("{") : printed.rindex("}") + 1])["rmse"] == result["rmse"]
     for key in ("rmse", "abs_rel", "delta1", "mae", "log10"):
         assert result[key] == pytest.approx(float(best[f"val/{key}"]), rel=1e-4, abs=1e-6), key
-    per_image = rows(out / "eval" / "val_per_image.csv")
+    per_image = rows(tmp_path / "eval" / "val_per_image.csv")
     assert len(per_image) == result["n_images"] and per_image[0]["audio"].endswith(".wav")
 
 
-def test_predict_writes_depth_and_figure(trained, synth_dir, tmp_path):
-    _, out = trained
+def test_predict_writes_depth_and_figure(two_epoch_run, synth_dir, tmp_path):
+    _, out = two_epoch_run
     wav = sorted(synth_dir.rglob("*.wav"))[0]
     assert (
         main(["predict", "--checkpoint", str(out / "checkpoints" / "best.ckpt"), str(wav), "--out_dir", str(tmp_path)])
@@ -318,8 +285,8 @@ def test_bf16_mixed_precision_trains(synth_dir, tmp_path):
     assert conv_output_dtypes == {torch.bfloat16}  # autocast ran every training convolution in bfloat16
 
 
-def test_predict_reads_v1_pairs_and_rejects_bad_audio(trained, tmp_path, capsys):
-    _, out = trained
+def test_predict_reads_v1_pairs_and_rejects_bad_audio(two_epoch_run, tmp_path, capsys):
+    _, out = two_epoch_run
     ckpt = str(out / "checkpoints" / "best.ckpt")
     wave = np.random.default_rng(0).standard_normal((2, 4000)).astype(np.float32) * 0.1
     np.save(tmp_path / "rec_left.npy", wave[0])
@@ -371,8 +338,8 @@ def test_uncached_training_makes_features_on_the_device_in_batches(synth_dir, tm
     assert np.isfinite(test["model"]["rmse"])
 
 
-def test_a_checkpoint_of_version_0_1_still_predicts(trained, tmp_path):
-    _, out = trained
+def test_a_checkpoint_of_version_0_1_still_predicts(two_epoch_run, tmp_path):
+    _, out = two_epoch_run
     ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
     old = {**ckpt["echodepth"], "version": "0.1.0"}
     old["config"] = {("max_depth" if k == "max_depth_m" else k): v for k, v in old["config"].items()}

@@ -26,30 +26,8 @@ from echodepth.rundir import RunDir
 from echodepth.tune import default_space
 from echodepth.tune.space import check_space, parse_space
 
-from .test_compare import chromium
-
-SPACE = {"lambda_base": {"range": [0.2, 2.0], "log": True}, "lambda_sparse": {"range": [0.01, 0.2], "log": True}}
-
-
-def tiny_flags(synth_dir, tmp_path, epochs=2) -> list[str]:
-    """The base settings of a tiny study: two epochs on the tiny synthetic data."""
-    return [
-        "--dataset", "synthetic", "--data_dir", str(synth_dir), "--image_size", "16", "--base_channels", "4",
-        "--batch_size", "8", "--epochs", str(epochs), "--num_workers", "0", "--cache_dir", str(tmp_path / "cache"),
-    ]  # fmt: skip
-
-
-def space_file(tmp_path, space=None) -> Path:
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(space or SPACE))
-    return path
-
-
-def tune_args(study_dir, n_trials, synth_dir, tmp_path, *extra) -> list[str]:
-    return [
-        "tune", "--study_dir", str(study_dir), "--n_trials", str(n_trials), "--objective", "rmse",
-        "--space", str(space_file(tmp_path)), *tiny_flags(synth_dir, tmp_path), *extra,
-    ]  # fmt: skip
+from .browser import chromium
+from .helpers import space_file, tune_args
 
 
 def load(study_dir, name="echodepth") -> optuna.Study:

@@ -12,7 +12,7 @@ from echodepth.data.features import cut_length
 from echodepth.errors import ConfigError
 from echodepth.synth import SynthConfig, chirp_signal
 
-from .conftest import SR, write_csv
+from .helpers import SR, write_csv
 
 LEAD_IN = 980  # near-silent samples before the emission in V1 files (the dataset's issue tracker)
 N = 6000
