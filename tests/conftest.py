@@ -15,7 +15,7 @@ import torch
 from echodepth.synth import SynthConfig, generate_dataset
 
 # re-exported for the test files that still import them from here (test_compare, test_settings, test_recipes)
-from .helpers import SR, fill, make_v1, make_v2, tiny_config, train_args, write_csv  # noqa: F401
+from .helpers import make_v1, make_v2, train_args
 
 ROOT = Path(__file__).resolve().parent.parent
 # what may appear in the checkout while the tests run: the virtual environment, the docs site

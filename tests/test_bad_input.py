@@ -13,14 +13,13 @@ from echodepth import storage
 from echodepth.cli import main
 from echodepth.evaluate import format_comparison
 
-from .test_training import train_args
+from .helpers import train_args
 
 
-@pytest.fixture(scope="module")
-def checkpoint(synth_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bad_input")
-    assert main(train_args(synth_dir, tmp, "--epochs", "1")) == 0
-    return tmp / "results" / "smoke" / "checkpoints" / "best.ckpt"
+@pytest.fixture
+def checkpoint(one_epoch_run):
+    """The session's 1-epoch run's best checkpoint (read only)."""
+    return one_epoch_run[1] / "checkpoints" / "best.ckpt"
 
 
 def write_recordings(folder, good_wav):
@@ -69,7 +68,8 @@ def test_eval_skips_bad_samples_names_them_and_fails(checkpoint, synth_dir, tmp_
     victim = data / "location_00" / "audio" / val_rows[0].split(",")[3]
     sf.write(victim, np.zeros((300, 2)), 44100)
     assert broken
-    code = main(["eval", "--checkpoint", str(checkpoint), "--split", "val", "--data_dir", str(data)])
+    flags = ["--split", "val", "--data_dir", str(data), "--out_dir", str(tmp_path / "eval")]
+    code = main(["eval", "--checkpoint", str(checkpoint), *flags])
     captured = capsys.readouterr()
     assert code == 1
     errors = [line for line in captured.err.splitlines() if line.startswith("echodepth")]  # not progress bars

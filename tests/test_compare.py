@@ -18,7 +18,7 @@ from echodepth.models import MODELS
 from echodepth.storage import DiskFullError
 
 from .browser import CHROMIUM_MISSING, chromium, dump_dom
-from .conftest import fill
+from .helpers import fill
 
 
 def tiny_compare(out, cache_dir, progress):

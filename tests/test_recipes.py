@@ -115,7 +115,7 @@ def test_warm_up_then_cosine_or_constant():
 def test_the_warm_up_is_the_rate_each_epoch_trains_with(synth_dir, tmp_path):
     from echodepth.run import train
 
-    from .conftest import tiny_config
+    from .helpers import tiny_config
 
     cfg = tiny_config(synth_dir, tmp_path, epochs=3, lr_warmup_epochs=2, learning_rate=0.001)
     result = train(cfg, progress=False)

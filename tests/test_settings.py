@@ -18,14 +18,7 @@ from echodepth.errors import ConfigError
 from echodepth.settings_yaml import load_yaml
 from echodepth.training import EchoDepthDataModule
 
-from .conftest import tiny_config
-from .test_training import train_args
-
-
-def one_line_error(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    return err[0]
+from .helpers import one_line_error, tiny_config, train_args
 
 
 def test_numbers_like_1e_3_in_yaml_are_numbers(tmp_path):

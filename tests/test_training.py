@@ -12,8 +12,6 @@ from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.training import module as training_module
 from echodepth.viz import make_decomposition_figure
 
-# rows and train_args are still imported from here by test_settings.py and test_bad_input.py until they import
-# them from helpers
 from .helpers import rows, train_args
 
 GUIDE_LOG_NAMES = (

@@ -8,7 +8,7 @@ import pytest
 from echodepth.cli import main
 from echodepth.errors import ConfigError
 
-from .test_training import train_args
+from .helpers import train_args
 
 wandb = pytest.importorskip("wandb", reason="the wandb extra is not installed (pip install 'echodepth[wandb]')")
 
