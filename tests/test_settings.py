@@ -387,3 +387,27 @@ def test_the_settings_reference_says_what_each_number_setting_accepts():
     assert "| finite, > 0 |" in rows["learning_rate"] and "| >= 1 |" in rows["input_size"]
     assert "| finite, >= 0, a loss weight: not all 0 |" in rows["lambda_base"]
     assert "| finite, in (0, 1] |" in rows["freq_cutoff"]
+
+
+@pytest.mark.parametrize(
+    "accelerator, message",
+    [
+        ("cuda", "accelerator 'cuda': CUDA is not available on this machine; use cpu or auto"),
+        ("gpu", "accelerator 'gpu': CUDA is not available on this machine; use cpu or auto"),
+        ("banana", "accelerator 'banana': expected one of ['auto', 'cpu', 'gpu', 'cuda', 'mps']"),
+    ],
+)
+def test_an_accelerator_the_machine_lacks_is_one_line_before_any_work(
+    accelerator, message, tmp_path, capsys, monkeypatch
+):
+    """`train --accelerator cuda` on a machine without CUDA ended in Lightning's 30-line traceback."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
+    assert message in refused_train(tmp_path, capsys, ["--accelerator", accelerator])
+
+
+@pytest.mark.parametrize("minutes", ["0", "-1", "nan"])
+def test_compare_refuses_a_time_limit_that_can_never_finish_a_run(minutes, tmp_path, capsys):
+    """`compare --time_limit_min 0` started every run and stopped it at once, on every re-run."""
+    assert main(["compare", "--preset", "tiny", "--out", str(tmp_path / "cmp"), "--time_limit_min", minutes]) == 2
+    assert f"--time_limit_min must be above 0 minutes, got {float(minutes):g}" in one_line_error(capsys)
+    assert not (tmp_path / "cmp").exists()

@@ -60,6 +60,24 @@ def resolve_device(name: str = "auto") -> str:
     return f"cuda:{int(index)}" if index else "cuda"
 
 
+# Lightning's accelerator names that echodepth trains on, and the device each needs
+ACCELERATOR_DEVICES = {"auto": None, "cpu": "cpu", "gpu": "cuda", "cuda": "cuda", "mps": "mps"}
+
+
+def check_accelerator(name: str) -> None:
+    """Checks `train --accelerator` before any work, as `resolve_device` checks --device: a name
+    Lightning does not train on here, or a device this machine lacks ("CUDA is not available on
+    this machine"), raises a ConfigError naming the value."""
+    if name not in ACCELERATOR_DEVICES:
+        raise ConfigError(f"accelerator {name!r}: expected one of {list(ACCELERATOR_DEVICES)}")
+    device = ACCELERATOR_DEVICES[name]
+    if device is not None:
+        try:
+            resolve_device(device)
+        except ConfigError as err:
+            raise ConfigError(f"accelerator {name!r}: {str(err).split(': ', 1)[1]}") from None
+
+
 def unpickling_error(err: Exception) -> str:
     """Returns the first line of torch.load's error, unless it advises loading without
     weights_only (which would run the file's code): then a plain description."""

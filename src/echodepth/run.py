@@ -20,7 +20,7 @@ from .deploy.chirps import synthetic_emission
 from .diagnose import diagnose
 from .errors import NonFiniteLossError
 from .evaluate import evaluate_split, mean_depth_baselines
-from .inference import Predictor
+from .inference import Predictor, check_accelerator
 from .interrupt import stop_on_signals
 from .resume import resolve_resume
 from .run_folder import check_places, hold_run_folder, prepare_run_folder
@@ -139,6 +139,7 @@ def train(cfg: TrainConfig, progress: bool = True, *, callbacks: Sequence[Callba
     predictors, when the dataset has a test split, and with the diagnosis of the run. The run
     folder is held (a lock) while this runs: a second run into it is refused.
     """
+    check_accelerator(cfg.accelerator)  # a GPU this machine lacks: one line now, not Lightning's traceback
     check_places(cfg)
     if cfg.use_wandb:
         check_wandb_ready()  # no W&B account or package: one line now, not after the data is prepared

@@ -49,8 +49,8 @@ def compare(
     for flag, value in {"--seeds": seeds, "--jobs": jobs, "--target_rmse": target_rmse}.items():
         if value is not None and not value > 0:
             raise ConfigError(f"{flag} must be > 0, got {value:g}")
-    if time_limit_s is not None and not time_limit_s >= 0:
-        raise ConfigError(f"--time_limit_min must be >= 0, got {time_limit_s / 60:g}")
+    if time_limit_s is not None and not time_limit_s > 0:  # 0 would stop every run at once, forever
+        raise ConfigError(f"--time_limit_min must be above 0 minutes, got {time_limit_s / 60:g}")
     names = list(variants or defaults.get("variants") or all_variants())
     runs = plan_runs(out_dir, preset, seeds, names, overrides or {})  # every run's settings checked
     make_dir(out_dir, "--out")
