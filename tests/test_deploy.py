@@ -253,6 +253,7 @@ def test_a_training_checkpoint_or_a_folder_given_as_model_says_what_it_is(traine
     assert main(["predict", "--model", str(run_dir), "x.wav", "--out_dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"model {run_dir} is a folder, expected a file written by echodepth export" in err[0]
+    assert f"holds {trained} and " in err[0] and err[0].endswith("predict from one with --checkpoint")
     assert main(["eval", "--checkpoint", str(run_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"checkpoint {run_dir} is a folder" in err[0] and str(trained) in err[0]

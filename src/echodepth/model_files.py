@@ -55,10 +55,10 @@ def run_folder_checkpoints(folder: Path) -> list[Path]:
     return [d / name for d in inside for name in ("best.ckpt", "last.ckpt") if (d / name).is_file()]
 
 
-def folder_message(folder: Path, what: str, expected: str) -> str:
+def folder_message(folder: Path, what: str, expected: str, use: str = "give one of those") -> str:
     """Returns the one-line error for a folder given where a file was expected: `what` (e.g.
     "checkpoint") `folder` is a folder, expected `expected`, and for a run folder the checkpoints
-    inside to give instead."""
+    inside with `use`, what to do with them."""
     found = run_folder_checkpoints(folder)
-    hint = f"; this run folder holds {' and '.join(map(str, found))}: give one of those" if found else ""
+    hint = f"; this run folder holds {' and '.join(map(str, found))}: {use}" if found else ""
     return f"{what} {folder} is a folder, expected {expected}{hint}"

@@ -136,7 +136,8 @@ def load_model(path, threads: int | None = None, fmt: str | None = None) -> Expo
     if threads is not None:
         threads = positive_int(threads, "threads")
     if path.is_dir():
-        raise CheckpointError(folder_message(path, "model", "a file written by echodepth export (.onnx or .pt)"))
+        expected, use = "a file written by echodepth export (.onnx or .pt)", "predict from one with --checkpoint"
+        raise CheckpointError(folder_message(path, "model", expected, use))
     if not path.is_file():
         raise MissingFileError(f"model {path} not found")
     saved = torch_save_kind(path)
