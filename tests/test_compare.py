@@ -187,7 +187,7 @@ def test_time_limit_stops_the_runs_and_the_same_call_resumes_them(tmp_path):
     overrides = {"cache_dir": str(tmp_path / "cache"), "epochs": 3}
     messages = []
     args = dict(preset="tiny", seeds=1, variants=variants, jobs=2, overrides=overrides, progress=messages.append)
-    assert compare(tmp_path / "cmp", time_limit_s=0.0, **args) is None  # stopped before any epoch
+    assert compare(tmp_path / "cmp", time_limit_s=0.001, **args) is None  # stopped before any epoch
     assert any("stopped at the time limit" in m for m in messages)
     assert not (tmp_path / "cmp" / "report.md").exists()
     report = compare(tmp_path / "cmp", **args)
@@ -292,7 +292,7 @@ def test_a_compare_with_another_audio_feature_reads_each_run_with_its_own_featur
 def test_a_variant_named_twice_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
     # run once and counted as two seeds that agree, it turned "undecided" verdicts into "holds"
     monkeypatch.chdir(tmp_path)  # the built-in data would be made here if the call went on
-    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--time_limit_min", "0"]
+    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--time_limit_min", "0.00001"]
     assert main([*args, "--variants", "unet_baseline", "base_residual", "unet_baseline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--variants names unet_baseline more than once" in err[0], err
@@ -415,8 +415,8 @@ def test_a_run_folder_held_by_another_process_is_named_before_any_run_starts(syn
 
 def test_a_first_compare_in_a_fresh_folder_prints_no_traceback(tmp_path):
     # the built-in data's pool workers inherited compare's SIGTERM handler and printed "Interrupted"
-    # tracebacks when the pool ended them; the time limit of 0 stops the runs once the data is made
-    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--time_limit_min", "0"]
+    # tracebacks when the pool ended them; a time limit of 0.6 ms stops the runs once the data is made
+    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--time_limit_min", "0.00001"]
     args += ["--variants", "unet_baseline", "base_residual"]
     first = subprocess.run(
         [sys.executable, "-m", "echodepth.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
