@@ -416,8 +416,8 @@ def test_a_run_folder_held_by_another_process_is_named_before_any_run_starts(syn
 def test_a_first_compare_in_a_fresh_folder_prints_no_traceback(tmp_path):
     # the built-in data's pool workers inherited compare's SIGTERM handler and printed "Interrupted"
     # tracebacks when the pool ended them; a time limit of 0.6 ms stops the runs once the data is made
-    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--time_limit_min", "0.00001"]
-    args += ["--variants", "unet_baseline", "base_residual"]
+    args = ["compare", "--out", "cmp", "--preset", "tiny", "--seeds", "1", "--epochs", "1"]
+    args += ["--time_limit_min", "0.00001", "--variants", "unet_baseline", "base_residual"]
     first = subprocess.run(
         [sys.executable, "-m", "echodepth.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
