@@ -62,7 +62,10 @@ def trial_rows(study: optuna.Study, study_dir: Path) -> list[dict]:
         )
         row.update({name: t.params.get(name, "") for name in params})
         run_dir = RunDir(study_dir / t.user_attrs["run_dir"]) if "run_dir" in t.user_attrs else None
-        row["epochs_run"] = len(run_dir.read_metrics()) if run_dir and run_dir.metrics.exists() else 0
+        if run_dir and run_dir.metrics.exists():
+            row["epochs_run"] = len(run_dir.read_metrics())
+        else:  # a trial that never wrote metrics, or one restored from a trials.csv (scripts/restore_study.py)
+            row["epochs_run"] = t.user_attrs.get("epochs_run", 0)
         row["run_dir"] = t.user_attrs.get("run_dir", "")
         row["duration_s"] = round(t.duration.total_seconds(), 1) if t.duration else ""
         row["test_rmse_m"] = t.user_attrs.get("test_rmse_m", "")
