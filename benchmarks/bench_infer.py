@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from echodepth.config import TrainConfig
 from echodepth.data import AudioFeatures, FeatureConfig, cut_length
 from echodepth.deploy.frontend import DepthPipeline
 from echodepth.models import build_model_for_training
+from echodepth.settings.config import TrainConfig
 from echodepth.units import depth_norm_to_m
 
 MAX_DEPTH_M = 10.0

@@ -23,11 +23,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from echodepth.config import TrainConfig
-from echodepth.config_sources import CPU_PRESET
 from echodepth.losses import build_loss_for_training
 from echodepth.models import build_model_for_training
-from echodepth.run import resolve_precision, train
+from echodepth.runs.train import resolve_precision, train
+from echodepth.settings.config import TrainConfig
+from echodepth.settings.sources import CPU_PRESET
 from echodepth.training import EchoDepthDataModule
 from echodepth.training.microbatch import accumulate_gradients, choose_micro_batch
 

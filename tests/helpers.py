@@ -125,7 +125,7 @@ def make_v1(root: Path, n_per_split=3, n_samples=4000, depth_shape=(40, 60)) -> 
 def tiny_config(synth_dir, root, **settings):
     """Returns the settings of a one-epoch run on the tiny synthetic data, outputs under root; the
     defaults here that do not apply to the chosen components (base_channels) are left out."""
-    from echodepth.config import TrainConfig
+    from echodepth.settings.config import TrainConfig
 
     values = {
         "dataset": "synthetic",

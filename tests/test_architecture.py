@@ -80,9 +80,25 @@ def test_evaluation_depends_on_training_never_the_reverse():
     assert "echodepth.training" in graph["echodepth.evaluate"]
     for name, deps in graph.items():
         if name.startswith("echodepth.training"):
-            assert not {"echodepth.evaluate", "echodepth.run", "echodepth.compare"} & deps, name
+            assert not {"echodepth.evaluate", "echodepth.runs.train", "echodepth.compare"} & deps, name
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_over_300_lines(path):
     assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+def test_the_package_root_holds_only_what_every_layer_shares():
+    # settings, runs, inference and audio are packages: the root keeps the shared few
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert loose == ["__init__", "errors", "evaluate", "losses", "registry", "units", "version"]
+
+
+def test_synth_never_imports_data():
+    # data builds the built-in dataset with synth; the reverse would make the two one tangle
+    graph = import_graph()
+    synth = {name: deps for name, deps in graph.items() if name.startswith("echodepth.synth")}
+    assert "echodepth.data.cache_files" in graph and synth
+    for name, deps in synth.items():
+        assert not [d for d in deps if d.startswith("echodepth.data")], name
+    assert any(d.startswith("echodepth.synth") for d in graph["echodepth.data.cache_files"])

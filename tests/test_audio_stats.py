@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from echodepth.audio_stats import path_stats, recording_stats
+from echodepth.audio.stats import path_stats, recording_stats
 from echodepth.cli import main
 from echodepth.errors import DataError
 from echodepth.synth import SynthConfig, generate_dataset

@@ -147,7 +147,7 @@ def test_full_disk_during_training_is_one_line_and_keeps_the_last_good_checkpoin
 
 
 def test_full_disk_for_metrics_and_figures_is_one_line(tmp_path, monkeypatch):
-    from echodepth.rundir import RunDir
+    from echodepth.runs.rundir import RunDir
 
     monkeypatch.setattr(
         storage, "open", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")), raising=False

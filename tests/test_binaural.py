@@ -14,7 +14,7 @@ from echodepth.compare import all_variants
 from echodepth.data import EAR_SPACING_M, FEATURES, FeatureConfig
 from echodepth.data.binaural import GccPhat, InterauralLevelPhase, max_lag_samples
 from echodepth.deploy import load_model
-from echodepth.inference import Predictor
+from echodepth.inference.predictor import Predictor
 
 from .helpers import tiny_config
 
@@ -67,7 +67,7 @@ def test_near_silence_gives_neutral_cues_not_the_phase_of_noise():
 
 @pytest.mark.parametrize("audio_format", ["ild_ipd", "gcc_phat"])
 def test_cue_features_train_export_to_onnx_and_predict_like_pytorch(audio_format, synth_dir, tmp_path, capsys):
-    from echodepth.run import train
+    from echodepth.runs.train import train
 
     result = train(tiny_config(synth_dir, tmp_path, audio_format=audio_format, log_compression=True), progress=False)
     checkpoint = result["best_checkpoint"]

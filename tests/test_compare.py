@@ -15,7 +15,7 @@ from echodepth.compare import all_variants, compare, plan_runs
 from echodepth.errors import UserError
 from echodepth.losses import LOSSES
 from echodepth.models import MODELS
-from echodepth.storage import DiskFullError
+from echodepth.runs.storage import DiskFullError
 
 from .browser import CHROMIUM_MISSING, chromium, dump_dom
 from .helpers import fill
@@ -196,7 +196,7 @@ def test_time_limit_stops_the_runs_and_the_same_call_resumes_them(tmp_path):
 
 def test_a_compare_into_a_folder_held_by_another_is_refused_in_one_line(tmp_path, capsys):
     out = tmp_path / "cmp"
-    script = f"from echodepth.storage import FileLock; lock = FileLock({str(out / '.lock')!r}); lock.acquire(); "
+    script = f"from echodepth.runs.storage import FileLock; lock = FileLock({str(out / '.lock')!r}); lock.acquire(); "
     script += "print('held', flush=True); input()"
     holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -399,7 +399,7 @@ def test_kill_9_of_compare_ends_its_runs_and_a_rerun_resumes_them(synth_dir, tmp
 def test_a_run_folder_held_by_another_process_is_named_before_any_run_starts(synth_dir, tmp_path):
     out = tmp_path / "cmp"
     held = out / "runs" / "base_residual_s0" / ".lock"
-    script = f"from echodepth.storage import FileLock; lock = FileLock({str(held)!r}); lock.acquire(); "
+    script = f"from echodepth.runs.storage import FileLock; lock = FileLock({str(held)!r}); lock.acquire(); "
     script += "print('held', flush=True); input()"
     holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

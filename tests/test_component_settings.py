@@ -13,15 +13,15 @@ from torch import nn
 from echodepth.cli import build_parser, main
 from echodepth.cli.flags import given_train_settings
 from echodepth.compare import PRESETS, all_variants, plan_runs
-from echodepth.config import TrainConfig
-from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.diagnose.checks import run_checks
 from echodepth.diagnose.report import table
 from echodepth.errors import ConfigError
-from echodepth.inference import Predictor, read_checkpoint, upgrade_metadata
+from echodepth.inference.predictor import Predictor, read_checkpoint, upgrade_metadata
 from echodepth.losses import build_loss_for_training
 from echodepth.models import MODELS, DepthModel, build_model_for_training
-from echodepth.settings_yaml import load_yaml, save_yaml
+from echodepth.settings.config import TrainConfig
+from echodepth.settings.sources import CPU_PRESET, resolve_config
+from echodepth.settings.yaml_files import load_yaml, save_yaml
 
 from .helpers import nan_split, one_line_error
 

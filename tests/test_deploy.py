@@ -19,7 +19,7 @@ from echodepth.cli import main
 from echodepth.data import FEATURES, AudioFeatures, FeatureConfig
 from echodepth.deploy.frontend import LinearFrontend
 from echodepth.errors import ConfigError
-from echodepth.inference import Predictor
+from echodepth.inference.predictor import Predictor
 
 from .helpers import tiny_config
 
@@ -184,7 +184,7 @@ def test_long_recording_needs_a_chirp_and_reports_none_found(trained, tmp_path, 
     sf.write(silent, np.zeros((20000, 2), np.float32), RATE)
     code = main(["predict", "--checkpoint", str(trained), str(silent), "--chirps", "--out_dir", str(tmp_path)])
     assert code == 1 and "no chirp found" in capsys.readouterr().err
-    from echodepth.predict import chirp_settings
+    from echodepth.inference.predict import chirp_settings
 
     predictor = Predictor.from_checkpoint(trained, device="cpu")
     predictor.meta = {**predictor.meta, "emission": None}
@@ -217,7 +217,7 @@ def test_predictor_reports_clipping_and_silence(trained):
 
 
 def test_non_square_inputs_train_predict_and_export(synth_dir, tmp_path):
-    from echodepth.run import train
+    from echodepth.runs.train import train
 
     result = train(tiny_config(synth_dir, tmp_path, input_size=[16, 48]), progress=False)
     predictor = Predictor.from_checkpoint(result["best_checkpoint"], device="cpu")

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig
 from echodepth.diagnose import diagnose
 from echodepth.diagnose.checks import next_kernel
 from echodepth.models import MODELS, DepthModel
-from echodepth.run import train
+from echodepth.runs.train import train
+from echodepth.settings.config import TrainConfig
 
 from .helpers import tiny_config
 
@@ -220,7 +220,7 @@ def test_real_runs_made_unhealthy_on_purpose(tmp_path):
     """Real training on the CPU preset's data, 8 epochs (about 1 minute a run on 2 cores): a huge
     lambda_sparse leaves the base identical to the final, and diagnose says to lower it; without
     the sparsity term the residual carries more of the final."""
-    from echodepth.config_sources import CPU_PRESET
+    from echodepth.settings.sources import CPU_PRESET
 
     common = {**CPU_PRESET, "dataset": "synthetic", "epochs": 8, "results_dir": str(tmp_path)}
     runs = {}

@@ -28,7 +28,7 @@ def test_train_on_a_full_disk_for_checkpoints_keeps_the_last_good_one(synth_dir,
     lines = error_lines(capsys)
     assert len(lines) == 1 and "no space left on the device writing" in lines[0] and ".ckpt" in lines[0], lines
     no_partial_or_empty_files(checkpoints)
-    from echodepth.inference import read_checkpoint
+    from echodepth.inference.predictor import read_checkpoint
 
     assert read_checkpoint(checkpoints / "last.ckpt")["epoch"] == 0  # epoch 1's, whole
 

@@ -78,8 +78,8 @@ def test_the_cli_reference_holds_every_flag_of_every_command():
 def test_the_settings_reference_holds_every_setting_with_its_default():
     import dataclasses
 
-    from echodepth.components import declared_settings
-    from echodepth.config import RunSettings
+    from echodepth.settings.components import declared_settings
+    from echodepth.settings.config import RunSettings
 
     page = load_hook().settings_markdown()
     for f in dataclasses.fields(RunSettings):
@@ -91,7 +91,7 @@ def test_the_settings_reference_holds_every_setting_with_its_default():
 
 
 def test_the_run_folder_reference_names_every_file_a_run_dir_knows():
-    from echodepth.rundir import RunDir
+    from echodepth.runs.rundir import RunDir
 
     table = load_hook().run_folder_markdown()
     run_dir = RunDir("run")

@@ -4,9 +4,9 @@ precision, and channels-last. Skipped, saying so, where there is no CUDA device.
 import pytest
 import torch
 
-from echodepth.config import TrainConfig
 from echodepth.models import build_model_for_training
-from echodepth.run import resolve_precision, train
+from echodepth.runs.train import resolve_precision, train
+from echodepth.settings.config import TrainConfig
 from echodepth.synth import SynthConfig, generate_dataset
 
 pytestmark = [

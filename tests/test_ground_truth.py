@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig
 from echodepth.diagnose.checks import run_checks
 from echodepth.errors import DataError
 from echodepth.evaluate import format_comparison
 from echodepth.losses import LOSSES
+from echodepth.settings.config import TrainConfig
 from echodepth.training.microbatch import accumulate_gradients
 
 from .helpers import nan_split, train_args

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from echodepth.config import TrainConfig
 from echodepth.data.features import FeatureConfig, cut_length
 from echodepth.errors import CheckpointError, ConfigError, DataError, MissingFileError
-from echodepth.inference import (
+from echodepth.inference.predictor import (
     Predictor,
     exported_format,
     read_checkpoint,
@@ -21,6 +20,7 @@ from echodepth.inference import (
     upgrade_metadata,
 )
 from echodepth.models import build_model_for_training
+from echodepth.settings.config import TrainConfig
 from echodepth.training.module import checkpoint_metadata
 
 MAX_DEPTH_M = 3.0  # the cut: 2 * 3 m / 340 m/s at 44.1 kHz = 778 samples

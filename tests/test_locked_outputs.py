@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from echodepth.config import TrainConfig
 from echodepth.errors import ConfigError
 from echodepth.models import build_model, build_model_for_training
 from echodepth.models.blocks import HEAD_GRADIENT_FLOOR, PositionStandardiser
-from echodepth.run import train
+from echodepth.runs.train import train
+from echodepth.settings.config import TrainConfig
 
 from .helpers import tiny_config
 
@@ -82,7 +82,7 @@ def test_position_standardiser_keeps_the_plain_mean_for_inference_and_takes_a_si
 
 
 def test_old_checkpoints_load_without_the_standardiser():
-    from echodepth.inference import upgrade_metadata
+    from echodepth.inference.predictor import upgrade_metadata
 
     meta = {"config": {"image_size": 32}, "features": {"image_size": [32, 32]}}
     assert upgrade_metadata(meta)["config"]["input_norm"] == "none"

@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from echodepth.config import TrainConfig
 from echodepth.errors import ConfigError
 from echodepth.losses import (
     LOSSES,
@@ -19,6 +18,7 @@ from echodepth.losses import (
     silog,
     valid_mask,
 )
+from echodepth.settings.config import TrainConfig
 
 
 def _maps(seed=0, shape=(2, 1, 24, 20)):

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig
 from echodepth.errors import DataError
 from echodepth.losses import build_loss_for_training
 from echodepth.models import build_model_for_training
+from echodepth.settings.config import TrainConfig
 from echodepth.training import microbatch
 from echodepth.training.microbatch import accumulate_gradients, choose_micro_batch, divisor_at_most
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from echodepth.config import TrainConfig
 from echodepth.errors import ConfigError
 from echodepth.models import MODELS, build_model, build_model_for_training, parameter_counts
+from echodepth.settings.config import TrainConfig
 
 
 def small_model(name: str, image_size: int = 32, in_channels: int = 2):

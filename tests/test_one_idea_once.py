@@ -10,16 +10,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from echodepth.audio_io import read_recording, recordings_in
-from echodepth.audio_stats import path_stats
+from echodepth.audio.recordings import read_recording, recordings_in
+from echodepth.audio.stats import path_stats
 from echodepth.data import build_cache, build_dataset
 from echodepth.data.batch import FEATURE_IMAGE, collate_batch, prepare_batch, with_feature_image
 from echodepth.data.features import FeatureConfig
 from echodepth.diagnose.checks import Check
 from echodepth.diagnose.report import rerun_command, table
 from echodepth.errors import DataError, first_line
-from echodepth.rundir import RunDir
-from echodepth.storage import format_bytes
+from echodepth.runs.rundir import RunDir
+from echodepth.runs.storage import format_bytes
 
 from .helpers import SR, tiny_config
 
@@ -135,8 +135,8 @@ def test_format_bytes():
 def test_training_leaves_the_given_configuration_as_it_was(synth_dir, tmp_path):
     """`train` fills in what the data decides (max depth, depth unit) and the
     precision used in config.yaml and the checkpoint, not in the caller's configuration."""
-    from echodepth.run import train
-    from echodepth.settings_yaml import load_yaml
+    from echodepth.runs.train import train
+    from echodepth.settings.yaml_files import load_yaml
 
     cfg = tiny_config(synth_dir, tmp_path, max_depth_m=None, depth_unit=None, precision="auto")
     given = cfg.replace()

@@ -92,7 +92,7 @@ def test_eval_refuses_another_sample_rate_like_predict(checkpoint, tmp_path, cap
 def test_one_place_names_every_output_and_no_two_are_the_same():
     from pathlib import Path
 
-    from echodepth.predict import output_stems
+    from echodepth.inference.predict import output_stems
 
     cases = {
         ("a/x.wav", "b/x.wav", "c/y.wav"): ["a_x", "b_x", "y"],

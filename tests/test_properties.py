@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from echodepth import audio_io
-from echodepth.audio_io import read_recording
-from echodepth.config import TrainConfig
+from echodepth.audio.recordings import read_recording
 from echodepth.data import FeatureConfig
 from echodepth.errors import DataError
-from echodepth.inference import Predictor
+from echodepth.inference.predictor import Predictor
 from echodepth.models import build_model_for_training
+from echodepth.settings.config import TrainConfig
 
 RATE = 44100
 MAX_DEPTH_M = 1.0  # a 259-sample window: short arrays reach the network

@@ -18,7 +18,7 @@ from echodepth.errors import ConfigError
 from echodepth.evaluate import ProtocolGroundTruth, format_comparison
 from echodepth.metrics import PROTOCOLS, EvalProtocol, get_protocol, protocol_metrics, protocol_per_image
 from echodepth.metrics.protocols import on_grid
-from echodepth.rundir import RunDir
+from echodepth.runs.rundir import RunDir
 
 from .helpers import make_v2, tiny_config
 from .published_reference import batvision_ground_truth, htf_ground_truth
@@ -107,7 +107,7 @@ def test_a_256_map_at_128_is_resized_and_its_ground_truth_read_on_the_protocol_g
 
 @pytest.fixture(scope="module")
 def trained(synth_dir, tmp_path_factory):
-    from echodepth.run import train
+    from echodepth.runs.train import train
 
     root = tmp_path_factory.mktemp("protocols")
     return train(tiny_config(synth_dir, root, protocol="echogeom"), progress=False)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from echodepth.audio_io import read_recording
+from echodepth.audio.recordings import read_recording
 from echodepth.cli import main
 from echodepth.data import build_dataset, check_dataset
 from echodepth.data.files import resolve_inside
@@ -17,7 +17,7 @@ from .helpers import SR, make_v1, make_v2, write_csv
 
 
 def test_integer_npy_is_scaled_as_soundfile_scales_the_same_samples_in_a_wav(tmp_path):
-    from echodepth.audio_io import pcm_to_float
+    from echodepth.audio.recordings import pcm_to_float
 
     samples = np.random.default_rng(0).integers(-32768, 32767, (4000, 2)).astype(np.int16)
     sf.write(tmp_path / "x.wav", samples, SR, subtype="PCM_16")
@@ -51,7 +51,7 @@ def test_integer_v1_ears_are_scaled(tmp_path):
     ],
 )
 def test_npy_files_that_are_not_numeric_arrays_are_named(tmp_path, kind, expected):
-    from echodepth.audio_io import load_npy
+    from echodepth.audio.recordings import load_npy
 
     path = tmp_path / "x.npy"
     if kind == "text":

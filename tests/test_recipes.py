@@ -11,12 +11,12 @@ import torch
 
 from echodepth.cli import main
 from echodepth.compare.variants import all_variants
-from echodepth.config import TrainConfig
-from echodepth.config_sources import CPU_PRESET, resolve_config
 from echodepth.losses import build_loss
 from echodepth.recipes import recipe_names, resolve_config_path
-from echodepth.rundir import RunDir
-from echodepth.settings_yaml import load_yaml
+from echodepth.runs.rundir import RunDir
+from echodepth.settings.config import TrainConfig
+from echodepth.settings.sources import CPU_PRESET, resolve_config
+from echodepth.settings.yaml_files import load_yaml
 from echodepth.training.schedule import warmup_factor
 
 # the published values (shared/spec/batvision_format.md, the design guide); the papers' U-Net takes
@@ -113,7 +113,7 @@ def test_warm_up_then_cosine_or_constant():
 
 
 def test_the_warm_up_is_the_rate_each_epoch_trains_with(synth_dir, tmp_path):
-    from echodepth.run import train
+    from echodepth.runs.train import train
 
     from .helpers import tiny_config
 

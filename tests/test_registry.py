@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echodepth.config import TrainConfig
 from echodepth.data import FEATURES, AudioFeature
 from echodepth.errors import ConfigError
-from echodepth.inference import Predictor
+from echodepth.inference.predictor import Predictor
 from echodepth.losses import LOSSES, DepthLoss, masked_l1, valid_mask
 from echodepth.models import MODELS, DepthModel
-from echodepth.run import train
+from echodepth.runs.train import train
+from echodepth.settings.config import TrainConfig
 
 from .helpers import tiny_config
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig
 from echodepth.errors import ConfigError
-from echodepth.inference import read_checkpoint
-from echodepth.resume import resolve_resume
+from echodepth.inference.predictor import read_checkpoint
+from echodepth.runs.resume import resolve_resume
+from echodepth.settings.config import TrainConfig
 from echodepth.training.schedule import make_lr_schedule
 
 from .helpers import one_line_error, rows, train_args

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from echodepth.config import TrainConfig
 from echodepth.diagnose.saturation import PixelSpread, saturation_shares
 from echodepth.models.registry import build_model_for_training
+from echodepth.settings.config import TrainConfig
 
 
 def spread_of(residual: torch.Tensor) -> dict:

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from echodepth.rundir import RunDir
+from echodepth.runs.rundir import RunDir
 
 from .helpers import tiny_flags, tune_args
 

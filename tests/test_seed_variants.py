@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from echodepth.compare import all_variants
-from echodepth.config import TrainConfig
 from echodepth.errors import ConfigError
 from echodepth.losses import build_loss, silog
 from echodepth.models import build_model, build_model_for_training
-from echodepth.rundir import RunDir
+from echodepth.runs.rundir import RunDir
+from echodepth.settings.config import TrainConfig
 from echodepth.training.module import make_optimizer
 
 from .helpers import tiny_config
@@ -73,7 +73,7 @@ def test_optimizer_choice(name):
 
 def test_validation_every_n_epochs_with_the_silog_reconstruction_term(synth_dir, tmp_path, monkeypatch):
     from echodepth import losses
-    from echodepth.run import train
+    from echodepth.runs.train import train
 
     reconstruction_terms = []  # SILog values the training loss computed, with autograd on (training steps)
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config_sources import resolve_config
 from echodepth.data import FeatureConfig
 from echodepth.errors import ConfigError
-from echodepth.settings_yaml import load_yaml
+from echodepth.settings.sources import resolve_config
+from echodepth.settings.yaml_files import load_yaml
 from echodepth.training import EchoDepthDataModule
 
 from .helpers import one_line_error, tiny_config, train_args
@@ -239,8 +239,8 @@ def test_settings_out_of_range_are_one_line_before_any_work(tmp_path, capsys, fl
 
 
 def test_the_python_api_refuses_the_same_values_with_the_same_value_error():
-    """`echodepth.run.train` takes a TrainConfig: a bad value cannot reach it."""
-    from echodepth.config import TrainConfig
+    """`echodepth.runs.train.train` takes a TrainConfig: a bad value cannot reach it."""
+    from echodepth.settings.config import TrainConfig
 
     with pytest.raises(ValueError, match="^learning_rate must be a finite number > 0, got inf$"):
         TrainConfig(learning_rate=float("inf"))
@@ -268,9 +268,9 @@ def float_settings() -> list[tuple[dict, str]]:
     and every registered component's (a setting added later is in this list)."""
     import typing
 
-    from echodepth.components import declared_settings
-    from echodepth.config import RunSettings
     from echodepth.registry import without_none
+    from echodepth.settings.components import declared_settings
+    from echodepth.settings.config import RunSettings
 
     hints = typing.get_type_hints(RunSettings)
     cases = [({}, name) for name, hint in hints.items() if without_none(hint) is float]
@@ -282,7 +282,7 @@ def float_settings() -> list[tuple[dict, str]]:
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
 def test_every_float_setting_refuses_non_finite_numbers(value):
-    from echodepth.config import TrainConfig
+    from echodepth.settings.config import TrainConfig
 
     cases = float_settings()
     assert {"learning_rate", "weight_decay", "lambda_base", "freq_cutoff", "hinge_weight"} <= {n for _, n in cases}
@@ -295,9 +295,9 @@ def test_searched_ranges_lie_inside_the_accepted_values():
     """`echodepth tune` must never sample a value the settings refuse."""
     import dataclasses
 
-    from echodepth.bounds import bounds_of
-    from echodepth.components import KINDS, own_fields
-    from echodepth.config import RunSettings
+    from echodepth.settings.bounds import bounds_of
+    from echodepth.settings.components import KINDS, own_fields
+    from echodepth.settings.config import RunSettings
 
     fields = list(dataclasses.fields(RunSettings))
     fields += [f for registry in KINDS.values() for name in registry.names() for f in own_fields(registry.get(name))]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from echodepth.errors import UserError
-from echodepth.storage import (
+from echodepth.runs.storage import (
     DiskFullError,
     UnwritableError,
     atomic_write_text,
@@ -21,7 +21,7 @@ from echodepth.storage import (
 )
 
 PACKAGE = Path(__file__).parents[1] / "src" / "echodepth"
-ALLOWED = {PACKAGE / "storage.py", PACKAGE / "training" / "loggers.py"}  # the safe path, the logger wrapper
+ALLOWED = {PACKAGE / "runs" / "storage.py", PACKAGE / "training" / "loggers.py"}  # the safe path, the logger wrapper
 
 WRITING_METHODS = {"write_text", "write_bytes", "mkdir", "makedirs", "touch", "savefig", "save", "tofile", "imwrite"}
 WRITING_METHODS |= {"open_memmap", "export", "symlink_to", "hardlink_to", "add_image", "add_scalar", "add_figure"}

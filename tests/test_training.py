@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig
-from echodepth.config_sources import CPU_PRESET, resolve_config
+from echodepth.settings.config import TrainConfig
+from echodepth.settings.sources import CPU_PRESET, resolve_config
 from echodepth.training import module as training_module
 from echodepth.viz import make_decomposition_figure
 

@@ -19,10 +19,10 @@ import yaml
 from optuna.trial import TrialState
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig
 from echodepth.diagnose.checks import NOT_MEASURED_SHORTFALL, beyond
 from echodepth.errors import ConfigError
-from echodepth.rundir import RunDir
+from echodepth.runs.rundir import RunDir
+from echodepth.settings.config import TrainConfig
 from echodepth.tune import default_space
 from echodepth.tune.space import check_space, parse_space
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from echodepth.cli import main
-from echodepth.config import TrainConfig
 from echodepth.data import AudioFeatures, FeatureConfig, build_dataset
 from echodepth.data.features import cut_length
 from echodepth.errors import ConfigError
+from echodepth.settings.config import TrainConfig
 from echodepth.synth import SynthConfig, chirp_signal
 
 from .helpers import SR, write_csv
@@ -117,7 +117,7 @@ def test_training_with_the_emission_window_on_v1_and_predicting_from_it(tmp_path
     args += ["--audio_window", "emission", "--results_dir", str(tmp_path / "results"), "--experiment_name", "v1"]
     args += ["--cache_dir", str(tmp_path / "cache")]
     assert main(args) == 0
-    from echodepth.inference import Predictor
+    from echodepth.inference.predictor import Predictor
 
     checkpoint = tmp_path / "results" / "v1" / "checkpoints" / "best.ckpt"
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")

@@ -1,11 +1,11 @@
 """MkDocs hook: the reference pages generated from the code at build time, never written by hand.
 
 - reference/cli.md: every command and flag, walked from `echodepth.cli.build_parser()`'s sub-parsers.
-- reference/settings.md: the run's settings (`echodepth.config.RunSettings`: type, default, the values
-  it accepts (`echodepth.bounds`), the comment on its declaration) and every component's settings
-  (`echodepth.components.declared_settings()`: which model, loss, audio feature or dataset layout takes
+- reference/settings.md: the run's settings (`echodepth.settings.config.RunSettings`: type, default, the values
+  it accepts (`echodepth.settings.bounds`), the comment on its declaration) and every component's settings
+  (`echodepth.settings.components.declared_settings()`: which model, loss, audio feature or dataset layout takes
   it, with its default there).
-- the run folder's files (a placeholder in reference/run-folder.md), from `echodepth.rundir`'s docstring.
+- the run folder's files (a placeholder in reference/run-folder.md), from `echodepth.runs.rundir`'s docstring.
 
 `cli_markdown()`, `settings_markdown()` and `run_folder_markdown()` are plain functions, so tests read the same text.
 """
@@ -109,8 +109,8 @@ def _default_text(value) -> str:
 def _accepts(f: dataclasses.Field, hint) -> str:
     """Returns the values a settings field accepts, as its refusal says them: its declared bounds, and
     "finite" for a float ("" for a setting without either)."""
-    from echodepth.bounds import bounds_of
     from echodepth.registry import without_none
+    from echodepth.settings.bounds import bounds_of
 
     said = [bounds_of(f).text()] if "bounds" in f.metadata else []
     said += ["a loss weight: not all 0"] if f.metadata.get("weight") else []
@@ -119,8 +119,8 @@ def _accepts(f: dataclasses.Field, hint) -> str:
 
 def settings_markdown() -> str:
     """Returns the settings reference: the run's settings and every registered component's."""
-    from echodepth.components import KINDS, declared_settings, field_comments, own_fields
-    from echodepth.config import RunSettings
+    from echodepth.settings.components import KINDS, declared_settings, field_comments, own_fields
+    from echodepth.settings.config import RunSettings
 
     comments = field_comments(RunSettings)
     hints = typing.get_type_hints(RunSettings)
@@ -130,8 +130,8 @@ def settings_markdown() -> str:
         "Every training setting is an `echodepth train` flag (`--name value`) and a key of a settings file "
         "(`--config FILE.yaml`, `name: value`), checked by type and name. Precedence: declared defaults < the CPU "
         "preset (only when no dataset is named) < `--config` < flags. A run's `config.yaml` holds the settings in "
-        "force. Read from `echodepth.config.RunSettings` and `echodepth.components.declared_settings()` when the "
-        "site is built.\n",
+        "force. Read from `echodepth.settings.config.RunSettings` and "
+        "`echodepth.settings.components.declared_settings()` when the site is built.\n",
         "## The run's settings",
         "",
         "| setting | type | default | accepts | what it sets |",
@@ -175,12 +175,12 @@ def settings_markdown() -> str:
 
 
 def run_folder_markdown() -> str:
-    """Returns the run folder's files as a table, read from `echodepth.rundir`'s module docstring."""
+    """Returns the run folder's files as a table, read from `echodepth.runs.rundir`'s module docstring."""
     import re
 
-    import echodepth.rundir
+    import echodepth.runs.rundir
 
-    listing = echodepth.rundir.__doc__.strip().split("\n\n", 1)[1]
+    listing = echodepth.runs.rundir.__doc__.strip().split("\n\n", 1)[1]
     rows = [re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in listing.splitlines() if line.strip()]
     out = ["| file | what it holds |", "|---|---|"]
     out += [f"| `{_cell(name)}` | {_cell(what)} |" for name, what in rows]

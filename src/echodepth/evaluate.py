@@ -15,10 +15,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
 from .data import prepare_batch
 from .errors import ConfigError, DataError
-from .inference import Predictor
+from .inference.predictor import Predictor
 from .metrics import (
     DEFAULT_PROTOCOL,
     METRIC_KEYS,
@@ -29,8 +28,9 @@ from .metrics import (
     per_image_metrics,
     protocol_per_image,
 )
-from .rundir import RunDir
-from .storage import atomic_write_text, make_dir
+from .runs.rundir import RunDir
+from .runs.storage import atomic_write_text, make_dir
+from .settings.config import TrainConfig
 from .training import EchoDepthDataModule
 from .units import depth_norm_to_m
 

@@ -4,7 +4,7 @@ or not finite) take no part in any term.
 A loss is a `DepthLoss` registered with `@LOSSES.register("name")`, called as `loss(base, residual,
 final, gt)` on (B, 1, H, W) normalised depth maps; it returns a dict: "loss" (the scalar to minimise)
 and one unweighted scalar per part, for logging. `weights()` gives the weights in force; the fields of
-its `Settings` dataclass are its training settings (`--lambda_base`, see `echodepth.components`), the
+its `Settings` dataclass are its training settings (`--lambda_base`, see `echodepth.settings.components`), the
 searched ones with their `echodepth tune` range; `compare_variants` are ablations `compare` runs.
 """
 
@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bounds import bounded
 from .registry import CheckedSettings, Registry
-from .search_space import searched, weight
+from .settings.bounds import bounded
+from .settings.search_space import searched, weight
 
 LOSSES = Registry("loss")
 LOG_1_25 = 0.22314355131420976  # ln 1.25: the delta1 threshold as a log ratio

@@ -18,8 +18,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from .bounds import UNBOUNDED, Bounds, bounds_of, check_weights
 from .errors import ConfigError
+from .settings.bounds import UNBOUNDED, Bounds, bounds_of, check_weights
 
 
 def without_none(hint):
@@ -61,7 +61,7 @@ def _typed_value(name: str, hint, value):
 
 def check_fields(settings) -> None:
     """Checks (and converts, see `checked_value`) every field of a settings dataclass in place: its
-    type, finite numbers, the bounds declared with it (`echodepth.bounds`), and weights not all 0.
+    type, finite numbers, the bounds declared with it (`echodepth.settings.bounds`), and weights not all 0.
     Raises ConfigError (one line) naming the first field refused, its value and what it accepts."""
     hints = typing.get_type_hints(type(settings))
     for f in dataclasses.fields(settings):

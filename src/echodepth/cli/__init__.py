@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..errors import UserError
-from ..interrupt import Interrupted
+from ..runs.interrupt import Interrupted
 from ..version import __version__
 from . import commands
 from .deploy_flags import EXPORT_HELP, PREDICT_HELP, add_precision_flag, export_flags, predict_flags
@@ -208,7 +208,7 @@ level and time differences. Hold `echodepth synth` output against your own recor
 
 def _audio_stats_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="recordings or folders (.wav, .flac, V1 *_left.npy)")
-    from ..arguments import flag_type, sample_rate_hz
+    from ..settings.arguments import flag_type, sample_rate_hz
 
     rate = flag_type(sample_rate_hz, "--sample_rate_hz")
     p.add_argument("--sample_rate_hz", type=rate, default=44100, help="for .npy ear pairs, which carry no rate")

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..data.cache import verify_sources
 from ..data.cache_files import cache_folders, describe, in_use_lock, is_bad
 from ..errors import ConfigError
-from ..storage import FileLock, format_bytes
+from ..runs.storage import FileLock, format_bytes
 
 
 def clear(infos: list[dict], stale_only: bool) -> int:

@@ -12,12 +12,15 @@ from ..errors import ConfigError
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """`echodepth synth`: writes the synthetic dataset and prints the samples per split; returns 0."""
+    from ..data.features import FeatureConfig
     from ..synth import SynthConfig, generate_dataset
     from ..synth.analysis import echo_depth_correlation
     from ..synth.presets import preset_settings
     from .flags import given_settings
 
     cfg = SynthConfig(**{**preset_settings(args.preset), **given_settings(args, SynthConfig)})
+    # the recordings must be long enough for the default features to train on them
+    FeatureConfig(sample_rate_hz=cfg.sample_rate_hz).check_cut(cfg.max_depth_m)
     counts = generate_dataset(args.out_dir, cfg, workers=args.workers, progress=not args.quiet)
     print(
         f"wrote {sum(counts.values())} samples to {args.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -45,9 +48,9 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def train_settings(args: argparse.Namespace):
     """Returns the training settings of `train` and `tune`: defaults, preset, --config, then flags;
     warns in one line when flags chose another model or loss than a recipe's."""
-    from ..config_sources import recipe_override_notice, resolve_config
     from ..recipes import RECIPE_DIR, resolve_config_path
-    from ..settings_yaml import load_yaml
+    from ..settings.sources import recipe_override_notice, resolve_config
+    from ..settings.yaml_files import load_yaml
     from .flags import given_train_settings
 
     path = resolve_config_path(args.config) if args.config else None
@@ -101,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """`echodepth train`: resolves the settings (defaults, preset, --config, flags), trains, prints the
     test comparison and the diagnosis; returns 0. Raises ConfigError for a bad or inapplicable setting."""
     from ..evaluate import format_comparison
-    from ..run import train
+    from ..runs.train import train
 
     cfg = train_settings(args)
     print(
@@ -149,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """`echodepth predict`: writes a depth map (metres) and a figure per recording; returns 1 when one failed."""
-    from ..predict import predict_files
+    from ..inference.predict import predict_files
 
     failed = []
 
@@ -190,7 +193,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_audio_stats(args: argparse.Namespace) -> int:
     """`echodepth audio-stats`: prints the recordings' statistics as a table or JSON; returns 0."""
-    from ..audio_stats import format_table, path_stats
+    from ..audio.stats import format_table, path_stats
 
     columns = {path: path_stats(path, args.sample_rate_hz, args.limit or None) for path in args.paths}
     print(json.dumps(columns, indent=2) if args.json else format_table(columns))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..arguments import flag_type, pcm_bits, positive_int
+from ..settings.arguments import flag_type, pcm_bits, positive_int
 
 PREDICT_HELP = """Predict depth for BatVision recordings (stereo audio files of any sample type, V1
 *_left.npy with *_right.npy beside it, or (2, N) .npy arrays, integer PCM scaled as in a WAV; a

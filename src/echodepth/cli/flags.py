@@ -1,5 +1,5 @@
 """Command-line flags generated from settings declarations: one `--name` per dataclass field, and
-for `train` one per run setting and per component setting (`echodepth.components`).
+for `train` one per run setting and per component setting (`echodepth.settings.components`).
 
 Booleans get `--name / --no-name`, lists and tuples take several values, `X | None` takes X, a
 `Literal[...]` takes one of its values. Only the flags given on the command line appear in the
@@ -46,7 +46,7 @@ def add_flag(parser: argparse.ArgumentParser, name: str, hint, help_text: str) -
 def add_settings_flags(parser: argparse.ArgumentParser, cls, skip=()) -> None:
     """Adds one flag per field of the settings dataclass `cls` (fields in `skip` left out), its help
     the comment on the field's declaration and its default."""
-    from ..components import field_comments
+    from ..settings.components import field_comments
 
     hints, comments = typing.get_type_hints(cls), field_comments(cls)
     for field in dataclasses.fields(cls):
@@ -65,8 +65,8 @@ def given_settings(args: argparse.Namespace, cls) -> dict:
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """Adds `train`'s flags: the run's settings, then every registered component's, each with the
     components that take it and their defaults in its help."""
-    from ..components import declared_settings
-    from ..config import RunSettings
+    from ..settings.components import declared_settings
+    from ..settings.config import RunSettings
 
     add_settings_flags(parser, RunSettings)
     components = parser.add_argument_group(
@@ -78,7 +78,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def given_train_settings(args: argparse.Namespace) -> dict:
     """Returns the training settings given as flags: run settings and component settings."""
-    from ..components import declared_settings
-    from ..config import RUN_SETTINGS
+    from ..settings.components import declared_settings
+    from ..settings.config import RUN_SETTINGS
 
     return {name: getattr(args, name) for name in [*RUN_SETTINGS, *declared_settings()] if hasattr(args, name)}

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
-from ..interrupt import stop_on_signals
-from ..storage import FileLock, make_dir
+from ..runs.interrupt import stop_on_signals
+from ..runs.storage import FileLock, make_dir
 from ..training import EchoDepthDataModule
 from .identity import check_collected, data_fingerprint, identity_of, place_runs, write_identity
 from .report import write_report

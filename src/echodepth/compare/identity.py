@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
-from ..storage import atomic_write_bytes
+from ..runs.storage import atomic_write_bytes
 from .scheduler import TRAIN_THREADS
 from .variants import Run
 

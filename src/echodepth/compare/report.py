@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..metrics import DEFAULT_PROTOCOL, analysis_kernel
-from ..storage import atomic_write_bytes
+from ..runs.storage import atomic_write_bytes
 from ..viz import decomposition_figure, plot_curves, plot_magnitudes
 from .html import markdown_to_html
 from .results import fmt, mean_curve, mean_std

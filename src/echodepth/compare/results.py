@@ -11,7 +11,7 @@ import torch
 
 from ..diagnose.measure import StructureSums
 from ..diagnose.saturation import PixelSpread, saturation_shares
-from ..inference import Predictor
+from ..inference.predictor import Predictor
 from ..training.datamodule import EchoDepthDataModule
 from .variants import Run
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import yaml
 
 from ..errors import UserError
-from ..storage import FileLock, atomic_write_text, make_dir, open_log
+from ..runs.storage import FileLock, atomic_write_text, make_dir, open_log
 from .variants import Run
 
 STOPPED = -1000  # launch()'s exit code for a run stopped at the time limit

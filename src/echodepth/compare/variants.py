@@ -12,15 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import TrainConfig
-from ..config_sources import CPU_PRESET
 from ..data import FEATURES
 from ..errors import ConfigError
 from ..losses import LOSSES
 from ..models import MODELS
 from ..recipes import RECIPE_DIR
-from ..rundir import RunDir
-from ..settings_yaml import load_yaml
+from ..runs.rundir import RunDir
+from ..settings.config import TrainConfig
+from ..settings.sources import CPU_PRESET
+from ..settings.yaml_files import load_yaml
 
 BASELINE, PROPOSED = "unet_baseline", "base_residual"
 # the same-backbone control: base + residual's blocks, one decoder, a plain L1 loss (isolates the decomposition)

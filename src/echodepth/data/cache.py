@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..storage import (
+from ..runs.storage import (
     FileLock,
     atomic_write_text,
     disk_full_as_error,

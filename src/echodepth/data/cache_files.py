@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import UserError
-from ..storage import FileLock, process_alive
+from ..runs.storage import FileLock, process_alive
 
 ARRAYS = ("features.npy", "depth_mm.npy")
 META_CHECKSUM = "meta_sha256"  # meta.json's own checksum; caches built before it have none

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..audio_io import check_not_silent, load_npy
+from ..audio.recordings import check_not_silent, load_npy
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from ..units import DEPTH_UNITS_PER_M, check_depth_unit

@@ -140,7 +140,7 @@ class AudioFeature(nn.Module):
 
     n_channels = 2  # one image per ear
     compressible = True  # whether AudioFeatures applies FeatureConfig.log to its whole output
-    Settings: type | None = None  # its training settings (a dataclass), see echodepth.components
+    Settings: type | None = None  # its training settings (a dataclass), see echodepth.settings.components
     compare_variants: dict[str, dict] = {}  # `echodepth compare` variants on this input (name -> settings)
 
     def __init__(self, cfg: FeatureConfig):

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio_io import read_ear_pair, read_stereo
+from ..audio.recordings import read_ear_pair, read_stereo
 from ..errors import DataError
 
 __all__ = ["SampleRef", "read_csv", "read_ear_pair", "read_stereo", "refs_from_csv", "resolve_inside"]

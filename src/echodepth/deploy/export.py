@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..arguments import positive_int
 from ..errors import ConfigError, DataError
-from ..inference import Predictor
-from ..storage import UnwritableError, atomic_write_bytes, make_dir
+from ..inference.predictor import Predictor
+from ..runs.storage import UnwritableError, atomic_write_bytes, make_dir
+from ..settings.arguments import positive_int
 from ..version import __version__
 from .frontend import DepthPipeline
 from .runtime import METADATA_KEY, TORCHSCRIPT_METADATA, load_model

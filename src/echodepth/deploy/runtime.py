@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..arguments import positive_int
-from ..audio_io import as_waveform_batch, check_recording
+from ..audio.recordings import as_waveform_batch, check_recording
 from ..errors import CheckpointError, MissingFileError, UserError, first_line
-from ..model_files import folder_message, torch_save_kind
-from ..prediction import Prediction, recording_report
+from ..inference.model_files import folder_message, torch_save_kind
+from ..inference.prediction import Prediction, recording_report
+from ..settings.arguments import positive_int
 
 METADATA_KEY = "echodepth"
 TORCHSCRIPT_METADATA = "echodepth.json"

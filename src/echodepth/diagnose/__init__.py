@@ -3,11 +3,11 @@ trained run, with its advice as flags and a ready command line."""
 
 from __future__ import annotations
 
-from ..config import TrainConfig
 from ..errors import ConfigError, MissingFileError
 from ..evaluate import EVAL_BATCH_SIZE, datamodule_for
-from ..inference import Predictor
-from ..rundir import RunDir
+from ..inference.predictor import Predictor
+from ..runs.rundir import RunDir
+from ..settings.config import TrainConfig
 from .checks import Check, run_checks
 from .measure import measure_split, training_history
 from .report import rerun_command, summary_lines, table, write_files
@@ -17,7 +17,7 @@ def settings_differences(checkpoint_cfg: TrainConfig, folder_cfg: TrainConfig) -
     """Returns "name X (checkpoint) vs Y (config.yaml)" for each setting that decides what is
     trained (`resume.MAY_CHANGE` left out: the run's name, epochs, devices, ...) on which a
     checkpoint and a run folder's config.yaml differ; [] when they agree."""
-    from ..resume import MAY_CHANGE, data_folder
+    from ..runs.resume import MAY_CHANGE, data_folder
 
     differences = []
     folder_values = folder_cfg.to_dict()
@@ -38,7 +38,7 @@ def check_same_run(run_dir: RunDir, checkpoint_cfg: TrainConfig) -> None:
     metrics would be mixed with this folder's history. A folder without config.yaml is not checked."""
     if not run_dir.config.is_file():
         return
-    from ..settings_yaml import load_yaml
+    from ..settings.yaml_files import load_yaml
 
     try:
         folder_cfg = TrainConfig.from_dict(load_yaml(run_dir.config))

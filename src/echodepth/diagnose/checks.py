@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from ..components import declared_settings
+from ..settings.components import declared_settings
 from .saturation import LOCK_NEAR, LOCK_STD, locked_summary
 
 BASE_HF_RATIO_MAX = 0.5  # the base keeps at most half the ground truth's fine detail

@@ -9,9 +9,9 @@ import math
 import torch
 
 from ..evaluate import EVAL_BATCH_SIZE, check_sample_rate, mean_depth_baselines
-from ..inference import Predictor
+from ..inference.predictor import Predictor
 from ..metrics import METRIC_KEYS, aggregate, analysis_kernel, finish_structure, per_image_metrics, structure_sums
-from ..rundir import RunDir
+from ..runs.rundir import RunDir
 from .saturation import PixelSpread
 
 N_EXAMPLES = 2  # best and worst samples shown in the figure

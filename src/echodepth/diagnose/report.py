@@ -9,8 +9,8 @@ import shlex
 
 import numpy as np
 
-from ..rundir import RunDir
-from ..storage import atomic_write_text
+from ..runs.rundir import RunDir
+from ..runs.storage import atomic_write_text
 from ..viz import decomposition_figure
 from .checks import Check
 

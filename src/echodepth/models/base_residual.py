@@ -8,9 +8,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..bounds import bounded
 from ..registry import CheckedSettings
-from ..search_space import searched
+from ..settings.bounds import bounded
+from ..settings.search_space import searched
 from .blocks import DoubleConv, InputNorm, Up, depth_head, input_layer, residual_head, resize_to
 from .registry import MODELS, DepthModel
 

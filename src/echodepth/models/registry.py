@@ -2,7 +2,7 @@
 
 A model is an `nn.Module` registered with `@MODELS.register("name")` that
 - has a `Settings` dataclass: its keyword settings. `in_channels`, `image_size` (H, W) and, if
-  declared, `input_size` (H, W) are filled by the run (`echodepth.components.RUN_SUPPLIED`); every
+  declared, `input_size` (H, W) are filled by the run (`echodepth.settings.components.RUN_SUPPLIED`); every
   other field is a training setting of the same name (`--name` flag, `name:` YAML key), checked
   against its type (`Literal[...]` for choices) and by the dataclass's `__post_init__`,
 - maps feature images (B, C, F, T) to `(base, residual, final)`, each (B, 1, H, W) in normalised depth

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..bounds import bounded
 from ..registry import CheckedSettings
+from ..settings.bounds import bounded
 from .blocks import InputNorm, depth_head, input_layer, resize_to
 from .registry import MODELS, DepthModel
 

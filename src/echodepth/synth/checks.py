@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from ..bounds import bounds_of
 from ..errors import ConfigError
+from ..settings.bounds import bounds_of
 
 COMPONENTS = ("direct", "scatter", "specular", "tail")  # the echo's parts (synth/echo.py renders them)
 # settings that must be > 0, and settings that must be >= 0
@@ -91,6 +91,3 @@ def check_synth_settings(cfg) -> None:
 
     if cfg.audio_subtype not in sf.available_subtypes("WAV"):
         raise ConfigError(f"synth setting audio_subtype {cfg.audio_subtype!r}: expected one of the WAV sample types")
-    from ..data.features import FeatureConfig  # the recordings must be long enough for the features
-
-    FeatureConfig(sample_rate_hz=cfg.sample_rate_hz).check_cut(cfg.max_depth_m)

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..bounds import bounded
 from ..errors import ConfigError
+from ..settings.bounds import bounded
 from .checks import check_lengths, check_synth_settings
 
 SPEED_OF_SOUND_M_S = 343.0

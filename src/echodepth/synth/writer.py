@@ -27,7 +27,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..storage import atomic_write_bytes, make_dir, remove_stale_partials, save_npy
+from ..runs.storage import atomic_write_bytes, make_dir, remove_stale_partials, save_npy
 from ..version import __version__
 from .depth import render_depth
 from .echo import render_echo

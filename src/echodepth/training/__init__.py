@@ -1,6 +1,6 @@
 """Training's pieces on PyTorch Lightning: the data module, the model module and its outputs.
 
-The `train()` entry that puts them together (and evaluates at the end) is `echodepth.run.train`.
+The `train()` entry that puts them together (and evaluates at the end) is `echodepth.runs.train.train`.
 """
 
 from .checkpoints import AtomicCheckpointIO, LastCheckpoint, random_states, restore_random_states

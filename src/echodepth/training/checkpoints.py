@@ -18,8 +18,8 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..errors import CheckpointError
-from ..inference import unpickling_error
-from ..storage import atomic_write_bytes
+from ..inference.predictor import unpickling_error
+from ..runs.storage import atomic_write_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

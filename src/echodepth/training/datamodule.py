@@ -15,11 +15,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from ..audio_io import load_npy
-from ..config import TrainConfig
+from ..audio.recordings import load_npy
 from ..data import DATASETS, FeatureConfig, build_cache, collate_batch, in_use_lock
 from ..errors import ConfigError, DataError
-from ..storage import FileLock
+from ..runs.storage import FileLock
+from ..settings.config import TrainConfig
 from .sampler import EpochShuffleSampler
 
 

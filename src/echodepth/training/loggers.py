@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from ..errors import ConfigError, first_line
-from ..storage import writer_errors_as_user_error
+from ..runs.storage import writer_errors_as_user_error
 
 WANDB_LOCAL_MODES = ("offline", "disabled", "dryrun")  # modes that need no account and no network
 WANDB_HOW = "log in with `wandb login` (or set WANDB_API_KEY), or log locally with WANDB_MODE=offline"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from ..config import TrainConfig
 from ..data import FEATURE_IMAGE, AudioFeatures, FeatureConfig, prepare_batch, with_feature_image
 from ..errors import NonFiniteLossError
 from ..losses import build_loss_for_training
 from ..metrics import METRIC_KEYS, aggregate, per_image_metrics
 from ..models import build_model_for_training
+from ..settings.config import TrainConfig
 from ..units import depth_norm_to_m
 from ..version import __version__
 from .checkpoints import random_states, restore_random_states

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..config import TrainConfig
+from ..settings.config import TrainConfig
 
 
 def make_optimizer(cfg: TrainConfig, parameters) -> torch.optim.Optimizer:

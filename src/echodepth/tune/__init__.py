@@ -13,10 +13,10 @@ import multiprocessing
 import os
 from pathlib import Path
 
-from ..config import TrainConfig
 from ..errors import ConfigError, UserError
-from ..interrupt import Interrupted, stop_on_signals
-from ..storage import make_dir
+from ..runs.interrupt import Interrupted, stop_on_signals
+from ..runs.storage import make_dir
+from ..settings.config import TrainConfig
 from .report import write_report
 from .space import default_space, resolve_space
 from .study import DEFAULT_OBJECTIVE, OBJECTIVES, open_study

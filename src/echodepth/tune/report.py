@@ -15,10 +15,10 @@ from optuna.trial import TrialState
 
 from ..compare.html import markdown_to_html
 from ..compare.report import table
-from ..config import TrainConfig
-from ..rundir import RunDir
-from ..settings_yaml import save_yaml
-from ..storage import atomic_write_bytes, atomic_write_text
+from ..runs.rundir import RunDir
+from ..runs.storage import atomic_write_bytes, atomic_write_text
+from ..settings.config import TrainConfig
+from ..settings.yaml_files import save_yaml
 from ..viz.decomposition import plt, save_figure
 from .study import OBJECTIVES
 

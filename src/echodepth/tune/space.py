@@ -15,12 +15,12 @@ import dataclasses
 import math
 import typing
 
-from ..components import KINDS, declared_settings, own_fields
-from ..config import RUN_SETTINGS, RunSettings, TrainConfig
 from ..errors import ConfigError
 from ..registry import without_none
-from ..search_space import SearchRange
-from ..settings_yaml import load_yaml
+from ..settings.components import KINDS, declared_settings, own_fields
+from ..settings.config import RUN_SETTINGS, RunSettings, TrainConfig
+from ..settings.search_space import SearchRange
+from ..settings.yaml_files import load_yaml
 
 SPEC_KEYS = {"range", "log", "step", "choices"}
 

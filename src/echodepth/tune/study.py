@@ -14,10 +14,10 @@ from pathlib import Path
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from ..config import TrainConfig
 from ..errors import ConfigError, UserError
-from ..resume import MAY_CHANGE
-from ..search_space import SearchRange
+from ..runs.resume import MAY_CHANGE
+from ..settings.config import TrainConfig
+from ..settings.search_space import SearchRange
 from .space import space_to_dict
 
 # objective name -> what each value is; every value is minimised

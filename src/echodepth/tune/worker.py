@@ -22,11 +22,11 @@ import optuna
 from lightning.pytorch.callbacks import Callback
 from optuna.trial import TrialState
 
-from ..config import TrainConfig
 from ..errors import UserError
-from ..interrupt import Interrupted
-from ..search_space import SearchRange
-from ..storage import open_log
+from ..runs.interrupt import Interrupted
+from ..runs.storage import open_log
+from ..settings.config import TrainConfig
+from ..settings.search_space import SearchRange
 from .space import suggest
 from .study import OBJECTIVES, finite_or_raise, health_shortfall, trial_config
 
@@ -99,7 +99,7 @@ class Objective:
     current_trial: int | None = None  # the number of the trial being trained, for `work` to fail if stopped
 
     def __call__(self, trial: optuna.Trial):
-        from ..run import train
+        from ..runs.train import train
 
         quiet_libraries()
         ahead = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]

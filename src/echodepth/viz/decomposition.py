@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from ..storage import atomic_write_bytes  # noqa: E402
+from ..runs.storage import atomic_write_bytes  # noqa: E402
 
 DEPTH_CMAP = "viridis"
 RESIDUAL_CMAP = "RdBu_r"

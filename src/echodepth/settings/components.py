@@ -23,12 +23,12 @@ import re
 import typing
 from dataclasses import dataclass, field
 
+from ..data import DATASETS, FEATURES
+from ..errors import ConfigError
+from ..losses import LOSSES
+from ..models import MODELS
+from ..registry import check_fields, checked_value
 from .bounds import bounds_of
-from .data import DATASETS, FEATURES
-from .errors import ConfigError
-from .losses import LOSSES
-from .models import MODELS
-from .registry import check_fields, checked_value
 
 # kind: the training setting that chooses the component -> its registry
 KINDS = {"model": MODELS, "loss": LOSSES, "audio_format": FEATURES, "dataset": DATASETS}
@@ -129,7 +129,7 @@ def _refusal(kind: str, component: str, names: list[str]) -> str:
 
 def resolve_components(chosen: dict[str, str], values: dict, stated) -> dict[str, dict]:
     """Returns kind -> the chosen component's training settings: its declared defaults, then
-    `values`; type-checked, bounds-checked (`echodepth.bounds`) and validated by its `Settings`
+    `values`; type-checked, bounds-checked (`echodepth.settings.bounds`) and validated by its `Settings`
     (`__post_init__`).
 
     `chosen` maps each kind to the component's name; `values` holds component settings only

@@ -11,7 +11,7 @@ For each recording (left channel unless stated; times from the file's start):
 - the interaural level difference (dB, left over right, whole file) and time difference (ms, the
   lag of the largest cross-correlation within +-1 ms over the 20 ms after the onset; positive
   when the right ear hears later).
-A file is read as `predict` reads it (`audio_io.read_recording_and_rate`: an audio file at its own
+A file is read as `predict` reads it (`audio.recordings.read_recording_and_rate`: an audio file at its own
 rate, a V1 *_left.npy with its right ear, a (2, N) .npy array); a folder gives the median of each
 statistic over the recordings in it and its sub-folders (audio files and V1 *_left.npy; plain .npy
 files there are depth maps).
@@ -26,8 +26,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import correlate, welch
 
-from .audio_io import read_recording_and_rate, recordings_in
-from .errors import DataError, MissingFileError
+from ..errors import DataError, MissingFileError
+from .recordings import read_recording_and_rate, recordings_in
 
 ENVELOPE_TIMES_MS = (10, 20, 40, 80, 160)
 ONSET_DB = -20.0
@@ -92,7 +92,7 @@ MIN_SAMPLES = 2  # the statistics need two samples at least (a spectrum, a corre
 
 def read_for_stats(path: Path, npy_rate_hz: int) -> tuple[np.ndarray, int]:
     """Returns (the (2, N) waveform, its rate in Hz) of a recording, read by the one reader
-    (`audio_io.read_recording_and_rate`: an audio file's own rate, `npy_rate_hz` for .npy files);
+    (`audio.recordings.read_recording_and_rate`: an audio file's own rate, `npy_rate_hz` for .npy files);
     fewer than MIN_SAMPLES samples is a DataError."""
     wave, rate = read_recording_and_rate(path, npy_rate_hz)
     if wave.shape[1] < MIN_SAMPLES:
@@ -102,7 +102,7 @@ def read_for_stats(path: Path, npy_rate_hz: int) -> tuple[np.ndarray, int]:
 
 def recordings_under(path: Path) -> list[Path]:
     """Returns the recordings a path names: itself, or those in a folder and its sub-folders
-    (`audio_io.recordings_in` with recursive: audio files and V1 left ears). A missing path is a
+    (`audio.recordings.recordings_in` with recursive: audio files and V1 left ears). A missing path is a
     MissingFileError, a folder without recordings a DataError."""
     if not path.exists():
         raise MissingFileError(f"{path} not found")

@@ -1,7 +1,7 @@
 """The `train()` entry: puts the data module, the Lightning module and the trainer together, then
 evaluates the best checkpoint on the test split next to the mean-depth predictors.
 
-Outputs in results/{experiment_name}/ (see `echodepth.rundir.RunDir`).
+Outputs in results/{experiment_name}/ (see `echodepth.runs.rundir.RunDir`).
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
-from .config import TrainConfig
-from .data import cut_length
-from .deploy.chirps import synthetic_emission
-from .diagnose import diagnose
-from .errors import NonFiniteLossError
-from .evaluate import evaluate_split, mean_depth_baselines
-from .inference import Predictor, check_accelerator
+from ..data import cut_length
+from ..deploy.chirps import synthetic_emission
+from ..diagnose import diagnose
+from ..errors import NonFiniteLossError
+from ..evaluate import evaluate_split, mean_depth_baselines
+from ..inference.predictor import Predictor, check_accelerator
+from ..settings.config import TrainConfig
+from ..settings.yaml_files import save_yaml
+from ..training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
+from ..training.loggers import check_wandb_ready, safe_wandb_logger, start_wandb_run
+from .folder import check_places, hold_run_folder, prepare_run_folder
 from .interrupt import stop_on_signals
 from .resume import resolve_resume
-from .run_folder import check_places, hold_run_folder, prepare_run_folder
 from .rundir import RunDir
-from .settings_yaml import save_yaml
 from .storage import atomic_write_text
-from .training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
-from .training.loggers import check_wandb_ready, safe_wandb_logger, start_wandb_run
 
 
 def make_loggers(cfg: TrainConfig) -> list:

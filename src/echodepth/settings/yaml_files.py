@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, MissingFileError, first_line
-from .storage import atomic_write_text
+from ..errors import ConfigError, MissingFileError, first_line
+from ..runs.storage import atomic_write_text
 
 
 class SettingsLoader(yaml.SafeLoader):

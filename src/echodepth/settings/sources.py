@@ -3,8 +3,8 @@ dataset is named, a YAML settings file, then the flags given on the command line
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .config import TrainConfig
-from .errors import ConfigError
 
 # The CPU-sized run of `echodepth train` with no dataset named: under 5 minutes on 2 cores from a
 # fresh clone, data generation included. The guide's defaults apply whenever a dataset is named.

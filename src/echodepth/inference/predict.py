@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arguments import pcm_bits as check_pcm_bits
-from .audio_io import (
+from ..audio.recordings import (
     LEFT,
     RIGHT,
     load_npy,
@@ -25,10 +24,11 @@ from .audio_io import (
     recording_stem,
     recordings_in,
 )
-from .deploy.chirps import NOISE_FLOOR_Z, find_chirps, normalised_correlation, window_starts
-from .errors import ConfigError, DataError, MissingFileError, UserError
-from .storage import atomic_write_bytes, make_dir, save_npy
-from .viz import decomposition_animation, decomposition_figure
+from ..deploy.chirps import NOISE_FLOOR_Z, find_chirps, normalised_correlation, window_starts
+from ..errors import ConfigError, DataError, MissingFileError, UserError
+from ..runs.storage import atomic_write_bytes, make_dir, save_npy
+from ..settings.arguments import pcm_bits as check_pcm_bits
+from ..viz import decomposition_animation, decomposition_figure
 
 CHUNK = 64  # windows predicted at a time
 
@@ -61,10 +61,10 @@ def load_predictor(checkpoint=None, model=None, device=None, threads: int | None
     the source are a ConfigError (`check_source_options`)."""
     check_source_options(checkpoint, model, device, threads, precision)
     if model is not None:
-        from .deploy import load_model
+        from ..deploy import load_model
 
         return load_model(model, threads=threads)
-    from .inference import Predictor
+    from .predictor import Predictor
 
     return Predictor.from_checkpoint(checkpoint, device=device or "auto", precision=precision or "fp32")
 
@@ -239,7 +239,7 @@ def predict_files(
     A recording that cannot be predicted from (missing, unreadable, silent, NaN, too short, wrong
     rate or channels, no chirp) raises its one-line error, or, with `on_error` (a function of the
     message), is reported there and the others are still predicted. `pcm_bits` declares the width
-    of integer .npy recordings (needed for int64: `audio_io.pcm_to_float`); options that do not
+    of integer .npy recordings (needed for int64: `audio.recordings.pcm_to_float`); options that do not
     apply to the source (`check_source_options`) are a ConfigError before anything is read."""
     if pcm_bits is not None:
         pcm_bits = check_pcm_bits(pcm_bits)

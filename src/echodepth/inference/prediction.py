@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CLIP_LEVEL = 0.999  # |sample| at or above this (of full scale 1.0) counts as clipped
-SILENT_DBFS = -60.0  # quieter than this: a warning (digital silence is refused by audio_io)
+SILENT_DBFS = -60.0  # quieter than this: a warning (digital silence is refused by audio.recordings)
 OVER_FULL_SCALE = 1.01  # a float peak above this is not a level a sound card records
 # a recording this many times the model's window, and over LONG_RECORDING_S, is more than one
 # emission's echoes (BatVision V2's recordings are 0.45 s, 2.5 to 6 windows of its models): said

@@ -11,7 +11,7 @@ import argparse
 import math
 import numbers
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PCM_WIDTHS = (8, 16, 24, 32)  # bits per sample of the integer PCM formats WAV and soundfile know
 

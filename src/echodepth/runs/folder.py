@@ -1,7 +1,7 @@
 """The results folder of a training run: checked before anything is written, held by one process
 while it trains, and made ready (a previous run's outputs refused, or removed with --overwrite).
 
-The folder's files are named by `echodepth.rundir.RunDir`.
+The folder's files are named by `echodepth.runs.rundir.RunDir`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .config import TrainConfig
-from .errors import ConfigError, UserError
+from ..errors import ConfigError, UserError
+from ..settings.config import TrainConfig
 from .resume import holds_a_run
 from .storage import FileLock, make_dir, remove_stale_partials
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arguments import positive_int
-from .audio_io import as_waveform_batch, check_recording
-from .config import TrainConfig
-from .data import FEATURE_IMAGE, AudioFeatures, FeatureConfig, prepare_batch, with_feature_image
-from .data.features import min_window_samples
-from .errors import CheckpointError, ConfigError, MissingFileError, first_line
+from ..audio.recordings import as_waveform_batch, check_recording
+from ..data import FEATURE_IMAGE, AudioFeatures, FeatureConfig, prepare_batch, with_feature_image
+from ..data.features import min_window_samples
+from ..errors import CheckpointError, ConfigError, MissingFileError, first_line
+from ..models import build_model_for_training
+from ..settings.arguments import positive_int
+from ..settings.config import TrainConfig
+from ..units import depth_norm_to_m
 from .model_files import exported_format, folder_message
-from .models import build_model_for_training
 from .prediction import Prediction, recording_report
-from .units import depth_norm_to_m
 
 INFERENCE_DTYPES = ("fp32", "bf16")  # what the network computes in (not Lightning's precisions)
 
@@ -228,7 +228,7 @@ class Predictor:
         """Returns the prediction for one (2, N) recording or a batch (B, 2, N) (numpy or torch;
         float samples in full-scale units, integer PCM scaled as soundfile scales WAVs: `pcm_bits`
         declares the width, needed for int64 and other types without one, see
-        `audio_io.pcm_to_float`). A waveform that cannot be predicted from is a one-line DataError
+        `audio.recordings.pcm_to_float`). A waveform that cannot be predicted from is a one-line DataError
         naming `name`; a sample rate that is not a number a ConfigError. The report of a recording
         much longer than the model's window says how much of it was read (`recording_report`)."""
         if torch.is_tensor(waveform):

@@ -1,5 +1,5 @@
 """Training settings: the run's own settings (a dataclass) and the settings of the components it
-chose (each declared by its component, see `echodepth.components`), YAML in and out, flags on top.
+chose (each declared by its component, see `echodepth.settings.components`), YAML in and out, flags on top.
 
 Precedence: declared defaults < CPU preset (only when no dataset is named) < --config YAML < flags.
 The choices of model, loss, dataset and audio format are the registries' names. Settings files and
@@ -13,15 +13,15 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..data import DATASETS, FEATURES
+from ..errors import ConfigError
+from ..losses import LOSSES
+from ..metrics import PROTOCOLS
+from ..models import MODELS
+from ..registry import check_fields
+from ..runs.rundir import RunDir
 from .bounds import bounded
 from .components import KINDS, declared_settings, resolve_components
-from .data import DATASETS, FEATURES
-from .errors import ConfigError
-from .losses import LOSSES
-from .metrics import PROTOCOLS
-from .models import MODELS
-from .registry import check_fields
-from .rundir import RunDir
 from .search_space import searched
 
 LR_SCHEDULES = ("none", "cosine")
@@ -37,7 +37,7 @@ DEPTH_UNITS = ("mm", "cm", "m")
 class RunSettings:
     """The settings of the run itself: data, sizes, optimisation, devices, outputs, and which
     model, loss, audio feature and dataset layout it uses (each component's own settings are
-    declared by the component, see `echodepth.components`)."""
+    declared by the component, see `echodepth.settings.components`)."""
 
     # the design guide's flags that are not a component's, same names and defaults
     dataset: str = "synthetic"

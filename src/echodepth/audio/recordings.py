@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .arguments import pcm_bits as check_pcm_bits
-from .arguments import sample_rate_hz as check_sample_rate_hz
-from .errors import DataError, first_line
+from ..errors import DataError, first_line
+from ..settings.arguments import pcm_bits as check_pcm_bits
+from ..settings.arguments import sample_rate_hz as check_sample_rate_hz
 
 NPY_MAGIC = b"\x93NUMPY"
 # what a file that is not a .npy array usually is, by its first bytes

@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 # room kept free beyond a write's own size, for the file system's metadata and small files
 SPACE_MARGIN_BYTES = 16 * 1024**2

@@ -6,7 +6,7 @@ plain default, in the same dataclass, so that its component owns its range as it
     lambda_base: float = searched(0.5, low=0.1, high=4.0, log=True)  # weight of the structural term
 
 A loss term's weight is declared with `weight(...)`, searched or not: it is then at least 0, and a
-loss whose weights are all 0 is refused (`echodepth.bounds`).
+loss whose weights are all 0 is refused (`echodepth.settings.bounds`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def searched(
     """Returns a dataclass field whose default is `default` and whose `echodepth tune` search range
     (in the setting's own unit) is declared with it, in the field's metadata under "search"; `help`,
     when given, is the flag's help (else the comment on the declaration's line). `bounds` are the
-    values the setting accepts at all (`echodepth.bounds.bounded`'s keyword arguments)."""
+    values the setting accepts at all (`echodepth.settings.bounds.bounded`'s keyword arguments)."""
     metadata = {"search": SearchRange(low, high, log, step, tuple(choices)), **bounds_metadata(**bounds)}
     return field(default=default, metadata={**metadata, "help": help} if help else metadata)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import TrainConfig
-from .errors import ConfigError, MissingFileError
-from .inference import read_checkpoint, upgrade_metadata
-from .training import default_synthetic_dir
+from ..errors import ConfigError, MissingFileError
+from ..inference.predictor import read_checkpoint, upgrade_metadata
+from ..settings.config import TrainConfig
+from ..training import default_synthetic_dir
 
 # settings a resumed run may change: they extend the run or say where and how it runs
 MAY_CHANGE = {
