@@ -82,14 +82,21 @@ def model_only(cfg: TrainConfig, device: str, steps: int, repeats: int) -> dict:
             criterion(base.float(), residual.float(), final.float(), depth[: len(x)])["loss"].backward()
         model.zero_grad(set_to_none=True)
 
-    choice = choose_micro_batch(batch, model, features, probe if device == "cuda" else None)
+    choice = choose_micro_batch(batch, model, features, step=probe if device == "cuda" else None)
     micro = choice["micro_batch_size"]
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         with autocast():
             accumulate_gradients(
-                network, criterion, features, depth, depth > 0, micro, lambda loss: loss.backward(), prepare
+                network,
+                criterion,
+                feature_image=features,
+                depth_norm=depth,
+                valid=depth > 0,
+                micro_batch=micro,
+                backward=lambda loss: loss.backward(),
+                prepare=prepare,
             )
         optimizer.step()
 

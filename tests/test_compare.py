@@ -103,10 +103,10 @@ def test_tiny_compare_writes_every_section_with_finite_numbers(tiny_report):
 
 def test_plan_needs_baseline_and_known_variants(tmp_path):
     with pytest.raises(ValueError, match="unet_baseline"):
-        plan_runs(tmp_path, "tiny", 1, ["base_residual"], {})
+        plan_runs(tmp_path, "tiny", 1, ["base_residual"], overrides={})
     with pytest.raises(ValueError, match="unknown variant"):
-        plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "bogus"], {})
-    runs = plan_runs(tmp_path, "small", 3, ["unet_baseline", "base_residual", "lowpass_16"], {})
+        plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "bogus"], overrides={})
+    runs = plan_runs(tmp_path, "small", 3, ["unet_baseline", "base_residual", "lowpass_16"], overrides={})
     assert len(runs) == 9 and {r.cfg.lowpass_kernel for r in runs if r.variant == "lowpass_16"} == {16}
     assert all(r.cfg.lambda_base == 0 for r in runs if r.variant == "unet_baseline")
 
@@ -140,7 +140,7 @@ def test_medium_runs_both_controls_and_the_seed_fix_by_default(tmp_path):
 
     names = PRESET_DEFAULTS["medium"]["variants"]
     assert {"unet_baseline", "same_backbone", "base_residual", "seed_fix", "base_quarter"} <= set(names)
-    runs = {r.variant: r.cfg for r in plan_runs(tmp_path, "medium", 1, names, {})}
+    runs = {r.variant: r.cfg for r in plan_runs(tmp_path, "medium", 1, names, overrides={})}
     seed = runs["seed_fix"]
     assert (seed.base_decoder, seed.loss, seed.lambda_base, seed.lambda_sparse) == ("seed", "adaptive", 1.2, 0.05)
     assert seed.freeze_base_epochs > 0 and runs["base_quarter"].base_resolution == 4
@@ -298,7 +298,7 @@ def test_a_variant_named_twice_is_refused_in_one_line(tmp_path, capsys, monkeypa
     assert len(err) == 1 and "--variants names unet_baseline more than once" in err[0], err
     assert not (tmp_path / "cmp").exists() and not (tmp_path / ".echodepth_cache").exists()
     with pytest.raises(ValueError, match="base_residual more than once"):
-        plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "base_residual"], {})
+        plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "base_residual"], overrides={})
 
 
 def report_over_seeds(tiny_report, out: Path, seeds: int) -> str:
@@ -312,7 +312,9 @@ def report_over_seeds(tiny_report, out: Path, seeds: int) -> str:
     cut = {v: {k: e[k] if k == "baselines" else e[k][:seeds] for k in e} for v, e in results.items()}
     cfg = yaml.safe_load((cmp_dir / "runs" / "base_residual_s0" / "compare_run.yaml").read_text())
     out.mkdir()
-    return write_report(out, cut, "tiny", seeds, None, {**cfg, "data_dir": "data", "max_depth_m": 10.0}).read_text()
+    return write_report(
+        out, cut, preset="tiny", seeds=seeds, target=None, cfg={**cfg, "data_dir": "data", "max_depth_m": 10.0}
+    ).read_text()
 
 
 def test_one_seed_gives_no_interval_and_the_report_says_so(tiny_report, tmp_path):
@@ -364,7 +366,7 @@ def test_each_run_trains_on_one_thread_whatever_jobs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(scheduler.subprocess, "Popen", Child)
     monkeypatch.setattr(scheduler.os, "cpu_count", lambda: 8)
-    runs = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], {})
+    runs = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], overrides={})
     for jobs in (1, 2):
         assert scheduler.execute(runs, jobs, progress=lambda *_: None)
     assert len(started) == 4

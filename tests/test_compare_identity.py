@@ -37,7 +37,7 @@ def test_a_rerun_on_changed_data_is_refused(tiny_report, tmp_path):  # noqa: F81
     shutil.copytree(out, tmp_path / "cmp")
     shutil.copytree(fixture_root / "cache", tmp_path / "cache", ignore=shutil.ignore_patterns("*.lock", "*.inuse"))
     overrides = {"cache_dir": str(tmp_path / "cache"), "epochs": 2}
-    cfg = plan_runs(tmp_path / "cmp", "tiny", 2, VARIANTS, overrides)[0].cfg
+    cfg = plan_runs(tmp_path / "cmp", "tiny", 2, VARIANTS, overrides=overrides)[0].cfg
     moved = data_fingerprint(EchoDepthDataModule(cfg, progress=False))
     original = data_fingerprint(EchoDepthDataModule(cfg.replace(cache_dir=str(fixture_root / "cache")), progress=False))
     assert moved == original  # the same data in another place is the same data
@@ -50,10 +50,10 @@ def test_a_rerun_on_changed_data_is_refused(tiny_report, tmp_path):  # noqa: F81
 
 
 def test_new_runs_go_to_folders_of_their_own_and_old_folders_are_read_by_their_settings(tmp_path):
-    old = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], {"epochs": 2})
+    old = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], overrides={"epochs": 2})
     for run in old:
         write_identity(run, identity_of(run, "d1"))
-    new = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], {"epochs": 3})
+    new = plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual"], overrides={"epochs": 3})
     with pytest.raises(ConfigError, match=r"holds 2 of these 2 runs .*: epochs 2 \(now 3\); rerun"):
         place_runs(new, tmp_path, "d1", new_runs=False)
     with pytest.raises(ConfigError, match=r"data fingerprint d1 \(now d2\)"):
@@ -66,10 +66,12 @@ def test_new_runs_go_to_folders_of_their_own_and_old_folders_are_read_by_their_s
     assert [r.run_dir.name for r in place_runs(new, tmp_path, "d1", new_runs=True)] == names  # found again
     assert [r.run_dir.path for r in place_runs(old, tmp_path, "d1", new_runs=False)] == [r.run_dir.path for r in old]
     # a folder from before identities: its compare_run.yaml's settings count, its data is not known
-    legacy = plan_runs(tmp_path / "legacy", "tiny", 1, ["unet_baseline", "base_residual"], {"epochs": 2})[0]
+    legacy = plan_runs(tmp_path / "legacy", "tiny", 1, ["unet_baseline", "base_residual"], overrides={"epochs": 2})[0]
     legacy.run_dir.path.mkdir(parents=True)
     legacy.run_dir.compare_config.write_text(yaml.safe_dump({**legacy.cfg.to_dict(), "resume": "last"}))
     assert place_runs([legacy], tmp_path, "d9", new_runs=False)[0].run_dir.path == legacy.run_dir.path
-    other = plan_runs(tmp_path / "legacy", "tiny", 1, ["unet_baseline", "base_residual"], {"batch_size": 4})[:1]
+    other = plan_runs(tmp_path / "legacy", "tiny", 1, ["unet_baseline", "base_residual"], overrides={"batch_size": 4})[
+        :1
+    ]
     with pytest.raises(ConfigError, match=r"batch_size 8 \(now 4\), epochs 2 \(now 4\)"):
         place_runs(other, tmp_path, "d9", new_runs=False)

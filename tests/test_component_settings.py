@@ -147,7 +147,7 @@ def test_presets_recipes_and_variants_leave_out_what_does_not_apply(tmp_path):
     recipe = load_yaml(Path(__file__).parents[1] / "src" / "echodepth" / "recipes" / "batvision_unet.yaml")
     cfg = resolve_config(recipe, {"loss": "htf"}, file_is_recipe=True)  # its lambda_base 0 is for the standard loss
     assert cfg.loss == "htf" and "lambda_base" not in cfg.to_dict()
-    runs = plan_runs(tmp_path, "tiny", 1, list(all_variants()), {"base_channels": 4})
+    runs = plan_runs(tmp_path, "tiny", 1, list(all_variants()), overrides={"base_channels": 4})
     assert {run.cfg.model for run in runs} == set(MODELS.names()) and all(r.cfg.base_channels == 4 for r in runs)
     seed_fix = next(run.cfg for run in runs if run.variant == "seed_fix")
     tiny_warmup = PRESETS["tiny"]["warmup_epochs"]

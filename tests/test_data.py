@@ -91,7 +91,7 @@ def test_spectrogram_matches_baseline_settings():
 
 def test_mel_and_waveform_formats():
     g = torch.Generator().manual_seed(2)
-    fb = mel_filterbank(257, 32, SR, 20.0, 20000.0)
+    fb = mel_filterbank(257, 32, SR, f_min=20.0, f_max=20000.0)
     assert fb.shape == (32, 257) and (fb.sum(1) > 0).all()
     assert (fb.argmax(1).diff() >= 0).all()
     wave = torch.randn(3, 2, 5000, generator=g)

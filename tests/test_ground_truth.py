@@ -55,12 +55,26 @@ def test_a_batch_without_valid_pixel_is_refused_by_name():
     loss = LOSSES.get("standard")()
     with pytest.raises(DataError, match="no valid depth pixel"):
         accumulate_gradients(
-            network, loss, features, torch.zeros(4, 1, 8, 8), torch.zeros(4, 1, 8, 8, dtype=torch.bool), 2, print
+            network,
+            loss,
+            feature_image=features,
+            depth_norm=torch.zeros(4, 1, 8, 8),
+            valid=torch.zeros(4, 1, 8, 8, dtype=torch.bool),
+            micro_batch=2,
+            backward=print,
         )
     valid = torch.zeros(4, 1, 8, 8, dtype=torch.bool)
     valid[3] = True  # micro-batches of 2: the first has no valid pixel and adds nothing
     depth = torch.rand(4, 1, 8, 8, generator=g) * valid
-    parts = accumulate_gradients(network, loss, features, depth, valid, 2, lambda t: t.backward())
+    parts = accumulate_gradients(
+        network,
+        loss,
+        feature_image=features,
+        depth_norm=depth,
+        valid=valid,
+        micro_batch=2,
+        backward=lambda t: t.backward(),
+    )
     assert torch.isfinite(parts["loss"]) and torch.isfinite(model.weight.grad).all()
 
 

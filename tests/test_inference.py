@@ -33,7 +33,11 @@ def tiny(**settings):
     cfg = TrainConfig(image_size=16, base_channels=4, max_depth_m=MAX_DEPTH_M, **settings)
     features = FeatureConfig(image_size=(16, 16))
     network = build_model_for_training(cfg, features.n_channels).eval()
-    return network, cfg, checkpoint_metadata(cfg, MAX_DEPTH_M, features, features.n_channels)
+    return (
+        network,
+        cfg,
+        checkpoint_metadata(cfg, max_depth_m=MAX_DEPTH_M, feature_config=features, in_channels=features.n_channels),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -234,20 +234,22 @@ def test_silog_by_hand_with_its_floors():
     pred = torch.tensor([[[[4.0, 1.0, 7.0]]]])  # d = ln 2 and 0
     d = math.log(2.0)
     for lam in (0.0, 0.5, 1.0):
-        assert float(silog(pred, target, mask, lam)) == pytest.approx(math.sqrt(d * d / 2 - lam * d * d / 4), rel=1e-5)
+        assert float(silog(pred, target, mask, lam=lam)) == pytest.approx(
+            math.sqrt(d * d / 2 - lam * d * d / 4), rel=1e-5
+        )
     nan_target = target.clone()
     nan_target[0, 0, 0, 2] = float("nan")
-    assert float(silog(pred, nan_target, mask, 0.5)) == pytest.approx(float(silog(pred, target, mask, 0.5)))
+    assert float(silog(pred, nan_target, mask, lam=0.5)) == pytest.approx(float(silog(pred, target, mask, lam=0.5)))
     zero = torch.tensor([[[[0.0, 1.0]]]])  # a prediction of 0 is clamped at 1e-3 (normalised depth)
-    assert float(silog(zero, torch.ones_like(zero), torch.ones_like(zero), 0.0)) == pytest.approx(
+    assert float(silog(zero, torch.ones_like(zero), torch.ones_like(zero), lam=0.0)) == pytest.approx(
         math.sqrt(math.log(1e-3) ** 2 / 2), rel=1e-5
     )
     perfect = target.clone().requires_grad_()
-    value = silog(perfect, target, mask, 0.5)
+    value = silog(perfect, target, mask, lam=0.5)
     value.backward()
     assert float(value.detach()) == pytest.approx(1e-4)  # sqrt of the 1e-8 floor: finite gradients at a perfect fit
     assert torch.isfinite(perfect.grad).all()
-    assert torch.isnan(silog(pred, target, torch.zeros_like(mask), 0.5))  # no valid pixel: NaN, never 0
+    assert torch.isnan(silog(pred, target, torch.zeros_like(mask), lam=0.5))  # no valid pixel: NaN, never 0
 
 
 def test_means_over_no_valid_pixel_are_nan_and_the_valid_mask_drops_every_non_measurement():
@@ -359,7 +361,7 @@ def test_use_silog_defaults_to_lambda_one_half():
     base, residual, final, gt = _maps()
     mask = (gt > 0).float()
     recon = build_loss("standard", use_silog=True).parts(base, residual, final, gt)["loss_recon"]
-    assert recon.item() == pytest.approx(silog(final, gt, mask, 0.5).item(), rel=1e-6)
+    assert recon.item() == pytest.approx(silog(final, gt, mask, lam=0.5).item(), rel=1e-6)
 
 
 def test_silog_lambda_takes_its_whole_closed_range_and_refuses_the_rest():

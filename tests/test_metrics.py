@@ -90,10 +90,10 @@ def test_structure_metrics_on_known_maps():
     gt[..., 8:] = 4.0  # one vertical depth edge
     edges = depth_edges(gt, gt > 0)
     assert edges[0, 0, :, 6:10].all() and not edges[0, 0, :, :6].any() and not edges[0, 0, :, 10:].any()
-    perfect = finish_structure(structure_sums(gt, torch.zeros_like(gt), gt, gt, 4))
+    perfect = finish_structure(structure_sums(gt, torch.zeros_like(gt), gt, gt, kernel=4))
     assert perfect["lowpass_mae"] == 0 and perfect["highpass_mae"] == 0 and perfect["smooth_roughness_excess"] == 0
     noisy = gt + 0.3 * torch.randn(gt.shape, generator=g)
-    bumpy = finish_structure(structure_sums(gt, noisy - gt, noisy, gt, 4))
+    bumpy = finish_structure(structure_sums(gt, noisy - gt, noisy, gt, kernel=4))
     assert bumpy["smooth_roughness_excess"] > 0.1 and bumpy["residual_share"] > 0
     smooth_map = torch.linspace(0, 1, 32).expand(1, 32, 32)
     assert high_frequency_share(smooth_map, 0.25) < high_frequency_share(torch.randn(1, 32, 32, generator=g), 0.25)
@@ -132,7 +132,7 @@ def test_structure_metrics_of_one_spike_on_a_flat_wall_by_hand():
     gt = torch.full((1, 1, 8, 8), 2.0)
     spike = torch.zeros_like(gt)
     spike[0, 0, 4, 4] = s
-    sums = structure_sums(gt, spike, gt + spike, gt, 4)
+    sums = structure_sums(gt, spike, gt + spike, gt, kernel=4)
     metrics = finish_structure(sums)
     assert (sums["valid"], sums["edges"], sums["smooth"], sums["smooth_inner"], sums["images"]) == (64, 0, 64, 49, 1)
     # the 4 x 4 low-pass spreads s over the 16 windows holding the spike (all inside the map): s / 16 each
@@ -156,7 +156,7 @@ def test_structure_metrics_near_edges_by_hand():
     edge_cols[..., 2:6] = True
     residual = torch.where(edge_cols, 1.0, 0.25)
     final = gt + torch.where(edge_cols, 0.5, 0.0)
-    metrics = finish_structure(structure_sums(gt, residual, final, gt, 4))
+    metrics = finish_structure(structure_sums(gt, residual, final, gt, kernel=4))
     assert metrics["edge_mae"] == pytest.approx(0.5) and metrics["smooth_mae"] == 0
     # mean |residual| 1 near the edge, 0.25 (31 valid pixels) elsewhere
     assert metrics["residual_edge_to_smooth"] == pytest.approx(1.0 / 0.25)
@@ -164,7 +164,7 @@ def test_structure_metrics_near_edges_by_hand():
     expected_share = float(residual[valid].sum() / final[valid].abs().sum())
     assert metrics["residual_share"] == pytest.approx(expected_share, rel=1e-6)
     # a residual near the edge only: no smooth residual to compare with, NaN (not a division by zero)
-    edge_only = finish_structure(structure_sums(gt, torch.where(edge_cols, 1.0, 0.0), final, gt, 4))
+    edge_only = finish_structure(structure_sums(gt, torch.where(edge_cols, 1.0, 0.0), final, gt, kernel=4))
     assert math.isnan(edge_only["residual_edge_to_smooth"]) and edge_only["residual_share"] > 0
 
 
@@ -204,16 +204,16 @@ def test_high_frequency_energy_is_the_mean_square_per_pixel():
 def test_a_base_at_half_the_ground_truths_contrast_has_a_quarter_of_its_high_frequency_energy():
     gt = 2.0 + torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     base = 2.5 + 0.5 * (gt - 2.0)  # half the contrast, another mean
-    metrics = finish_structure(structure_sums(base, gt - base, gt, gt, 4))
+    metrics = finish_structure(structure_sums(base, gt - base, gt, gt, kernel=4))
     assert metrics["base_hf_to_gt"] == pytest.approx(0.25, rel=1e-5)
     assert metrics["base_hf_share"] == pytest.approx(metrics["gt_hf_share"], rel=1e-5)
     assert metrics["final_hf_share"] == pytest.approx(metrics["gt_hf_share"], rel=1e-6)
     assert metrics["lowpass_mae"] == 0 and metrics["highpass_mae"] == 0
     # per image, then averaged: two images of the same map give one image's shares
-    one = finish_structure(structure_sums(base[:1], (gt - base)[:1], gt[:1], gt[:1], 4))
+    one = finish_structure(structure_sums(base[:1], (gt - base)[:1], gt[:1], gt[:1], kernel=4))
     doubled = torch.cat([gt[:1], gt[:1]])
     two = finish_structure(
-        structure_sums(torch.cat([base[:1]] * 2), doubled - torch.cat([base[:1]] * 2), doubled, doubled, 4)
+        structure_sums(torch.cat([base[:1]] * 2), doubled - torch.cat([base[:1]] * 2), doubled, doubled, kernel=4)
     )
     assert two["gt_hf_share"] == pytest.approx(one["gt_hf_share"], rel=1e-6)
 
@@ -231,7 +231,7 @@ def test_a_prediction_where_the_ground_truth_has_a_hole_counts_in_no_structure_m
     final[0, 0, 0, 0] = 3.0
     residual = torch.zeros_like(gt)
     residual[0, 0, 0, 0] = 1.0
-    sums = structure_sums(final, residual, final, gt, 4)
+    sums = structure_sums(final, residual, final, gt, kernel=4)
     assert (sums["valid"], sums["edges"], sums["smooth"], sums["smooth_inner"]) == (63, 0, 63, 48)
     metrics = finish_structure(sums)
     for key in ("lowpass_mae", "highpass_mae", "smooth_mae", "smooth_roughness_excess", "residual_share"):
@@ -243,11 +243,11 @@ def test_smooth_roughness_is_the_gradient_the_prediction_adds_dips_and_ramps_inc
     gt = torch.full((1, 1, 8, 8), 0.5)
     final = gt.clone()
     final[0, 0, 4, 4] = 0.3
-    dip = finish_structure(structure_sums(final, final - gt, final, gt, 4))
+    dip = finish_structure(structure_sums(final, final - gt, final, gt, kernel=4))
     assert dip["smooth_roughness_excess"] == pytest.approx(4 * 0.2 / 49, rel=1e-5)
     # a ramp of 2.5 % a column (no depth edge) predicted exactly adds no roughness
     ramp = 2.0 * 1.025 ** torch.arange(8.0).expand(1, 1, 8, 8)
-    exact = finish_structure(structure_sums(ramp, torch.zeros_like(ramp), ramp, ramp, 4))
+    exact = finish_structure(structure_sums(ramp, torch.zeros_like(ramp), ramp, ramp, kernel=4))
     assert exact["smooth_roughness_excess"] == 0 and exact["edge_mae"] != exact["edge_mae"]  # NaN: no edge
 
 

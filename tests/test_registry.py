@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from echodepth.data import FEATURES, AudioFeature
+from echodepth.data import FEATURES, AudioFeature, FeatureConfig
 from echodepth.errors import ConfigError
+from echodepth.evaluate import evaluate
 from echodepth.inference.predictor import Predictor
 from echodepth.losses import LOSSES, DepthLoss, masked_l1, valid_mask
 from echodepth.models import MODELS, DepthModel
@@ -65,15 +66,33 @@ class EarSum(AudioFeature):
         return torch.cat([frames, frames.sum(1, keepdim=True)], dim=1)
 
 
+@dataclass
+class ScaledEarsSettings:
+    ear_gain: float = 1.0  # the right ear's gain
+
+
+class ScaledEars(AudioFeature):
+    """The two ears' framed waveforms, the right one times its own setting `ear_gain`."""
+
+    Settings = ScaledEarsSettings
+    compressible = False
+
+    def forward(self, wave):
+        frames = F.pad(wave, (32, 32)).unfold(-1, 64, 16).transpose(-1, -2)  # (B, 2, 64, T)
+        return torch.cat([frames[:, :1], self.settings.ear_gain * frames[:, 1:]], dim=1)
+
+
 @pytest.fixture
 def throwaways():
     MODELS.register("tiny_test_net")(TinyNet)
     LOSSES.register("plain_l1_test")(PlainL1)
     FEATURES.register("ear_sum_test")(EarSum)
+    FEATURES.register("scaled_ears_test")(ScaledEars)
     yield
     MODELS.unregister("tiny_test_net")
     LOSSES.unregister("plain_l1_test")
     FEATURES.unregister("ear_sum_test")
+    FEATURES.unregister("scaled_ears_test")
 
 
 def test_throwaway_model_loss_and_feature_train_through_train(throwaways, synth_dir, tmp_path):
@@ -112,3 +131,22 @@ def test_registered_names_drive_the_command_line(throwaways):
     assert train_flags["max_depth_m"].type is float and train_flags["location_blacklist"].nargs == "*"
     dataset = next(a for a in commands["check-data"]._actions if a.dest == "dataset")
     assert dataset.choices == ["batvisionv1", "batvisionv2", "synthetic"]
+
+
+def test_a_features_own_setting_reaches_it_in_training_evaluation_and_inference(throwaways, synth_dir, tmp_path):
+    # one class and one registration line: its setting is a flag, trains, and travels in the checkpoint
+    settings = {"model": "tiny_test_net", "loss": "plain_l1_test", "audio_format": "scaled_ears_test"}
+    cfg = tiny_config(synth_dir, tmp_path, experiment_name="scaled", ear_gain=3.0, width=6, l1_weight=2.0, **settings)
+    assert cfg.settings_for("audio_format") == {"ear_gain": 3.0}
+    result = train(cfg, progress=False)
+    predictor = Predictor.from_checkpoint(result["best_checkpoint"], device="cpu")
+    feature = predictor.feature_extractor.feature
+    assert isinstance(feature, ScaledEars) and feature.settings.ear_gain == 3.0
+    assert predictor.network.cfg.width == 6
+    wave = torch.randn(1, 2, 4000, generator=torch.Generator().manual_seed(0))
+    frames = feature(wave)
+    assert torch.allclose(frames[:, 1:], 3.0 * ScaledEars(FeatureConfig())(wave)[:, 1:])
+    evaluated = evaluate(result["best_checkpoint"], "test", device="cpu", progress=False)
+    assert evaluated["rmse"] == pytest.approx(result["test"]["rmse"], rel=1e-4)
+    unset = tiny_config(synth_dir, tmp_path, experiment_name="unset", **settings)
+    assert unset.settings_for("audio_format") == {"ear_gain": 1.0}

@@ -23,11 +23,11 @@ def test_silog_is_zero_for_a_perfect_prediction_and_scale_invariant_at_lambda_1(
     g = torch.Generator().manual_seed(0)
     gt = torch.rand(2, 1, 8, 8, generator=g) * 0.8 + 0.1
     mask = torch.ones_like(gt)
-    assert float(silog(gt, gt, mask, 0.5)) < 1e-3
-    assert float(silog(2 * gt, gt, mask, 1.0)) < 1e-3  # a global scale costs nothing at lambda 1
-    assert float(silog(2 * gt, gt, mask, 0.5)) == pytest.approx(0.5**0.5 * math.log(2.0), rel=1e-3)
+    assert float(silog(gt, gt, mask, lam=0.5)) < 1e-3
+    assert float(silog(2 * gt, gt, mask, lam=1.0)) < 1e-3  # a global scale costs nothing at lambda 1
+    assert float(silog(2 * gt, gt, mask, lam=0.5)) == pytest.approx(0.5**0.5 * math.log(2.0), rel=1e-3)
     gt[0, 0, 0, 0] = 0.0  # invalid pixels take no part
-    assert torch.isfinite(silog(torch.zeros_like(gt), gt, (gt > 0).float(), 0.5))
+    assert torch.isfinite(silog(torch.zeros_like(gt), gt, (gt > 0).float(), lam=0.5))
 
 
 def test_use_silog_replaces_the_l1_reconstruction_term():
@@ -37,7 +37,7 @@ def test_use_silog_replaces_the_l1_reconstruction_term():
     plain = build_loss("standard").parts(pred, torch.zeros_like(pred), pred, gt)["loss_recon"]
     with_silog = build_loss("standard", use_silog=True, silog_lambda=0.5).parts(pred, pred * 0, pred, gt)["loss_recon"]
     assert float(plain) == pytest.approx(float((pred - gt).abs().mean()), rel=1e-5)
-    assert float(with_silog) == pytest.approx(float(silog(pred, gt, torch.ones_like(gt), 0.5)), rel=1e-5)
+    assert float(with_silog) == pytest.approx(float(silog(pred, gt, torch.ones_like(gt), lam=0.5)), rel=1e-5)
 
 
 def test_narrow_base_decoder_and_residual_bound():
@@ -77,8 +77,8 @@ def test_validation_every_n_epochs_with_the_silog_reconstruction_term(synth_dir,
 
     reconstruction_terms = []  # SILog values the training loss computed, with autograd on (training steps)
 
-    def recorded_silog(pred, target, mask, lam, *args, **kwargs):
-        value = silog(pred, target, mask, lam, *args, **kwargs)
+    def recorded_silog(pred, target, mask, *, lam, **kwargs):
+        value = silog(pred, target, mask, lam=lam, **kwargs)
         reconstruction_terms.append((lam, value.requires_grad))
         return value
 

@@ -54,14 +54,14 @@ def test_object_on_the_left_reaches_left_ear_earlier_and_louder():
 def test_empty_room_wall_straight_ahead_has_analytic_depth():
     room = Room(np.array([6.0, 5.0, 3.0]))
     pose = Pose(np.array([1.0, 2.5, 1.5]))
-    depth = render_depth(room, pose, (64, 64), 90.0, 10.0)
+    depth = render_depth(room, pose, image_size=(64, 64), hfov_deg=90.0, max_depth_m=10.0)
     assert depth[31:33, 31:33] == pytest.approx(5.0, abs=1e-9)
 
 
 def test_depth_is_planar_z_depth_not_range():
     room = Room(np.array([6.0, 5.0, 3.0]))
     pose = Pose(np.array([1.0, 2.5, 1.5]))
-    depth = render_depth(room, pose, (64, 64), 90.0, 10.0)
+    depth = render_depth(room, pose, image_size=(64, 64), hfov_deg=90.0, max_depth_m=10.0)
     col = 40  # off-axis but still on the front wall
     ray = camera_rays(pose, (64, 64), 90.0).reshape(64, 64, 3)[32, col]
     assert depth[32, col] == pytest.approx(5.0, abs=1e-9)
@@ -70,7 +70,7 @@ def test_depth_is_planar_z_depth_not_range():
 
 def test_depth_is_clipped_at_max_depth_and_sees_boxes():
     room = Room(np.array([20.0, 8.0, 3.0]), [Box(np.array([3.0, 3.5, 0.0]), np.array([3.5, 4.5, 2.0]))])
-    depth = render_depth(room, POSE, (32, 32), 90.0, 10.0)
+    depth = render_depth(room, POSE, image_size=(32, 32), hfov_deg=90.0, max_depth_m=10.0)
     assert depth.max() == 10.0
     assert depth[16, 16] == pytest.approx(2.0)  # box face at x = 3
 

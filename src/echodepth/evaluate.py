@@ -78,6 +78,7 @@ def evaluate_split(
     predictor: Predictor,
     datamodule: EchoDepthDataModule,
     split: str,
+    *,
     out_dir=None,
     progress: bool = True,
     headline: str = DEFAULT_PROTOCOL,
@@ -130,7 +131,9 @@ def evaluate_split(
     return metrics
 
 
-def datamodule_for(predictor: Predictor, dataset=None, data_dir=None, progress: bool = True, on_error: str = "raise"):
+def datamodule_for(
+    predictor: Predictor, *, dataset=None, data_dir=None, progress: bool = True, on_error: str = "raise"
+):
     """Returns the data module of a predictor's training settings, on another dataset or folder if
     given; depth is clipped and scaled with the checkpoint's max depth, as in training. A data
     folder that does not exist is a ConfigError."""
@@ -149,6 +152,7 @@ def datamodule_for(predictor: Predictor, dataset=None, data_dir=None, progress: 
 def evaluate(
     checkpoint,
     split: str = "test",
+    *,
     dataset=None,
     data_dir=None,
     out_dir=None,
@@ -166,7 +170,7 @@ def evaluate(
     predictor = Predictor.from_checkpoint(checkpoint, device=device, batch_size=EVAL_BATCH_SIZE, precision=precision)
     protocol = protocol or predictor.cfg.protocol
     out_dir = make_dir(Path(out_dir) if out_dir else RunDir.of_checkpoint(checkpoint).eval_dir, "--out_dir")
-    datamodule = datamodule_for(predictor, dataset, data_dir, progress, on_error="skip")
+    datamodule = datamodule_for(predictor, dataset=dataset, data_dir=data_dir, progress=progress, on_error="skip")
     return evaluate_split(predictor, datamodule, split, out_dir=out_dir, progress=progress, headline=protocol)
 
 

@@ -63,7 +63,9 @@ def lowpass(depth: torch.Tensor, mask: torch.Tensor, kernel: int) -> tuple[torch
     return total / count.clamp(min=1e-6) * support, support
 
 
-def silog(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float, eps: float = 1e-3) -> torch.Tensor:
+def silog(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, lam: float, eps: float = 1e-3
+) -> torch.Tensor:
     """Returns the scale-invariant log error sqrt(mean(d^2) - lam * mean(d)^2), d = log pred - log
     target over valid pixels (depths clamped at eps: normalised depth, so eps is 1e-3 of max depth)."""
     safe_target = torch.where(mask > 0, target, torch.ones_like(target))
@@ -146,7 +148,9 @@ class BaseResidualLoss(DepthLoss):
         mask = valid_mask(gt)
         target_low, _ = lowpass(gt, mask, self.lowpass_kernel)
         return {
-            "loss_recon": silog(final, gt, mask, self.silog_lambda) if self.use_silog else masked_l1(final, gt, mask),
+            "loss_recon": silog(final, gt, mask, lam=self.silog_lambda)
+            if self.use_silog
+            else masked_l1(final, gt, mask),
             "loss_base": masked_l1(base, target_low, mask),
             "loss_sparse": masked_mean(residual.abs(), mask),
         }

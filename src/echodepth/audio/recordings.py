@@ -230,7 +230,7 @@ def as_waveform_batch(waveform, name, pcm_bits: int | None = None) -> np.ndarray
 
 
 def check_recording(
-    wave: np.ndarray, sample_rate_hz: int, expected_rate_hz: int, min_samples: int, max_depth_m: float, name,
+    wave: np.ndarray, sample_rate_hz: int, *, expected_rate_hz: int, min_samples: int, max_depth_m: float, name,
     samples_used: int | None = None,
 ) -> None:  # fmt: skip
     """Raises a DataError naming `name` when a float (B, 2, N) batch of recordings cannot be

@@ -182,7 +182,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     """`echodepth export`: writes the verified ONNX / TorchScript model and prints the largest difference (m)."""
     from ..deploy.export import export_model
 
-    result = export_model(args.checkpoint, args.output, args.format, args.samples, args.tolerance_m, args.opset)
+    result = export_model(
+        args.checkpoint,
+        args.output,
+        fmt=args.format,
+        n_samples=args.samples,
+        tolerance_m=args.tolerance_m,
+        opset=args.opset,
+    )
     print(
         f"exported {result['format']} to {result['path']}: input (batch, 2, {result['n_samples']}) samples; "
         f"largest difference to PyTorch over {result['batch']} recordings {result['max_abs_diff_m']:.2e} m "
@@ -232,9 +239,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.preset,
         args.seeds,
         args.variants,
-        args.jobs,
-        args.target_rmse,
-        overrides,
+        jobs=args.jobs,
+        target_rmse=args.target_rmse,
+        overrides=overrides,
         time_limit_s=limit,
         new_runs=args.new_runs,
     )

@@ -30,6 +30,7 @@ def compare(
     preset: str = "small",
     seeds: int | None = None,
     variants=None,
+    *,
     jobs: int = 2,
     target_rmse: float | None = None,
     overrides: dict | None = None,
@@ -52,7 +53,7 @@ def compare(
     if time_limit_s is not None and not time_limit_s > 0:  # 0 would stop every run at once, forever
         raise ConfigError(f"--time_limit_min must be above 0 minutes, got {time_limit_s / 60:g}")
     names = list(variants or defaults.get("variants") or all_variants())
-    runs = plan_runs(out_dir, preset, seeds, names, overrides or {})  # every run's settings checked
+    runs = plan_runs(out_dir, preset, seeds, names, overrides=overrides or {})  # every run's settings checked
     make_dir(out_dir, "--out")
     lock = FileLock(out_dir / ".lock")  # held while this runs: a second compare into it is refused
     if not lock.acquire(blocking=False):
@@ -87,7 +88,9 @@ def _compare(out_dir, runs, jobs, progress, time_limit_s, *, new_runs: bool, rep
     results = collect(runs, datamodule)
     settings = {**runs[0].cfg.to_dict(), "data_dir": str(datamodule.root), "max_depth_m": datamodule.max_depth_m}
     settings["data_fingerprint"] = data
-    return write_report(out_dir, results, report["preset"], report["seeds"], report["target_rmse"], settings)
+    return write_report(
+        out_dir, results, preset=report["preset"], seeds=report["seeds"], target=report["target_rmse"], cfg=settings
+    )
 
 
 __all__ = [

@@ -83,7 +83,13 @@ def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> l
             continue
         name = f"decomposition_{variant}.png"
         decomposition_figure(
-            samples["base"], samples["residual"], samples["final"], samples["gt"], out_dir / name, max_depth_m, variant
+            samples["base"],
+            samples["residual"],
+            samples["final"],
+            samples["gt"],
+            path=out_dir / name,
+            max_depth_m=max_depth_m,
+            title=variant,
         )
         lines += [f"![{variant} on test samples]({name})", ""]
     lines += ["Depth colours run from 0 to the 99th percentile of the ground truth shown.", ""]
@@ -190,13 +196,21 @@ def statistics_text(seeds: int) -> list[str]:
     return [STATISTICS, "", ONE_SEED_TEXT] if seeds < 2 else [STATISTICS]
 
 
-def write_report(out_dir: Path, results: dict, preset: str, seeds: int, target: float | None, cfg: dict) -> Path:
+def write_report(out_dir: Path, results: dict, *, preset: str, seeds: int, target: float | None, cfg: dict) -> Path:
     """Writes report.md, report.html (and the PNG plots) in out_dir; returns report.md's path.
     `cfg` holds the runs' shared settings (one run's TrainConfig as a dict)."""
     if target is None:
         target = default_target(results)
     title = f"Validation RMSE, mean and min-max band over {plural(seeds, 'seed')}"
-    plot_curves(results, out_dir / "val_rmse.png", "curves", "validation RMSE (m)", title, HIGHLIGHT, target)
+    plot_curves(
+        results,
+        out_dir / "val_rmse.png",
+        key="curves",
+        ylabel="validation RMSE (m)",
+        title=title,
+        highlight=HIGHLIGHT,
+        target=target,
+    )
     plot_magnitudes(results, out_dir / "magnitudes.png", HIGHLIGHT)
     fingerprint = f" (fingerprint {cfg['data_fingerprint']})" if cfg.get("data_fingerprint") else ""
     data = (

@@ -112,7 +112,7 @@ class Run:
         return self.cfg.run_dir
 
 
-def plan_runs(out_dir: Path, preset: str, seeds: int, names, overrides: dict) -> list[Run]:
+def plan_runs(out_dir: Path, preset: str, seeds: int, names, *, overrides: dict) -> list[Run]:
     """Returns one run per variant and seed, each in out_dir/runs/<variant>_s<seed>; a variant named
     twice, an unknown one, or no baseline or base + residual among them is a ConfigError."""
     if preset not in PRESETS:

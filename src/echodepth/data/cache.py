@@ -95,6 +95,7 @@ class CachedDataset(Dataset):
 def build_cache(
     dataset: EchoDepthDataset,
     cache_root=None,
+    *,
     feature_dtype: str = "float16",
     progress: bool = True,
     batch_size: int = 64,

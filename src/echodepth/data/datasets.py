@@ -57,6 +57,7 @@ class EchoDepthDataset(Dataset):
         self,
         root,
         split: str = "train",
+        *,
         feature_config: FeatureConfig | None = None,
         max_depth_m: float | None = None,
         on_error: str = "raise",

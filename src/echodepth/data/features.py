@@ -16,7 +16,7 @@ samples, which the baseline's window spends on silence); `cut=False` keeps the w
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,8 @@ class FeatureConfig:
     align_to_emission: bool = False  # the window starts at the emission's onset found in each recording
     log: bool = False  # log(1 + x) compression of spectrogram magnitudes
     image_size: tuple[int, int] = (128, 128)  # features are resized to this (H, W)
+    # the chosen feature's own settings (the fields of its `Settings`) that no field above holds
+    settings: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.image_size = tuple(int(v) for v in self.image_size)
@@ -79,6 +81,8 @@ class FeatureConfig:
         """Returns the settings as plain YAML/JSON values (`image_size` as a list)."""
         d = asdict(self)
         d["image_size"] = list(self.image_size)
+        if not d["settings"]:  # a feature without settings of its own: the identity of 0.3's caches
+            del d["settings"]
         return d
 
     @property
@@ -120,7 +124,7 @@ def emission_onsets(wave: torch.Tensor) -> torch.Tensor:
     return above.int().argmax(dim=-1)
 
 
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate_hz: int, f_min: float, f_max: float) -> torch.Tensor:
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate_hz: int, *, f_min: float, f_max: float) -> torch.Tensor:
     """Returns the (n_mels, n_freqs) triangular HTK-mel filterbank."""
 
     def hz_to_mel(f):
@@ -146,6 +150,22 @@ class AudioFeature(nn.Module):
     def __init__(self, cfg: FeatureConfig):
         super().__init__()
         self.cfg = cfg
+        self.settings = own_settings(type(self), cfg)
+
+
+# the feature settings that FeatureConfig holds in a field of its own: setting name -> field
+HELD_BY_FEATURE_CONFIG = {"log_compression": "log"}
+
+
+def own_settings(feature: type[AudioFeature], cfg: FeatureConfig):
+    """Returns the `Settings` of a feature class with the values of `cfg` (its `settings`, and the
+    fields of `HELD_BY_FEATURE_CONFIG`); None for a feature without settings. Raises ConfigError
+    through the Settings' own checks."""
+    if feature.Settings is None:
+        return None
+    names = {f.name for f in fields(feature.Settings)}
+    held = {name: getattr(cfg, attr) for name, attr in HELD_BY_FEATURE_CONFIG.items() if name in names}
+    return feature.Settings(**held, **{k: v for k, v in cfg.settings.items() if k in names and k not in held})
 
 
 @dataclass
@@ -194,7 +214,7 @@ class MelSpectrogram(_Spectrogram):
 
     def __init__(self, cfg: FeatureConfig):
         super().__init__(cfg)
-        fb = mel_filterbank(cfg.n_fft // 2 + 1, cfg.n_mels, cfg.sample_rate_hz, cfg.f_min_hz, cfg.f_max_hz)
+        fb = mel_filterbank(cfg.n_fft // 2 + 1, cfg.n_mels, cfg.sample_rate_hz, f_min=cfg.f_min_hz, f_max=cfg.f_max_hz)
         self.register_buffer("mel_fb", fb, persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

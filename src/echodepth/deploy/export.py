@@ -90,7 +90,7 @@ DEFAULT_OPSET = 17
 
 
 def export_model(
-    checkpoint, output, fmt: str | None = None, n_samples: int | None = None, tolerance_m: float = 1e-3, opset=None
+    checkpoint, output, *, fmt: str | None = None, n_samples: int | None = None, tolerance_m: float = 1e-3, opset=None
 ) -> dict:
     """Exports a checkpoint to `output`, runs the exported file and PyTorch's predictor on the
     same recordings, and returns {"path", "format", "max_abs_diff_m", "tolerance_m", ...}. Raises a

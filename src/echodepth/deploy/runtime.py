@@ -80,7 +80,13 @@ class ExportedModel:
         `Predictor.predict` (the same errors; `pcm_bits` the same)."""
         wave = as_waveform_batch(waveform, name, pcm_bits)
         check_recording(
-            wave, sample_rate_hz, self.sample_rate_hz, self.min_samples, self.max_depth_m, name, self.n_samples
+            wave,
+            sample_rate_hz,
+            expected_rate_hz=self.sample_rate_hz,
+            min_samples=self.min_samples,
+            max_depth_m=self.max_depth_m,
+            name=name,
+            samples_used=self.n_samples,
         )
         return Prediction(*self.run(wave), report=recording_report(wave, self.n_samples, self.sample_rate_hz))
 

@@ -57,7 +57,7 @@ def check_same_run(run_dir: RunDir, checkpoint_cfg: TrainConfig) -> None:
 
 
 def diagnose(
-    results_dir, split: str = "val", device: str = "auto", predictor=None, datamodule=None, progress=True
+    results_dir, split: str = "val", *, device: str = "auto", predictor=None, datamodule=None, progress=True
 ) -> dict:
     """Returns (and writes into the run folder) the diagnosis of a run's best checkpoint on a split.
 

@@ -29,7 +29,9 @@ class StructureSums:
     def add(self, prediction, depth_m: torch.Tensor) -> None:
         """Adds a batch: a `Prediction` (base_m, residual_m, final_m) and the (B, 1, H, W) ground
         truth in metres (0 = invalid)."""
-        batch_sums = structure_sums(prediction.base_m, prediction.residual_m, prediction.final_m, depth_m, self.kernel)
+        batch_sums = structure_sums(
+            prediction.base_m, prediction.residual_m, prediction.final_m, depth_m, kernel=self.kernel
+        )
         for k, v in batch_sums.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
 

@@ -76,7 +76,7 @@ def write_figure(run_dir: RunDir, split: dict, max_depth_m: float) -> str | None
     title = f"{run_dir.name}: best and worst samples of the {split['split']} split"
     # the depth scale from the data shown (99th percentile of its ground truth), not max depth
     vmax = float(np.percentile(maps[3][maps[3] > 0], 99)) if (maps[3] > 0).any() else max_depth_m
-    decomposition_figure(*maps, run_dir.diagnosis_figure, vmax, title=title, row_labels=labels)
+    decomposition_figure(*maps, path=run_dir.diagnosis_figure, max_depth_m=vmax, title=title, row_labels=labels)
     return run_dir.diagnosis_figure.name
 
 

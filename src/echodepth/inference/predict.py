@@ -33,7 +33,7 @@ from ..viz import decomposition_animation, decomposition_figure
 CHUNK = 64  # windows predicted at a time
 
 
-def check_source_options(checkpoint=None, model=None, device=None, threads=None, precision=None) -> None:
+def check_source_options(checkpoint=None, model=None, *, device=None, threads=None, precision=None) -> None:
     """Raises a ConfigError unless exactly one of `checkpoint` and `model` is given, naming an
     option that does not apply to it: `device` and `precision` to an exported model (it runs on
     the CPU, in the precision it was exported in), `threads` to a checkpoint (torch's threads)."""
@@ -54,12 +54,12 @@ def check_source_options(checkpoint=None, model=None, device=None, threads=None,
         )
 
 
-def load_predictor(checkpoint=None, model=None, device=None, threads: int | None = None, precision=None):
+def load_predictor(checkpoint=None, model=None, *, device=None, threads: int | None = None, precision=None):
     """Returns a Predictor (checkpoint; device None: "auto", precision None: "fp32") or an
     ExportedModel (model): both `.predict(wave, rate, name, pcm_bits)` -> Prediction, with
     `.sample_rate_hz`, `.max_depth_m`, `.min_samples`, `.emission`. Options that do not apply to
     the source are a ConfigError (`check_source_options`)."""
-    check_source_options(checkpoint, model, device, threads, precision)
+    check_source_options(checkpoint, model, device=device, threads=threads, precision=precision)
     if model is not None:
         from ..deploy import load_model
 
@@ -104,7 +104,7 @@ def read_chirp(path: Path, sample_rate_hz: int) -> np.ndarray:
     return chirp
 
 
-def chirp_settings(predictor, chirp_file=None, lead_ms=None, min_gap_ms=None, threshold=0.25) -> ChirpSettings:
+def chirp_settings(predictor, *, chirp_file=None, lead_ms=None, min_gap_ms=None, threshold=0.25) -> ChirpSettings:
     """Returns the settings for long recordings: the model's stored emission, overridden by flags."""
     emission = predictor.emission or {}
     rate = predictor.sample_rate_hz
@@ -226,7 +226,7 @@ def output_stems(paths: list[Path]) -> list[str]:
 
 
 def predict_files(
-    checkpoint=None, audio_paths=(), out_dir="predictions", device=None, on_error=None, model=None, threads=None,
+    checkpoint=None, audio_paths=(), out_dir="predictions", *, device=None, on_error=None, model=None, threads=None,
     chirps: dict | None = None, precision: str | None = None, pcm_bits: int | None = None,
 ) -> list[dict]:  # fmt: skip
     """Writes, per recording (a file, or each recording of a folder), `<stem>_depth.npy` (final
@@ -243,7 +243,7 @@ def predict_files(
     apply to the source (`check_source_options`) are a ConfigError before anything is read."""
     if pcm_bits is not None:
         pcm_bits = check_pcm_bits(pcm_bits)
-    predictor = load_predictor(checkpoint, model, device, threads, precision)
+    predictor = load_predictor(checkpoint, model, device=device, threads=threads, precision=precision)
     settings = chirp_settings(predictor, **chirps) if chirps is not None else None
     out_dir = make_dir(out_dir, "--out_dir")
     inputs = input_recordings(audio_paths)
@@ -254,7 +254,7 @@ def predict_files(
         try:
             if isinstance(path, UserError):
                 raise path
-            item = predict_one(predictor, path, out_dir / stems[path], settings, pcm_bits)
+            item = predict_one(predictor, path, out_dir / stems[path], settings=settings, pcm_bits=pcm_bits)
         except UserError as err:
             if on_error is None:
                 raise
@@ -264,7 +264,7 @@ def predict_files(
     return written
 
 
-def predict_one(predictor, path: Path, out_stem: Path, settings: ChirpSettings | None, pcm_bits=None) -> dict:
+def predict_one(predictor, path: Path, out_stem: Path, *, settings: ChirpSettings | None, pcm_bits=None) -> dict:
     """Predicts one recording and writes its outputs under `out_stem` + suffixes; returns what it wrote."""
     rate = predictor.sample_rate_hz
     wave = read_recording(path, rate, pcm_bits)
@@ -274,7 +274,9 @@ def predict_one(predictor, path: Path, out_stem: Path, settings: ChirpSettings |
         base, residual, final = (as_numpy(m) for m in (prediction.base_m, prediction.residual_m, prediction.final_m))
         save_npy(depth_path, final[0])
         figure = out_stem.with_name(out_stem.name + "_decomposition.png")
-        figure = decomposition_figure(base, residual, final, None, figure, predictor.max_depth_m, path.name)
+        figure = decomposition_figure(
+            base, residual, final, None, path=figure, max_depth_m=predictor.max_depth_m, title=path.name
+        )
         warnings = prediction.report[0]["warnings"]
         return {"audio": str(path), "depth": str(depth_path), "figure": str(figure), "warnings": warnings}
     rows, base, residual, final, warnings = predict_chirps(predictor, wave, settings, str(path))
@@ -285,6 +287,8 @@ def predict_one(predictor, path: Path, out_stem: Path, settings: ChirpSettings |
     frame_ms = int(np.clip(np.median(gaps) * 1000, 100, 1000)) if len(gaps) else 500
     titles = [f"{path.name}: chirp {r['chirp']} at {r['onset_s']:.3f} s" for r in rows]
     gif = out_stem.with_name(out_stem.name + "_decomposition.gif")
-    decomposition_animation(base, residual, final, gif, predictor.max_depth_m, titles, frame_ms)
+    decomposition_animation(
+        base, residual, final, path=gif, max_depth_m=predictor.max_depth_m, titles=titles, frame_ms=frame_ms
+    )
     item = {"audio": str(path), "depth": str(depth_path), "figure": str(gif), "onsets": str(onsets)}
     return {**item, "n_chirps": len(rows), "warnings": warnings}

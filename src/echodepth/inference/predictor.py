@@ -145,6 +145,7 @@ class Predictor:
         network: torch.nn.Module,
         cfg: TrainConfig,
         meta: dict,
+        *,
         device: str = "cpu",
         batch_size: int = 64,
         precision: str = "fp32",
@@ -183,7 +184,7 @@ class Predictor:
         network = build_model_for_training(cfg, int(meta["input_shape"][0]))
         state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         network.load_state_dict(state)
-        predictor = cls(network, cfg, meta, device, batch_size, precision)
+        predictor = cls(network, cfg, meta, device=device, batch_size=batch_size, precision=precision)
         predictor.checkpoint_path = Path(path)
         return predictor
 
@@ -220,7 +221,13 @@ class Predictor:
         """Raises a DataError naming `name` when a float (B, 2, N) waveform cannot be predicted from."""
         used = self.feature_extractor.n_samples(wave.shape[-1]) if wave.ndim == 3 else None
         check_recording(
-            wave, sample_rate_hz, self.feature_config.sample_rate_hz, self.min_samples, self.max_depth_m, name, used
+            wave,
+            sample_rate_hz,
+            expected_rate_hz=self.feature_config.sample_rate_hz,
+            min_samples=self.min_samples,
+            max_depth_m=self.max_depth_m,
+            name=name,
+            samples_used=used,
         )
 
     @torch.no_grad()

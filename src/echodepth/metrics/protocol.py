@@ -23,6 +23,7 @@ METRIC_KEYS = ("abs_rel", "rmse", "delta1", "delta2", "delta3", "log10", "mae")
 def per_image_metrics(
     pred: torch.Tensor,
     gt: torch.Tensor,
+    *,
     min_depth: float | None = MIN_DEPTH_M,
     min_gt_m: float = 0.0,
     inclusive: bool = False,
@@ -87,4 +88,4 @@ def aggregate(per_image: dict[str, torch.Tensor], nan_to_zero: bool = False) -> 
 
 def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, min_depth: float = MIN_DEPTH_M) -> dict[str, float]:
     """Returns the protocol's metrics (abs_rel, rmse, delta1-3, log10, mae; metres) averaged over images."""
-    return aggregate(per_image_metrics(pred, gt, min_depth))
+    return aggregate(per_image_metrics(pred, gt, min_depth=min_depth))

@@ -61,7 +61,7 @@ def high_frequency_share(maps: torch.Tensor, cutoff_cycles_per_px: float) -> tor
     return high / total.clamp(min=1e-12)
 
 
-def structure_sums(base, residual, final, gt, kernel: int) -> dict[str, float]:
+def structure_sums(base, residual, final, gt, *, kernel: int) -> dict[str, float]:
     """Returns sums (to be divided by the matching counts) of the structure metrics of a batch
     of (B, 1, H, W) maps in metres; see `finish_structure`."""
     valid = gt > 0

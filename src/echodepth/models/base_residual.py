@@ -53,7 +53,7 @@ class Decoder(nn.Module):
     decoder does not pay for full-width skips), and `levels` stops after that many upsamplings.
     """
 
-    def __init__(self, widths, bilinear, out_widths=None, taken=None, levels: int | None = None):
+    def __init__(self, widths, bilinear, *, out_widths=None, taken=None, levels: int | None = None):
         super().__init__()
         skips = list(reversed(widths[:-1]))
         taken = list(taken) if taken else None

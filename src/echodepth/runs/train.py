@@ -170,7 +170,7 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool, callbacks: S
         cfg.to_dict(), datamodule.max_depth_m, datamodule.feature_config.to_dict(), emission_of(datamodule)
     )
     start = time.perf_counter()
-    fit(trainer, module, datamodule, ckpt_path, cfg.run_dir)
+    fit(trainer, module, datamodule, ckpt_path=ckpt_path, run_dir=cfg.run_dir)
     result = {
         "out_dir": str(cfg.run_dir.path),
         "best_checkpoint": checkpoints.best_model_path,
@@ -243,7 +243,7 @@ def with_precision_used(cfg: TrainConfig, trainer: L.Trainer) -> TrainConfig:
     return cfg.replace(precision=trainer.precision)
 
 
-def fit(trainer: L.Trainer, module: DepthModule, datamodule, ckpt_path: str | None, run_dir: RunDir) -> None:
+def fit(trainer: L.Trainer, module: DepthModule, datamodule, *, ckpt_path: str | None, run_dir: RunDir) -> None:
     """Fits the module, from `ckpt_path` when resuming. A non-finite loss stops training: its
     reason goes to stop_reason.json and the NonFiniteLossError raised names the last good
     checkpoint."""

@@ -24,6 +24,7 @@ def camera_rays(pose: Pose, image_size: tuple[int, int], hfov_deg: float) -> np.
 def render_depth(
     room: Room,
     pose: Pose,
+    *,
     image_size=(128, 128),
     hfov_deg: float = 90.0,
     max_depth_m: float = 10.0,

@@ -23,7 +23,7 @@ from scipy.signal import butter, sosfilt
 from .scene import SPEED_OF_SOUND_M_S, Pose, Room, SynthConfig
 
 
-def diffuse_tail(room: Room, pose: Pose, cfg: SynthConfig, rng: np.random.Generator, n: int) -> np.ndarray:
+def diffuse_tail(room: Room, pose: Pose, cfg: SynthConfig, rng: np.random.Generator, *, n: int) -> np.ndarray:
     """Returns the (2, n) diffuse late reverberation impulse response (zeros, and no random draw,
     when the RT60 range is 0: the default generator's recordings stay as they were)."""
     if cfg.reverb_rt60_s[1] <= 0:

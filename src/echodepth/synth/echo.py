@@ -199,7 +199,7 @@ def direct_sound_end(cfg: SynthConfig) -> int:
     return int(np.ceil(seconds * cfg.sample_rate_hz)) + 1
 
 
-def render_echo(room: Room, pose: Pose, cfg: SynthConfig, rng: np.random.Generator, components=None) -> np.ndarray:
+def render_echo(room: Room, pose: Pose, cfg: SynthConfig, rng: np.random.Generator, *, components=None) -> np.ndarray:
     """Returns the (N, 2) float32 recording: response * chirp, plus noise, scaled by a random gain.
 
     The device's settings (`synth/device.py`) add a diffuse late tail to the response, pass the
@@ -210,7 +210,7 @@ def render_echo(room: Room, pose: Pose, cfg: SynthConfig, rng: np.random.Generat
     ir = impulse_response(room, pose, cfg, components)
     n = cfg.n_audio_samples
     if components is None or "tail" in components:
-        ir = ir + diffuse_tail(room, pose, cfg, rng, n)
+        ir = ir + diffuse_tail(room, pose, cfg, rng, n=n)
     sweep = chirp_signal(cfg)
     clean = np.stack([np.convolve(ir[e], sweep)[:n] for e in range(2)])
     clean = apply_delay(band_response(clean, cfg), cfg)

@@ -66,11 +66,11 @@ def render_room(cfg: SynthConfig, room_index: int):
         depth = render_depth(
             room,
             pose,
-            cfg.image_size,
-            cfg.hfov_deg,
-            cfg.max_depth_m,
-            cfg.invalid_incidence_deg,
-            cfg.invalid_beyond_m,
+            image_size=cfg.image_size,
+            hfov_deg=cfg.hfov_deg,
+            max_depth_m=cfg.max_depth_m,
+            invalid_incidence_deg=cfg.invalid_incidence_deg,
+            invalid_beyond_m=cfg.invalid_beyond_m,
         )
         audio = render_echo(room, pose, cfg, np.random.default_rng([cfg.seed, room_index, p]))
         yield p, audio, depth

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from ..audio.recordings import load_npy
 from ..data import DATASETS, FeatureConfig, build_cache, collate_batch, in_use_lock
+from ..data.features import HELD_BY_FEATURE_CONFIG
 from ..errors import ConfigError, DataError
 from ..runs.storage import FileLock
 from ..settings.config import TrainConfig
@@ -111,6 +112,7 @@ class EchoDepthDataModule(L.LightningDataModule):
             cut=cfg.audio_window != "whole",
             window_start_ms=cfg.window_start_ms,
             align_to_emission=cfg.audio_window == "emission",
+            settings={k: v for k, v in cfg.settings_for("audio_format").items() if k not in HELD_BY_FEATURE_CONFIG},
         )
 
     def prepare_data(self) -> None:

@@ -18,7 +18,7 @@ MAX_TENSOR_ELEMENTS = 2**31 - 1
 
 
 def accumulate_gradients(
-    model, criterion, feature_image, depth_norm, valid, micro_batch: int, backward, prepare=None
+    model, criterion, *, feature_image, depth_norm, valid, micro_batch: int, backward, prepare=None
 ) -> dict:
     """Runs forward and backward over micro-batches of a batch; returns the batch's loss terms
     (detached), which equal those of one pass over the whole batch. A batch without a valid
@@ -92,7 +92,7 @@ def measured_bytes_per_sample(step, feature_image: torch.Tensor) -> tuple[float,
 
 
 def choose_micro_batch(
-    batch_size: int, model: nn.Module, feature_image: torch.Tensor, step=None, memory_share=0.8
+    batch_size: int, model: nn.Module, feature_image: torch.Tensor, *, step=None, memory_share=0.8
 ) -> dict:
     """Returns the micro-batch for `batch_size` and why: never over MAX_TENSOR_ELEMENTS in one
     tensor; on CUDA (when `step`, a function running one training step, is given) also within

@@ -20,7 +20,12 @@ from .schedule import make_lr_schedule, make_optimizer
 
 
 def checkpoint_metadata(
-    cfg: TrainConfig, max_depth_m: float, feature_config: FeatureConfig, in_channels: int, emission: dict | None = None
+    cfg: TrainConfig,
+    *,
+    max_depth_m: float,
+    feature_config: FeatureConfig,
+    in_channels: int,
+    emission: dict | None = None,
 ) -> dict:
     """Returns what makes a checkpoint self-describing (stored as ckpt["echodepth"]); `emission`
     (the chirp and where it lies in a training window) lets `predict --chirps` cut long recordings."""
@@ -101,7 +106,7 @@ class DepthModule(L.LightningModule):
                 self.criterion(base.float(), residual.float(), final.float(), depth[: len(x)])["loss"].backward()
             self.model.zero_grad(set_to_none=True)
 
-        choice = choose_micro_batch(batch, self.model, probe, step if self.device.type == "cuda" else None)
+        choice = choose_micro_batch(batch, self.model, probe, step=step if self.device.type == "cuda" else None)
         if choice["micro_batch_size"] < batch and self.trainer.is_global_zero:
             print(f"batch {batch} runs as micro-batches of {choice['micro_batch_size']} ({choice})")
         return choice["micro_batch_size"]
@@ -138,12 +143,12 @@ class DepthModule(L.LightningModule):
         loss_terms = accumulate_gradients(
             self._network,
             self.criterion,
-            b[FEATURE_IMAGE],
-            b["depth_norm"],
-            b["valid"],
-            micro,
-            self.manual_backward,
-            self.to_input,
+            feature_image=b[FEATURE_IMAGE],
+            depth_norm=b["depth_norm"],
+            valid=b["valid"],
+            micro_batch=micro,
+            backward=self.manual_backward,
+            prepare=self.to_input,
         )
         loss = loss_terms["loss"]
         if not torch.isfinite(loss):  # before the step: the weights stay those of the last good step
@@ -246,7 +251,11 @@ class DepthModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Adds the self-describing metadata (`checkpoint_metadata`) and the random states to a checkpoint."""
         checkpoint["echodepth"] = checkpoint_metadata(
-            self.cfg, self.max_depth_m, self.feature_config, self.feature_config.n_channels, self.emission
+            self.cfg,
+            max_depth_m=self.max_depth_m,
+            feature_config=self.feature_config,
+            in_channels=self.feature_config.n_channels,
+            emission=self.emission,
         )
         checkpoint["random_states"] = random_states()
 

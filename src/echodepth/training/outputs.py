@@ -15,7 +15,9 @@ def write_epoch_outputs(module, record: dict, figure_samples) -> None:
         return
     epoch = record["epoch"]
     title = f"{module.cfg.experiment_name}, epoch {epoch}, val RMSE {record.get('val/rmse', float('nan')):.3f} m"
-    path = decomposition_figure(*figure_samples, run_dir.figure(epoch), module.max_depth_m, title=title)
+    path = decomposition_figure(
+        *figure_samples, path=run_dir.figure(epoch), max_depth_m=module.max_depth_m, title=title
+    )
     for logger in module.loggers:
         if hasattr(logger, "log_image"):  # Weights & Biases
             logger.log_image(key="val/decomposition", images=[str(path)], step=module.global_step)

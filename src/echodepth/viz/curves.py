@@ -10,7 +10,7 @@ from .decomposition import plt, save_figure
 
 
 def plot_curves(
-    results: dict, path: Path, key: str, ylabel: str, title: str, highlight=(), target: float | None = None
+    results: dict, path: Path, *, key: str, ylabel: str, title: str, highlight=(), target: float | None = None
 ) -> None:
     """Plots, per variant, the seed-mean of results[variant][key] (a list of per-seed curves) with
     its min-max band; the highlighted variants are drawn thick."""

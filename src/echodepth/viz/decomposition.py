@@ -24,10 +24,12 @@ def _depth_cmap():
 
 
 def decomposition_figure(
-    base, residual, final, gt, path, max_depth_m: float, title: str = "", row_labels=None, depth_max=None
+    base, residual, final, gt, *, path, max_depth_m: float, title: str = "", row_labels=None, depth_max=None
 ) -> Path:
     """Saves `make_decomposition_figure(...)` as a PNG at path; returns the path."""
-    fig = make_decomposition_figure(base, residual, final, gt, max_depth_m, title, row_labels, depth_max)
+    fig = make_decomposition_figure(
+        base, residual, final, gt, max_depth_m=max_depth_m, title=title, row_labels=row_labels, depth_max=depth_max
+    )
     return save_figure(fig, path, dpi=80)
 
 
@@ -51,7 +53,7 @@ def depth_colour_limit(final, gt, max_depth_m: float, percentile: float = 99.0) 
 
 
 def make_decomposition_figure(
-    base, residual, final, gt, max_depth_m: float, title: str = "", row_labels=None, depth_max: float | None = None
+    base, residual, final, gt, *, max_depth_m: float, title: str = "", row_labels=None, depth_max: float | None = None
 ):
     """Returns the 4-column figure (base, residual, final, ground truth), one row per sample;
     3 columns when gt is None (a prediction without ground truth).
@@ -96,7 +98,7 @@ def make_decomposition_figure(
     return fig
 
 
-def decomposition_animation(base, residual, final, path, max_depth_m: float, titles, frame_ms: int = 250) -> Path:
+def decomposition_animation(base, residual, final, *, path, max_depth_m: float, titles, frame_ms: int = 250) -> Path:
     """Saves an animated GIF with one decomposition (base, residual, final) per frame, on one
     colour scale for all frames; inputs are (N, H, W) arrays in metres. Returns the path."""
     from PIL import Image
@@ -104,7 +106,7 @@ def decomposition_animation(base, residual, final, path, max_depth_m: float, tit
     frames = []
     for i, title in enumerate(titles):
         fig = make_decomposition_figure(
-            base[i : i + 1], residual[i : i + 1], final[i : i + 1], None, max_depth_m, title
+            base[i : i + 1], residual[i : i + 1], final[i : i + 1], None, max_depth_m=max_depth_m, title=title
         )
         buffer = io.BytesIO()
         fig.savefig(buffer, dpi=60, format="png")

@@ -95,7 +95,7 @@ class EvalProtocol:
     def image_metrics(self, pred_m: torch.Tensor, gt_m: torch.Tensor) -> dict[str, torch.Tensor]:
         """Returns each metric per image, shape (B,), and `n_valid`, of (B, 1, H, W) predictions and
         ground truth on the same grid (metres); see `metrics.per_image_metrics`."""
-        return per_image_metrics(pred_m, gt_m, MIN_DEPTH_M, self.min_gt_m, self.inclusive)
+        return per_image_metrics(pred_m, gt_m, min_depth=MIN_DEPTH_M, min_gt_m=self.min_gt_m, inclusive=self.inclusive)
 
     def aggregate(self, per_image: dict[str, torch.Tensor]) -> dict[str, float]:
         """Returns the mean of each metric over images, and the counts it states (see `metrics.aggregate`)."""
