@@ -93,6 +93,27 @@ def test_the_same_command_resumes_the_study_and_adds_only_what_is_missing(synth_
     assert_values_are_the_runs_own(study_dir)
 
 
+def test_a_lost_study_database_is_rebuilt_from_its_trials_csv_and_the_command_joins_it(tiny_study, synth_dir, tmp_path):
+    study_dir, study_tmp = tiny_study
+    restored = tmp_path / "restored"
+    flags = tune_args(restored, 3, synth_dir, study_tmp)[5:]  # the settings after --n_trials N
+    script = Path(__file__).parents[1] / "scripts" / "restore_study.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(study_dir / "trials.csv"), str(restored), *flags],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    original = load(study_dir).get_trials(states=(TrialState.COMPLETE,))
+    rebuilt = load(restored).get_trials(states=(TrialState.COMPLETE,))
+    assert [(t.number, t.values, t.params) for t in rebuilt] == [(t.number, t.values, t.params) for t in original]
+    assert main(tune_args(restored, 3, synth_dir, study_tmp)) == 0  # same settings: joined, nothing to add
+    assert len(load(restored).trials) == 3
+    rows = list(csv.DictReader(open(restored / "trials.csv")))
+    ran = [r["epochs_run"] for r in csv.DictReader(open(study_dir / "trials.csv"))]
+    assert [r["epochs_run"] for r in rows] == ran and int(ran[0]) > 0  # from the study: no run folders here
+
+
 def test_a_study_started_with_other_settings_is_refused_naming_them(tiny_study, synth_dir, capsys):
     study_dir, tmp_path = tiny_study
     args = tune_args(study_dir, 3, synth_dir, tmp_path)

@@ -109,7 +109,7 @@ def tune(
             work(study, Objective(base, space, study_dir, objective, n_trials))
         else:
             _run_workers(base, options, workers)
-    return write_report(study, base, preset=study_dir)
+    return write_report(study, base, study_dir)
 
 
 def _run_workers(base: TrainConfig, options: dict, workers: int) -> None:
