@@ -301,8 +301,9 @@ def test_a_variant_named_twice_is_refused_in_one_line(tmp_path, capsys, monkeypa
         plan_runs(tmp_path, "tiny", 1, ["unet_baseline", "base_residual", "base_residual"], overrides={})
 
 
-def report_over_seeds(tiny_report, out: Path, seeds: int) -> str:
-    """Writes the report of the tiny comparison's first `seeds` seeds into out; returns its text."""
+def report_over_seeds(tiny_report, out: Path, seeds: int, copies: dict | None = None) -> str:
+    """Writes the report of the tiny comparison's first `seeds` seeds into out, with `copies` (new
+    variant name -> the variant whose results it repeats); returns its text."""
     import yaml
 
     from echodepth.compare import write_report
@@ -310,6 +311,7 @@ def report_over_seeds(tiny_report, out: Path, seeds: int) -> str:
     cmp_dir = tiny_report[0]
     results = json.loads((cmp_dir / "results.json").read_text())["results"]
     cut = {v: {k: e[k] if k == "baselines" else e[k][:seeds] for k in e} for v, e in results.items()}
+    cut.update({name: cut[source] for name, source in (copies or {}).items()})
     cfg = yaml.safe_load((cmp_dir / "runs" / "base_residual_s0" / "compare_run.yaml").read_text())
     out.mkdir()
     return write_report(
@@ -426,3 +428,20 @@ def test_a_first_compare_in_a_fresh_folder_prints_no_traceback(tmp_path):
     output = first.stdout + first.stderr
     assert first.returncode == 3 and "building the built-in synthetic dataset" in output, output[-3000:]
     assert "Traceback" not in output and "Interrupted" not in output, output[-3000:]
+
+
+def test_the_tuned_variant_gets_a_verdict_table_of_its_own(tiny_report, tmp_path):
+    # the guide's claims decided where the decomposition is real, not only at the guide's defaults
+    text = report_over_seeds(tiny_report, tmp_path / "tuned", 2, copies={"tuned": "base_residual"})
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    assert headings == [
+        "### base_residual: the guide's default loss weights",
+        "### tuned: the loss weights of the demo study's best healthy trial (recipes/tuned.yaml)",
+    ]
+    tables = text.split("### tuned:")
+    rows = [
+        [line for line in part.split("## Every variant")[0].splitlines() if line.endswith("** |")] for part in tables
+    ]
+    assert len(rows[0]) == 11 and rows[1] == rows[0]  # the same results: the same verdicts, decided for tuned
+    without = report_over_seeds(tiny_report, tmp_path / "plain", 2)
+    assert "### tuned" not in without

@@ -13,10 +13,14 @@ from .html import markdown_to_html
 from .results import fmt, mean_curve, mean_std
 from .scheduler import TRAIN_THREADS
 from .stats import METHOD, ONE_SEED, censored_epochs
-from .variants import BASELINE, PROPOSED
+from .variants import BASELINE, CLAIM_VARIANTS, PROPOSED, TUNED
 from .verdicts import against_controls, default_target, verdicts
 
 HIGHLIGHT = (BASELINE, PROPOSED)
+VERDICT_HEADINGS = {
+    PROPOSED: "base_residual: the guide's default loss weights",
+    TUNED: "tuned: the loss weights of the demo study's best healthy trial (recipes/tuned.yaml)",
+}
 THREADS_TEXT = (
     f"Each run trains on {TRAIN_THREADS} CPU thread whatever `--jobs` (a thread count changes the order of "
     "floating-point sums, so the results would depend on it)."
@@ -77,8 +81,8 @@ def decomposition_section(results: dict, out_dir: Path, max_depth_m: float) -> l
     """Returns the section showing base, residual, final and ground truth of a few test samples
     (first seed), writing their figures into out_dir."""
     lines = ["## Predictions on test samples (first seed)", ""]
-    for variant in (PROPOSED, BASELINE):
-        samples = results[variant].get("samples")
+    for variant in (*CLAIM_VARIANTS, BASELINE):
+        samples = results.get(variant, {}).get("samples")
         if samples is None:
             continue
         name = f"decomposition_{variant}.png"
@@ -221,11 +225,13 @@ def write_report(out_dir: Path, results: dict, *, preset: str, seeds: int, targe
         "and seeds; tables give means ± std over seeds (test split, best checkpoint by validation RMSE). "
         f"{THREADS_TEXT}"
     )
-    verdict_rows = [[c, a, m, k, f"**{v}**"] for c, a, m, k, v in verdicts(results, target)]
     heading = f"echodepth compare: base + residual against its controls ({preset} preset, {plural(seeds, 'seed')})"
     lines = [f"# {heading}", "", data, "", "## Verdict on the design guide's claims", "", *statistics_text(seeds)]
-    lines += ["", CONTROLS_TEXT]
-    lines += ["", *table(["claim", "against", "measured", "criterion", "verdict"], verdict_rows), ""]
+    lines += ["", CONTROLS_TEXT, ""]
+    for variant in [v for v in CLAIM_VARIANTS if v in results]:
+        verdict_rows = [[c, a, m, k, f"**{v}**"] for c, a, m, k, v in verdicts(results, target, variant)]
+        lines += [f"### {VERDICT_HEADINGS[variant]}", ""]
+        lines += [*table(["claim", "against", "measured", "criterion", "verdict"], verdict_rows), ""]
     lines += controls_section(results)
     lines += convergence_section(results, target)
     lines += metrics_section(results)

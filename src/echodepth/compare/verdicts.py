@@ -172,20 +172,23 @@ DECOMPOSITION_CLAIMS = (
 )
 
 
-def verdicts(results: dict, target: float) -> list[tuple[str, str, str, str, str]]:
-    """Returns (claim, against, measured, criterion, verdict) rows for the guide's claims: the
-    comparative ones once per control present (the dataset's U-Net, the same-backbone control),
-    the ones about the residual alone against none ("—")."""
+def verdicts(results: dict, target: float, proposed: str = PROPOSED) -> list[tuple[str, str, str, str, str]]:
+    """Returns (claim, against, measured, criterion, verdict) rows for the guide's claims about the
+    variant `proposed` (a base + residual variant in `results`): the comparative ones once per
+    control present (the dataset's U-Net, the same-backbone control), the ones about the residual
+    alone against none ("—")."""
     rows = []
     for control in CONTROLS:
         if control in results:
-            rows += [(claim, control, *rest) for claim, *rest in comparative(results, target, control)]
-    return rows + [(claim, "—", *rest) for claim, *rest in decomposition(results[PROPOSED])]
+            rows += [(claim, control, *rest) for claim, *rest in comparative(results, target, control, proposed)]
+    return rows + [(claim, "—", *rest) for claim, *rest in decomposition(results[proposed])]
 
 
-def comparative(results: dict, target: float, control: str) -> list[tuple[str, str, str, str]]:
-    """Returns (claim, measured, criterion, verdict) for the claims of base + residual against `control`."""
-    base, prop = results[control], results[PROPOSED]
+def comparative(
+    results: dict, target: float, control: str, proposed: str = PROPOSED
+) -> list[tuple[str, str, str, str]]:
+    """Returns (claim, measured, criterion, verdict) for the claims of `proposed` against `control`."""
+    base, prop = results[control], results[proposed]
     return [c.answer(c.measure(base, prop, control, target), control=control) for c in COMPARATIVE_CLAIMS]
 
 
