@@ -18,6 +18,7 @@ is left out silently (it was a default of some other component).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import re
 import typing
@@ -74,6 +75,7 @@ class Declared:
         return f"{text} ({takers})" if text else takers
 
 
+@functools.cache  # a class's source does not change while it runs: read it once, not at every resolution
 def field_comments(settings_cls) -> dict[str, str]:
     """Returns field name -> the comment on its declaration line, or the `help` of its metadata (a
     declaration too long for a comment), over a settings dataclass and its bases (the declarations'
