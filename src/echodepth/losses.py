@@ -1,12 +1,11 @@
-"""The base + residual losses. Every term is masked: pixels whose ground truth is invalid (0,
-or not finite) take no part in any term.
+"""The base + residual losses. Every term is masked: pixels whose ground truth is invalid (0, or not
+finite) take no part in any term.
 
 A loss is a `DepthLoss` registered with `@LOSSES.register("name")`, called as `loss(base, residual,
-final, gt)` on (B, 1, H, W) normalised depth maps; it returns a dict: "loss" (the scalar to minimise)
-and one unweighted scalar per part, for logging. `weights()` gives the weights in force; the fields of
-its `Settings` dataclass are its training settings (`--lambda_base`, see `echodepth.settings.components`), the
-searched ones with their `echodepth tune` range; `compare_variants` are ablations `compare` runs.
-"""
+final, gt)` on (B, 1, H, W) normalised depth maps; it returns a dict: "loss" (the scalar to minimise) and
+one unweighted scalar per part, for logging. `weights()` gives the weights in force; the fields of its
+`Settings` dataclass are its training settings (`--lambda_base`, see `echodepth.settings.components`),
+the searched ones with their `echodepth tune` range; `compare_variants` are ablations `compare` runs."""
 
 from __future__ import annotations
 
@@ -63,9 +62,7 @@ def lowpass(depth: torch.Tensor, mask: torch.Tensor, kernel: int) -> tuple[torch
     return total / count.clamp(min=1e-6) * support, support
 
 
-def silog(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, lam: float, eps: float = 1e-3
-) -> torch.Tensor:
+def silog(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, lam: float, eps=1e-3) -> torch.Tensor:
     """Returns the scale-invariant log error sqrt(mean(d^2) - lam * mean(d)^2), d = log pred - log
     target over valid pixels (depths clamped at eps: normalised depth, so eps is 1e-3 of max depth)."""
     safe_target = torch.where(mask > 0, target, torch.ones_like(target))
@@ -147,10 +144,9 @@ class BaseResidualLoss(DepthLoss):
         """Returns the unweighted terms: loss_recon, loss_base, loss_sparse."""
         mask = valid_mask(gt)
         target_low, _ = lowpass(gt, mask, self.lowpass_kernel)
+        recon = silog(final, gt, mask, lam=self.silog_lambda) if self.use_silog else masked_l1(final, gt, mask)
         return {
-            "loss_recon": silog(final, gt, mask, lam=self.silog_lambda)
-            if self.use_silog
-            else masked_l1(final, gt, mask),
+            "loss_recon": recon,
             "loss_base": masked_l1(base, target_low, mask),
             "loss_sparse": masked_mean(residual.abs(), mask),
         }
