@@ -31,26 +31,11 @@ def test_four_micro_batches_of_four_give_the_gradients_of_one_batch_of_sixteen(l
     depth[3, :, :8] = 0  # holes: the micro-batches hold different numbers of valid pixels
     depth[9] = 0
     valid = depth > 0
-    whole = accumulate_gradients(
-        model,
-        criterion,
-        feature_image=features,
-        depth_norm=depth,
-        valid=valid,
-        micro_batch=16,
-        backward=lambda loss: loss.backward(),
-    )
+    batch = {"feature_image": features, "depth_norm": depth, "valid": valid, "backward": lambda loss: loss.backward()}
+    whole = accumulate_gradients(model, criterion, micro_batch=16, **batch)
     expected = gradients(model)
     model.zero_grad()
-    parts = accumulate_gradients(
-        model,
-        criterion,
-        feature_image=features,
-        depth_norm=depth,
-        valid=valid,
-        micro_batch=4,
-        backward=lambda loss: loss.backward(),
-    )
+    parts = accumulate_gradients(model, criterion, micro_batch=4, **batch)
     # float32: a weight's gradient sums 16 samples x 16 x 16 pixels = 4096 terms, in four parts here and at
     # once there: relative difference up to summed_error(4096, 1) = 7.6e-6; measured at most 6.5e-7 over
     # seeds 0-9 (rtol needed with atol 1e-7). rtol 1e-4 leaves 13x over the bound.
@@ -114,6 +99,20 @@ class Recorder(torch.nn.Module):
         return base, base, 2 * base
 
 
+def accumulate(model, criterion, features, depth, *, micro_batch=2, backward=lambda loss: None, **options):
+    """`accumulate_gradients` over (features, depth), its valid mask depth > 0, in micro-batches of 2."""
+    return accumulate_gradients(
+        model,
+        criterion,
+        feature_image=features,
+        depth_norm=depth,
+        valid=depth > 0,
+        micro_batch=micro_batch,
+        backward=backward,
+        **options,
+    )
+
+
 def test_micro_batches_without_a_valid_pixel_are_skipped_and_a_batch_without_one_is_refused():
     g = torch.Generator().manual_seed(3)
     criterion = build_loss_for_training(TrainConfig(loss="standard", lowpass_kernel=1))
@@ -121,15 +120,7 @@ def test_micro_batches_without_a_valid_pixel_are_skipped_and_a_batch_without_one
     depth = torch.rand(6, 1, 4, 4, generator=g) + 0.5
     depth[2:4] = 0  # the second micro-batch of two holds no valid pixel
     model, losses = Recorder(), []
-    totals = accumulate_gradients(
-        model,
-        criterion,
-        feature_image=features,
-        depth_norm=depth,
-        valid=depth > 0,
-        micro_batch=2,
-        backward=losses.append,
-    )
+    totals = accumulate(model, criterion, features, depth, backward=losses.append)
     assert [len(x) for x in model.inputs] == [2, 2]  # rows 0-1 and 4-5; rows 2-3 never reach the network
     assert torch.equal(model.inputs[1], features[4:6, :])
     # the shares of the valid pixels: 32 of 64 each, so the parts add up to the whole batch's means
@@ -142,38 +133,12 @@ def test_micro_batches_without_a_valid_pixel_are_skipped_and_a_batch_without_one
     with pytest.raises(
         DataError, match="^a training batch holds no valid depth pixel: no loss can be computed .*" + hint
     ):
-        accumulate_gradients(
-            Recorder(),
-            criterion,
-            feature_image=features,
-            depth_norm=torch.zeros_like(depth),
-            valid=depth > 9,
-            micro_batch=2,
-            backward=losses.append,
-        )
+        accumulate(Recorder(), criterion, features, torch.zeros_like(depth), backward=losses.append)
     one_pixel = torch.zeros_like(depth)
     one_pixel[5, 0, 1, 1] = 0.7  # a single valid pixel is enough for a loss
-    assert torch.isfinite(
-        accumulate_gradients(
-            Recorder(),
-            criterion,
-            feature_image=features,
-            depth_norm=one_pixel,
-            valid=one_pixel > 0,
-            micro_batch=2,
-            backward=losses.append,
-        )["loss"]
-    )
+    assert torch.isfinite(accumulate(Recorder(), criterion, features, one_pixel, backward=losses.append)["loss"])
     single = Recorder()  # one micro-batch for the whole batch: it runs even where rows hold no valid pixel
-    accumulate_gradients(
-        single,
-        criterion,
-        feature_image=features,
-        depth_norm=depth,
-        valid=depth > 0,
-        micro_batch=6,
-        backward=lambda loss: None,
-    )
+    accumulate(single, criterion, features, depth, micro_batch=6)
     assert [len(x) for x in single.inputs] == [6]
 
 
@@ -187,16 +152,7 @@ def test_each_micro_batch_goes_through_prepare_before_the_network():
         prepared.append(len(x))
         return x + 100.0
 
-    accumulate_gradients(
-        model,
-        criterion,
-        feature_image=features,
-        depth_norm=depth,
-        valid=depth > 0,
-        micro_batch=2,
-        backward=lambda loss: None,
-        prepare=prepare,
-    )
+    accumulate(model, criterion, features, depth, prepare=prepare)
     assert prepared == [2, 2] and all(bool((x >= 100).all()) for x in model.inputs)
 
 
