@@ -14,6 +14,7 @@ import torch
 from echodepth.cli import main
 from echodepth.data import FeatureConfig
 from echodepth.errors import ConfigError
+from echodepth.settings.config import TrainConfig
 from echodepth.settings.sources import resolve_config
 from echodepth.settings.yaml_files import load_yaml
 from echodepth.training import EchoDepthDataModule
@@ -411,3 +412,13 @@ def test_compare_refuses_a_time_limit_that_can_never_finish_a_run(minutes, tmp_p
     assert main(["compare", "--preset", "tiny", "--out", str(tmp_path / "cmp"), "--time_limit_min", minutes]) == 2
     assert f"--time_limit_min must be above 0 minutes, got {float(minutes):g}" in one_line_error(capsys)
     assert not (tmp_path / "cmp").exists()
+
+
+def test_settings_are_resolved_once_and_then_immutable():
+    cfg = TrainConfig(epochs=2, lambda_base=0.7)
+    for name, value in (("epochs", 3), ("lambda_base", 1.0), ("anything_new", 1)):
+        with pytest.raises(AttributeError, match=rf"TrainConfig is immutable: cfg.replace\({name}=...\)"):
+            setattr(cfg, name, value)
+    assert cfg.epochs == 2 and cfg.lambda_base == 0.7
+    changed = cfg.replace(epochs=3, lambda_base=1.0)
+    assert (changed.epochs, changed.lambda_base, cfg.epochs, cfg.lambda_base) == (3, 1.0, 2, 0.7)

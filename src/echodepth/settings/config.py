@@ -206,6 +206,7 @@ class TrainConfig(RunSettings):
         kernel = self.component_settings["loss"].get("lowpass_kernel")
         if kernel is not None and kernel > self.image_size:
             raise ConfigError(f"lowpass_kernel {kernel} must be at most image_size ({self.image_size})")
+        self.__dict__["_resolved"] = True  # from here on immutable: `replace` makes a changed copy
 
     def __getattr__(self, name: str):
         """Returns a component setting in force; one the chosen components do not take reads as its
@@ -223,10 +224,8 @@ class TrainConfig(RunSettings):
         return next(iter(declared.defaults.values()))
 
     def __setattr__(self, name: str, value) -> None:
-        for own in self.__dict__.get("component_settings", {}).values():
-            if name in own:
-                own[name] = value
-                return
+        if self.__dict__.get("_resolved"):  # settings resolved once: nothing changes them behind the run's back
+            raise AttributeError(f"TrainConfig is immutable: cfg.replace({name}=...) returns a changed copy")
         super().__setattr__(name, value)
 
     def __eq__(self, other) -> bool:
