@@ -11,9 +11,9 @@ import os
 import signal
 import sys
 
-from echodepth import storage
 from echodepth.cli import main
 from echodepth.data import datasets
+from echodepth.runs import storage
 from echodepth.training import module
 
 point, n = sys.argv[1], int(sys.argv[2])
@@ -44,7 +44,7 @@ elif point in ("checkpoint", "metrics"):
         return original_write(path, data, durable)
 
     storage.atomic_write_bytes = atomic_write_bytes
-    from echodepth import rundir
+    from echodepth.runs import rundir
     from echodepth.training import checkpoints
 
     checkpoints.atomic_write_bytes = atomic_write_bytes

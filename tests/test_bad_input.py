@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from echodepth import storage
 from echodepth.cli import main
 from echodepth.evaluate import format_comparison
+from echodepth.runs import storage
 
 from .helpers import train_args
 

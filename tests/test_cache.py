@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from echodepth import storage
 from echodepth.cli import main
 from echodepth.data import FeatureConfig, build_cache, build_dataset
 from echodepth.data.cache_files import CacheError, check_folder
 from echodepth.errors import UserError
+from echodepth.runs import storage
 
 FEAT = FeatureConfig(image_size=(32, 32))
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from echodepth import run
 from echodepth.cli import main
+from echodepth.runs import train as run
 
 
 def test_user_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):

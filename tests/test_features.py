@@ -31,7 +31,9 @@ def test_settings_are_checked_and_written_as_plain_values():
     cfg = FeatureConfig(image_size=[24.0, 16])
     assert cfg.image_size == (24, 16) and all(type(v) is int for v in cfg.image_size)
     assert cfg.to_dict()["image_size"] == [24, 16] and FeatureConfig(**cfg.to_dict()) == cfg
-    assert set(cfg.to_dict()) == set(FeatureConfig.__dataclass_fields__)
+    assert set(cfg.to_dict()) == set(FeatureConfig.__dataclass_fields__) - {"settings"}  # empty: left out
+    own = FeatureConfig(settings={"ear_gain": 2.0})
+    assert own.to_dict()["settings"] == {"ear_gain": 2.0} and FeatureConfig(**own.to_dict()) == own
     with pytest.raises(ConfigError, match="unknown audio feature 'cqt'"):
         FeatureConfig(audio_format="cqt")
     FeatureConfig(n_fft=64, win_length=64, hop_length=1)  # the bounds themselves are allowed

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from echodepth import audio_io
+from echodepth.audio import recordings
 from echodepth.audio.recordings import read_recording
 from echodepth.data import FeatureConfig
 from echodepth.errors import DataError
@@ -73,7 +73,7 @@ def test_any_bytes_as_npy_are_an_array_or_named(tmp_path, data, magic):
     path = tmp_path / "y.npy"
     path.write_bytes((b"\x93NUMPY" if magic else b"") + data)
     try:
-        array = audio_io.load_npy(path, "depth file")
+        array = recordings.load_npy(path, "depth file")
     except DataError as err:
         assert one_line(err) and str(path) in str(err)
         return
@@ -83,14 +83,14 @@ def test_any_bytes_as_npy_are_an_array_or_named(tmp_path, data, magic):
 @SETTINGS
 @given(array=hnp.arrays(hnp.integer_dtypes() | hnp.unsigned_integer_dtypes(), st.integers(0, 20)))
 def test_integer_pcm_is_within_full_scale_and_keeps_order(array):
-    if array.dtype.name in audio_io.PCM_BITS_OF_DTYPE:  # int8, uint8, int16, int32: their own width
-        scaled = audio_io.pcm_to_float(array, "x")
+    if array.dtype.name in recordings.PCM_BITS_OF_DTYPE:  # int8, uint8, int16, int32: their own width
+        scaled = recordings.pcm_to_float(array, "x")
     else:  # int64 (NumPy's default), uint16, ...: no PCM width of their own, refused until declared
         with pytest.raises(DataError, match=rf"^x: samples of type {array.dtype} hold no PCM width"):
-            audio_io.pcm_to_float(array, "x")
+            recordings.pcm_to_float(array, "x")
         low = -(2**15) if array.dtype.kind == "i" else 0
         array = np.clip(array, low, low + 2**16 - 1).astype(array.dtype)  # values that 16-bit PCM holds
-        scaled = audio_io.pcm_to_float(array, "x", pcm_bits=16)
+        scaled = recordings.pcm_to_float(array, "x", pcm_bits=16)
     assert scaled.dtype == np.float32 and (np.abs(scaled) <= 1.0).all()
     order = np.argsort(array, kind="stable")
     assert (np.diff(scaled[order]) >= 0).all()  # louder stays louder

@@ -81,7 +81,7 @@ class FeatureConfig:
         """Returns the settings as plain YAML/JSON values (`image_size` as a list)."""
         d = asdict(self)
         d["image_size"] = list(self.image_size)
-        if not d["settings"]:  # a feature without settings of its own: the identity of 0.3's caches
+        if not d["settings"]:  # a feature without settings of its own: the cache identity stays as it was
             del d["settings"]
         return d
 
