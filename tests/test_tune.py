@@ -293,6 +293,6 @@ def test_the_tuned_compare_variant_is_the_committed_study_best_healthy_trial():
     rows = list(csv.DictReader(open(committed / "trials.csv")))
     complete = [r for r in rows if r["state"] == "complete"]
     healthy = [r for r in complete if float(r["health_shortfall"]) == 0]
-    assert len(complete) >= 24 and min(healthy, key=lambda r: float(r["val_rmse_m"]))["lambda_base"] == str(
+    assert len(complete) >= 40 and min(healthy, key=lambda r: float(r["val_rmse_m"]))["lambda_base"] == str(
         best["lambda_base"]
     )
