@@ -5,6 +5,7 @@ guard that fails the run where a test wrote into the checkout. Plain functions l
 import os
 import random
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -30,6 +31,17 @@ def reset_global_seeds():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found():
+    """Fails a test that leaves SIGINT / SIGTERM handled, ignored or blocked otherwise than it found
+    them: every process a later test starts would inherit an ignored or blocked signal."""
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = ({s: signal.getsignal(s) for s in watched}, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    yield
+    after = ({s: signal.getsignal(s) for s in watched}, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    assert after == before, f"the test left the signal handlers or mask changed: {before} -> {after}"
 
 
 @pytest.fixture(autouse=True)

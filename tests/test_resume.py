@@ -146,11 +146,23 @@ def test_a_foreign_pickle_is_refused_without_advice_to_load_it_unsafely(tmp_path
     assert "weights_only" not in str(caught.value) and "trusted" not in str(caught.value)
 
 
+def as_from_a_shell() -> None:
+    """A child's signals as a shell's foreground command has them: default and not blocked (it
+    inherits whatever this test process was left with)."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_stops_the_run_with_its_status_and_keeps_the_last_checkpoint(synth_dir, tmp_path, signum, status):
     args = train_args(synth_dir, tmp_path, "--epochs", "200")
     child = subprocess.Popen(
-        [sys.executable, "-m", "echodepth.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "echodepth.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_shell,
     )
     last = tmp_path / "results" / "smoke" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
@@ -174,7 +186,7 @@ def test_a_signal_whose_exception_was_swallowed_stops_the_run_at_the_next_batch(
     with stop_on_signals("resume with --resume last"):
         raise_if_interrupted()  # nothing received: returns
         try:
-            signal.raise_signal(signal.SIGINT)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the handler, as if the signal landed here
         except BaseException:  # what a destructor's caller does with it
             pass
         with pytest.raises(Interrupted) as stop:

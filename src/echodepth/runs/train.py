@@ -115,9 +115,11 @@ class StopWhenSignalled(Callback):
     (`interrupt.raise_if_interrupted`): such a run went on to its last epoch."""
 
     def on_train_batch_end(self, *args) -> None:
+        """Raises the swallowed stop, if any (`Interrupted`)."""
         raise_if_interrupted()
 
     def on_validation_batch_end(self, *args) -> None:
+        """Raises the swallowed stop, if any (`Interrupted`)."""
         raise_if_interrupted()
 
 
