@@ -20,8 +20,9 @@ RESIDUAL_EDGE_RATIO_MIN = 1.0  # "residual: mostly near objects"
 RMSE_RATIO_MAX = 0.9  # at least 10% below the better predictor that ignores the audio
 VAL_RISE_MAX = 0.2  # the last validation RMSE at most 20% above the best
 # residual_near_objects' advice lowers lambda_sparse to this too: in the demo's tuning study
-# (docs/tune_demo, 24 trials), both trials with lambda_sparse above 0.2 had the residual off the edges,
-# with lambda_base 1.0 and 2.7; every trial whose checks were all healthy had lambda_sparse below 0.09
+# (docs/tune_demo, 40 trials), both trials with lambda_sparse above 0.2 had the residual off the edges,
+# with lambda_base 1.0 and 2.7; each of the 26 trials whose checks were all healthy had lambda_sparse
+# below 0.09
 SPARSE_FOR_OBJECTS_MAX = 0.05
 
 
