@@ -147,8 +147,10 @@ def test_a_foreign_pickle_is_refused_without_advice_to_load_it_unsafely(tmp_path
 
 
 def as_from_a_shell() -> None:
-    """A child's signals as a shell's foreground command has them: default and not blocked (it
-    inherits whatever this test process was left with)."""
+    """A child's signals as a shell's foreground command has them: default and not blocked. A test run
+    started as a background job of a non-interactive shell (`cmd &`) has SIGINT ignored, its children
+    inherit that, and echodepth keeps an inherited ignore on purpose (a background job must not stop
+    on the terminal's Ctrl+C): the SIGINT case then trained on to its 200th epoch and timed out."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
@@ -175,23 +177,3 @@ def test_a_signal_stops_the_run_with_its_status_and_keeps_the_last_checkpoint(sy
     assert not (tmp_path / "results" / "smoke" / "test_metrics.json").exists()
     done = read_checkpoint(last)["epoch"] + 1  # whole: it loads
     assert main([*args[:-2], "--epochs", str(done + 1), "--resume", "last"]) == 0
-
-
-def test_a_signal_whose_exception_was_swallowed_stops_the_run_at_the_next_batch():
-    # a SIGINT landing in a destructor raised there, Python printed "Exception ignored" and the run
-    # trained on to its last epoch (seen once in 2 full test runs under load: the test timed out)
-    from echodepth.runs.interrupt import Interrupted, raise_if_interrupted, stop_on_signals
-    from echodepth.runs.train import StopWhenSignalled
-
-    with stop_on_signals("resume with --resume last"):
-        raise_if_interrupted()  # nothing received: returns
-        try:
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the handler, as if the signal landed here
-        except BaseException:  # what a destructor's caller does with it
-            pass
-        with pytest.raises(Interrupted) as stop:
-            StopWhenSignalled().on_train_batch_end(None, None, None, None, 0)
-    assert stop.value.exit_status == 130 and "resume with --resume last" in str(stop.value)
-    with stop_on_signals("again"):
-        raise_if_interrupted()  # a new block starts with none pending
-    raise_if_interrupted()

@@ -35,30 +35,13 @@ def stop_on_signals(advice: str):
         return
 
     def handler(signum, frame):
-        _PENDING.append(Interrupted(signum, advice))
-        raise _PENDING[-1]
+        raise Interrupted(signum, advice)
 
     # a signal ignored by whoever started us (SIGINT in a shell's background job) stays ignored
     chosen = [s for s in (signal.SIGTERM, signal.SIGINT) if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, handler) for s in chosen}
-    _PENDING.clear()
     try:
         yield
     finally:
-        _PENDING.clear()
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-# the stops signalled within the current `stop_on_signals` block: the handler raises where the
-# signal lands, and where that was a place that swallows exceptions (a destructor, a garbage
-# collector callback: Python prints "Exception ignored in" and goes on), `raise_if_interrupted`
-# raises it again at the next safe point
-_PENDING: list[Interrupted] = []
-
-
-def raise_if_interrupted() -> None:
-    """Raises the `Interrupted` of a signal received in the current `stop_on_signals` block (a
-    stop whose first raise was swallowed); returns when none was."""
-    if _PENDING:
-        raise _PENDING[-1]

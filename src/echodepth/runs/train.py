@@ -25,7 +25,7 @@ from ..settings.yaml_files import save_yaml
 from ..training import AtomicCheckpointIO, DepthModule, EchoDepthDataModule, LastCheckpoint, SafeTensorBoardLogger
 from ..training.loggers import check_wandb_ready, safe_wandb_logger, start_wandb_run
 from .folder import check_places, hold_run_folder, prepare_run_folder
-from .interrupt import raise_if_interrupted, stop_on_signals
+from .interrupt import stop_on_signals
 from .resume import resolve_resume
 from .rundir import RunDir
 from .storage import atomic_write_text
@@ -93,7 +93,6 @@ def make_trainer(
         logger=loggers,
         # best first, then last: last.ckpt then holds the best-checkpoint state of its epoch
         callbacks=[
-            StopWhenSignalled(),
             WriteConfig(cfg),
             checkpoints,
             LastCheckpoint(cfg.run_dir.last_checkpoint, every_n_epochs=cfg.checkpoint_every),
@@ -108,19 +107,6 @@ def make_trainer(
         enable_model_summary=progress,
         default_root_dir=str(cfg.run_dir.path),
     )
-
-
-class StopWhenSignalled(Callback):
-    """Stops at the next batch a run whose SIGTERM / SIGINT landed where its exception was swallowed
-    (`interrupt.raise_if_interrupted`): such a run went on to its last epoch."""
-
-    def on_train_batch_end(self, *args) -> None:
-        """Raises the swallowed stop, if any (`Interrupted`)."""
-        raise_if_interrupted()
-
-    def on_validation_batch_end(self, *args) -> None:
-        """Raises the swallowed stop, if any (`Interrupted`)."""
-        raise_if_interrupted()
 
 
 class WriteConfig(Callback):
