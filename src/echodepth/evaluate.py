@@ -30,7 +30,6 @@ from .metrics import (
 )
 from .runs.rundir import RunDir
 from .runs.storage import atomic_write_text, make_dir
-from .settings.config import TrainConfig
 from .training import EchoDepthDataModule
 from .units import depth_norm_to_m
 
@@ -137,13 +136,11 @@ def datamodule_for(
     """Returns the data module of a predictor's training settings, on another dataset or folder if
     given; depth is clipped and scaled with the checkpoint's max depth, as in training. A data
     folder that does not exist is a ConfigError."""
-    values = predictor.cfg.to_dict()
-    if dataset:
-        values["dataset"] = dataset
-    if data_dir:
-        values["data_dir"] = data_dir
-    values["max_depth_m"] = predictor.max_depth_m
-    datamodule = EchoDepthDataModule(TrainConfig.from_dict(values), progress=progress, on_error=on_error)
+    changes = {"dataset": dataset, "data_dir": data_dir}
+    cfg = predictor.cfg.replace(
+        **{name: value for name, value in changes.items() if value}, max_depth_m=predictor.max_depth_m
+    )
+    datamodule = EchoDepthDataModule(cfg, progress=progress, on_error=on_error)
     if not datamodule.root.is_dir():
         raise ConfigError(f"--data_dir {datamodule.root} is not a folder")
     return datamodule

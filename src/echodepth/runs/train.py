@@ -119,8 +119,8 @@ class WriteConfig(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         """Writes config.yaml (rank 0), with the precision the trainer runs in."""
         if trainer.is_global_zero:  # resume and overwrite are what this invocation does, not settings
-            values = {**self.cfg.to_dict(), "precision": trainer.precision, "resume": None, "overwrite": False}
-            save_yaml(TrainConfig.from_dict(values), self.cfg.run_dir.config)
+            used = self.cfg.replace(precision=trainer.precision, resume=None, overwrite=False)
+            save_yaml(used, self.cfg.run_dir.config)
 
 
 def emission_of(datamodule) -> dict | None:
@@ -166,9 +166,7 @@ def _train(cfg: TrainConfig, ckpt_path: str | None, progress: bool, callbacks: S
     loggers = make_loggers(cfg)
     trainer = make_trainer(cfg, checkpoints, loggers, steps_per_epoch(cfg, datamodule), progress, callbacks=callbacks)
     cfg = with_precision_used(cfg, trainer)
-    module = DepthModule(
-        cfg.to_dict(), datamodule.max_depth_m, datamodule.feature_config.to_dict(), emission_of(datamodule)
-    )
+    module = DepthModule(cfg, datamodule.max_depth_m, datamodule.feature_config, emission_of(datamodule))
     start = time.perf_counter()
     fit(trainer, module, datamodule, ckpt_path=ckpt_path, run_dir=cfg.run_dir)
     result = {

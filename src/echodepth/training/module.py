@@ -44,12 +44,17 @@ def checkpoint_metadata(
 class DepthModule(L.LightningModule):
     """Wraps a network and its loss: training in normalised depth, validation metrics in metres."""
 
-    def __init__(self, config: dict, max_depth_m: float, feature_config: dict, emission: dict | None = None):
+    def __init__(
+        self, cfg: TrainConfig, max_depth_m: float, feature_config: FeatureConfig, emission: dict | None = None
+    ):
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = TrainConfig.from_dict(config)
+        # plain values in the checkpoint's hyper_parameters: it loads with weights_only=True
+        self.save_hyperparameters(
+            {"config": cfg.to_dict(), "max_depth_m": max_depth_m, "features": feature_config.to_dict()}
+        )
+        self.cfg = cfg  # the run's settings, resolved once, used as they are
         self.max_depth_m = float(max_depth_m)
-        self.feature_config = FeatureConfig(**feature_config)
+        self.feature_config = feature_config
         self.emission = emission
         self.model = build_model_for_training(self.cfg, self.feature_config.n_channels)
         self.criterion = build_loss_for_training(self.cfg)
