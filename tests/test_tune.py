@@ -85,12 +85,15 @@ def test_best_yaml_trains(tiny_study, capsys):
 
 def test_the_same_command_resumes_the_study_and_adds_only_what_is_missing(synth_dir, tmp_path):
     study_dir = tmp_path / "study"
-    assert main(tune_args(study_dir, 2, synth_dir, tmp_path)) == 0
-    assert main(tune_args(study_dir, 2, synth_dir, tmp_path)) == 0  # already done: no trial added
+    seeded = ("--sampler_seed", "0")
+    assert main(tune_args(study_dir, 2, synth_dir, tmp_path, *seeded)) == 0
+    assert main(tune_args(study_dir, 2, synth_dir, tmp_path, *seeded)) == 0  # already done: no trial added
     assert len(load(study_dir).trials) == 2
-    assert main(tune_args(study_dir, 3, synth_dir, tmp_path)) == 0
+    assert main(tune_args(study_dir, 3, synth_dir, tmp_path, *seeded)) == 0
     assert states(load(study_dir))[TrialState.COMPLETE] == 3 and len(load(study_dir).trials) == 3
     assert_values_are_the_runs_own(study_dir)
+    first, second, added = (t.params for t in load(study_dir).trials)
+    assert added not in (first, second)  # the same seed again does not replay the study's first draws
 
 
 def test_a_lost_study_database_is_rebuilt_from_its_trials_csv_and_the_command_joins_it(tiny_study, synth_dir, tmp_path):

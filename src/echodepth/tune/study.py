@@ -11,6 +11,7 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -90,11 +91,12 @@ def open_study(
     directions = ["minimize"] * len(OBJECTIVES[objective])
     n_warmup = max(1, base.epochs // 3)  # epochs before the median rule may stop a trial
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=n_warmup) if len(directions) == 1 else None
+    opened = open_storage(storage_url(study_dir, storage), heartbeat_s)
     study = optuna.create_study(
-        storage=open_storage(storage_url(study_dir, storage), heartbeat_s),
+        storage=opened,
         study_name=study_name,
         directions=directions,
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=10),
+        sampler=optuna.samplers.TPESampler(seed=joining_seed(opened, study_name, sampler_seed), n_startup_trials=10),
         pruner=pruner,
         load_if_exists=True,
     )
@@ -116,6 +118,20 @@ def open_study(
             f"{'; '.join(changes)}; state them as the study had them, or give another --study_dir or --study_name"
         )
     return study
+
+
+def joining_seed(storage, study_name: str, sampler_seed: int | None) -> int | None:
+    """Returns the sampler's seed for a worker that joins `study_name` with `sampler_seed`: the seed
+    itself for a new study; for a study that holds trials, a seed drawn from it and the number of
+    trials held, so that the same command run again does not draw its first trials' parameters again
+    (the random start-up trials would repeat). None stays None (a random seed)."""
+    if sampler_seed is None:
+        return None
+    try:
+        held = len(storage.get_all_trials(storage.get_study_id_from_name(study_name), deepcopy=False))
+    except KeyError:  # no such study yet
+        held = 0
+    return sampler_seed if held == 0 else int(np.random.SeedSequence([sampler_seed, held]).generate_state(1)[0])
 
 
 def health_shortfall(diagnosis: dict) -> float:
