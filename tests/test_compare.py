@@ -130,6 +130,7 @@ def test_variants_come_from_the_registries():
         "base_quarter",
         "adam",
         "tuned",  # the demo's tuning study's best healthy trial
+        "tuned_medium",  # the medium study's
         "ild_ipd",  # the binaural cue features (FEATURES' compare_variants)
         "gcc_phat",
     }

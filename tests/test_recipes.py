@@ -34,7 +34,7 @@ PUBLISHED = {
 
 
 def test_the_published_recipes_are_shipped_with_their_values():
-    assert recipe_names() == sorted([*PUBLISHED, "tuned"])
+    assert recipe_names() == sorted([*PUBLISHED, "tuned", "tuned_medium"])
     for name, values in PUBLISHED.items():
         cfg = resolve_config(load_yaml(resolve_config_path(name)), {})
         assert {k: getattr(cfg, k) for k in values} == values, name
@@ -69,7 +69,9 @@ def test_recipes_are_listed_by_the_command_and_train_help(capsys):
 
 def test_an_unknown_recipe_or_missing_file_is_one_line(capsys):
     assert main(["train", "--config", "htf_v2"]) == 2
-    expected = "neither a file nor a recipe; recipes: ['batvision_unet', 'guide_defaults', 'htf', 'tuned']"
+    expected = (
+        "neither a file nor a recipe; recipes: ['batvision_unet', 'guide_defaults', 'htf', 'tuned', 'tuned_medium']"
+    )
     assert expected in capsys.readouterr().err
     assert main(["train", "--config", "nowhere/recipe.yaml"]) == 2
     assert "config file nowhere/recipe.yaml not found" in capsys.readouterr().err

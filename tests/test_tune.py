@@ -285,17 +285,20 @@ def test_the_report_renders_in_a_real_browser_with_no_console_error(tiny_study):
     assert [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line] == []
 
 
-def test_the_tuned_compare_variant_is_the_committed_study_best_healthy_trial():
+@pytest.mark.parametrize(
+    ("variant", "study", "n_complete"), [("tuned", "tune_demo", 40), ("tuned_medium", "tune_medium", 16)]
+)
+def test_the_tuned_compare_variants_are_the_committed_studies_best_healthy_trials(variant, study, n_complete):
     from echodepth.compare.variants import TRAINING_VARIANTS
 
-    committed = Path(__file__).resolve().parents[1] / "docs" / "tune_demo"
+    committed = Path(__file__).resolve().parents[1] / "docs" / study
     best = yaml.safe_load((committed / "best.yaml").read_text())
-    for name, value in TRAINING_VARIANTS["tuned"].items():
+    for name, value in TRAINING_VARIANTS[variant].items():
         expected = pytest.approx(best[name], rel=0.02) if isinstance(value, float) else best[name]
         assert value == expected, name  # rounded as a user would type it
     rows = list(csv.DictReader(open(committed / "trials.csv")))
     complete = [r for r in rows if r["state"] == "complete"]
     healthy = [r for r in complete if float(r["health_shortfall"]) == 0]
-    assert len(complete) >= 40 and min(healthy, key=lambda r: float(r["val_rmse_m"]))["lambda_base"] == str(
+    assert len(complete) >= n_complete and min(healthy, key=lambda r: float(r["val_rmse_m"]))["lambda_base"] == str(
         best["lambda_base"]
     )

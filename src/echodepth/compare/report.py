@@ -13,13 +13,14 @@ from .html import markdown_to_html
 from .results import fmt, mean_curve, mean_std
 from .scheduler import TRAIN_THREADS
 from .stats import METHOD, ONE_SEED, censored_epochs
-from .variants import BASELINE, CLAIM_VARIANTS, PROPOSED, TUNED
+from .variants import BASELINE, CLAIM_VARIANTS, PROPOSED, TUNED, TUNED_MEDIUM
 from .verdicts import against_controls, default_target, verdicts
 
 HIGHLIGHT = (BASELINE, PROPOSED)
 VERDICT_HEADINGS = {
     PROPOSED: "base_residual: the guide's default loss weights",
     TUNED: "tuned: the loss weights of the demo study's best healthy trial (recipes/tuned.yaml)",
+    TUNED_MEDIUM: "tuned_medium: the weights of the medium study's best healthy trial (recipes/tuned_medium.yaml)",
 }
 THREADS_TEXT = (
     f"Each run trains on {TRAIN_THREADS} CPU thread whatever `--jobs` (a thread count changes the order of "

@@ -24,15 +24,16 @@ from ..settings.yaml_files import load_yaml
 
 BASELINE, PROPOSED = "unet_baseline", "base_residual"
 TUNED = "tuned"  # base + residual at the demo study's best healthy weights (recipes/tuned.yaml)
+TUNED_MEDIUM = "tuned_medium"  # ... at the medium study's (recipes/tuned_medium.yaml)
 # the variants whose own verdict table `compare` writes: the guide's defaults, and the tuned weights
 # (where the decomposition is real: the guide's claims decided there too)
-CLAIM_VARIANTS = (PROPOSED, TUNED)
+CLAIM_VARIANTS = (PROPOSED, TUNED, TUNED_MEDIUM)
 # the same-backbone control: base + residual's blocks, one decoder, a plain L1 loss (isolates the decomposition)
 SAME_BACKBONE = "same_backbone"
 CONTROLS = (BASELINE, SAME_BACKBONE)  # the comparative claims are decided against each one present
 # per preset: seeds and variants when not given (otherwise 3 seeds, every variant)
 PRESET_DEFAULTS: dict[str, dict] = {
-    "medium": {"seeds": 5, "variants": [BASELINE, SAME_BACKBONE, PROPOSED, TUNED, "seed_fix", "base_quarter"]}
+    "medium": {"seeds": 5, "variants": [BASELINE, SAME_BACKBONE, PROPOSED, TUNED_MEDIUM, "seed_fix", "base_quarter"]}
 }
 DEFAULT_LOSS = "standard"
 
@@ -75,6 +76,8 @@ TRAINING_VARIANTS = {
     # the demo's loss weights: the best trial of the demo's tuning study whose every diagnose check is
     # healthy (docs/tune_demo; found at 32 x 32 with 12 channels), shipped as the recipe `tuned`
     "tuned": load_yaml(RECIPE_DIR / "tuned.yaml"),
+    # the best healthy trial of the tuning study at the medium preset's size (docs/tune_medium)
+    TUNED_MEDIUM: load_yaml(RECIPE_DIR / "tuned_medium.yaml"),
 }
 
 
