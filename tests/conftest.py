@@ -15,8 +15,7 @@ import torch
 
 from echodepth.synth import SynthConfig, generate_dataset
 
-# re-exported for the test files that still import them from here (test_compare, test_settings, test_recipes)
-from .helpers import make_v1, make_v2, train_args
+from .helpers import make_v1, make_v2, tiny_compare, train_args
 
 ROOT = Path(__file__).resolve().parent.parent
 # what may appear in the checkout while the tests run: the virtual environment, the docs site
@@ -129,6 +128,16 @@ def one_epoch_run(synth_dir, tmp_path_factory):
     return root, root / "results" / "smoke"
 
 
+@pytest.fixture(scope="session")
+def tiny_report(tmp_path_factory):
+    """A finished tiny comparison (`tiny_compare`), run once per session (under xdist, by the one worker
+    that runs its group): returns (its folder, its report.md, the temporary folder holding it and its
+    feature cache). Read it only; copy it to write into it."""
+    tmp_path = tmp_path_factory.mktemp("compare")
+    out = tmp_path / "cmp"
+    return out, tiny_compare(out, tmp_path / "cache", lambda *_: None), tmp_path
+
+
 def checkout_entries() -> set[str]:
     """Returns every file and folder in the checkout (empty folders included, which git does not
     list), less .git and the ones that may appear."""
@@ -140,16 +149,28 @@ def checkout_entries() -> set[str]:
     return entries
 
 
-# session-scoped fixtures that take a while to build (a training, the docs site): under pytest-xdist every
-# worker has its own session, so the tests that use one run in one group, on one worker (--dist loadgroup)
-BUILT_ONCE = ("two_epoch_run", "one_epoch_run", "site")
+# fixtures that take a while to build (a training, a comparison, a study, the docs site): under pytest-xdist
+# every worker has its own session and builds a module's fixtures for the tests of that module it gets, so
+# the tests that use one run in one group, on one worker (--dist loadgroup), and it is built once
+BUILT_ONCE = (
+    "two_epoch_run",
+    "one_epoch_run",
+    "site",
+    "tiny_report",
+    "tiny_study",
+    "stub_runs",
+    "uninterrupted",
+    "trained",
+)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         shared = next((name for name in BUILT_ONCE if name in item.fixturenames), None)
         if shared:
-            item.add_marker(pytest.mark.xdist_group(shared))
+            definitions = item._fixtureinfo.name2fixturedefs.get(shared)
+            per_module = definitions and definitions[-1].scope == "module"  # e.g. two modules' own `trained`
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{shared}" if per_module else shared))
 
 
 def pytest_sessionstart(session):

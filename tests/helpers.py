@@ -201,3 +201,13 @@ def tune_args(study_dir, n_trials, synth_dir, tmp_path, *extra) -> list[str]:
         "tune", "--study_dir", str(study_dir), "--n_trials", str(n_trials), "--objective", "rmse",
         "--space", str(space_file(tmp_path)), *tiny_flags(synth_dir, tmp_path), *extra,
     ]  # fmt: skip
+
+
+def tiny_compare(out, cache_dir, progress):
+    """Runs a tiny comparison into `out` (unet_baseline, same_backbone, base_residual; 2 seeds, 2 epochs)
+    and returns its report.md."""
+    from echodepth.compare import compare
+
+    variants = ["unet_baseline", "same_backbone", "base_residual"]
+    overrides = {"cache_dir": str(cache_dir), "epochs": 2}
+    return compare(out, preset="tiny", seeds=2, variants=variants, jobs=2, overrides=overrides, progress=progress)

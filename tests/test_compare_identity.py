@@ -12,12 +12,10 @@ from echodepth.compare.identity import data_fingerprint, identity_of, place_runs
 from echodepth.errors import ConfigError
 from echodepth.training import EchoDepthDataModule
 
-from .test_compare import tiny_report  # noqa: F401 (the module's finished tiny comparison)
-
 VARIANTS = ["unet_baseline", "same_backbone", "base_residual"]
 
 
-def test_a_rerun_with_other_settings_is_refused_in_one_line_naming_them(tiny_report, tmp_path, capsys, monkeypatch):  # noqa: F811
+def test_a_rerun_with_other_settings_is_refused_in_one_line_naming_them(tiny_report, tmp_path, capsys, monkeypatch):
     # it reported "all runs already finished" and wrote the new settings over runs trained with the old ones
     out = tiny_report[0]
     before = (out / "report.md").read_bytes()
@@ -32,7 +30,7 @@ def test_a_rerun_with_other_settings_is_refused_in_one_line_naming_them(tiny_rep
     assert not (tmp_path / ".echodepth_cache").exists()  # refused before the data is made
 
 
-def test_a_rerun_on_changed_data_is_refused(tiny_report, tmp_path):  # noqa: F811
+def test_a_rerun_on_changed_data_is_refused(tiny_report, tmp_path):
     out, _, fixture_root = tiny_report
     shutil.copytree(out, tmp_path / "cmp")
     shutil.copytree(fixture_root / "cache", tmp_path / "cache", ignore=shutil.ignore_patterns("*.lock", "*.inuse"))
