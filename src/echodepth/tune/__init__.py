@@ -47,7 +47,7 @@ def _prepare_data(base: TrainConfig) -> None:
             datamodule.dataset(split)
 
 
-def _worker(settings: dict, options: dict, threads: int) -> None:
+def _worker(base: TrainConfig, options: dict, threads: int) -> None:
     """A local worker process: joins the study and runs trials (the parent writes the report)."""
     import sys
 
@@ -55,7 +55,6 @@ def _worker(settings: dict, options: dict, threads: int) -> None:
 
     torch.set_num_threads(threads)
     quiet_libraries()
-    base = TrainConfig.from_dict(settings)
     try:
         space, _ = resolve_space(base, options["space_file"])
         study_options = {k: v for k, v in options.items() if k not in ("space_file", "n_trials")}
@@ -121,7 +120,7 @@ def _run_workers(base: TrainConfig, options: dict, workers: int) -> None:
     processes = [  # one sampler seed each: workers with one seed would sample the same values
         context.Process(
             target=_worker,
-            args=(base.to_dict(), {**options, "sampler_seed": seed if seed is None else seed + i}, threads),
+            args=(base, {**options, "sampler_seed": seed if seed is None else seed + i}, threads),
         )
         for i in range(workers)
     ]
