@@ -164,6 +164,7 @@ BUILT_ONCE = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # the groups must be marked before xdist's worker reads them into the node ids
 def pytest_collection_modifyitems(config, items):
     for item in items:
         shared = next((name for name in BUILT_ONCE if name in item.fixturenames), None)
