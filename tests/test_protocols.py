@@ -233,3 +233,60 @@ def test_a_protocol_is_one_class_and_its_registration_and_reaches_eval(trained, 
     finally:
         PROTOCOLS.unregister("tmp_flat_truth")
     assert "tmp_flat_truth" not in PROTOCOLS
+
+
+def test_protocols_name_the_shapes_they_refuse():
+    one, other = torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 3)
+    for name in ("htf", "batvision"):
+        with pytest.raises(ValueError, match=r"^prediction shape \(1, 1, 2, 2\) differs from ground truth shape \(1, "):
+            get_protocol(name).image_metrics(one, other)
+        with pytest.raises(ValueError, match=r"^expected an \(H, W\) depth map, got shape \(2, 3, 4\)$"):
+            get_protocol(name).ground_truth(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"^protocol 'echodepth' evaluates on the model's grid: give its side$"):
+        get_protocol("echodepth").grid()
+    with pytest.raises(ConfigError, match="inclusive"):
+        get_protocol("htf", inclusive=False)  # a protocol takes no settings: its class attributes are its definition
+
+
+def test_the_default_ground_truth_keeps_measured_depths_nearest_exact_and_zeroes_the_rest():
+    depth = np.arange(1.0, 17.0, dtype=np.float32).reshape(4, 4)
+    depth[0, 1], depth[0, 3], depth[2, 1], depth[2, 3] = np.nan, np.inf, -2.0, 0.0  # beside the picked pixels
+    assert get_protocol("echodepth").ground_truth(depth, model_side=2).tolist() == [[[6.0, 8.0], [14.0, 16.0]]]
+    depth[1, 1], depth[1, 3], depth[3, 1] = np.inf, -np.inf, -2.0  # now the picked ones
+    assert get_protocol("echodepth").ground_truth(torch.from_numpy(depth), 2).tolist() == [[[0.0, 0.0], [0.0, 16.0]]]
+
+
+def test_a_protocol_counting_from_its_bound_inclusive_counts_a_pixel_at_it():
+    class FromHalfAMetre(EvalProtocol):
+        min_gt_m = 0.5
+        inclusive = True
+
+    per_image = FromHalfAMetre().image_metrics(maps([0.5, 1.0, 0.4]), maps([0.5, 1.0, 0.4]))
+    assert per_image["n_valid"].tolist() == [2.0]
+
+
+def test_the_definition_is_the_protocols_class_attributes_and_a_name_stands_for_its_protocol():
+    assert get_protocol("echogeom").definition() == {
+        "name": "echogeom",
+        "image_size": 128,
+        "max_depth_m": 30.0,
+        "min_gt_m": 0.1,
+        "inclusive": False,
+        "class": "echodepth.metrics.protocols.echogeom.EchoGeom",
+    }
+    described = get_protocol("echogeom").describe(model_side=64)["departures"][-1]
+    assert described.endswith("to 128 x 128, where the paper's model predicts")
+    gt, pred = maps([1.0, 2.0, 0.3]), maps([1.5, 2.0, 0.3])
+    assert protocol_metrics(pred, gt, "htf") == protocol_metrics(pred, gt, get_protocol("htf"))
+    assert protocol_per_image(pred, gt, "htf")["n_valid"].tolist() == [2.0]
+
+
+def test_htf_counts_empty_images_and_replaced_values_apart():
+    gt = maps([1.0, 1.0, 2.0], [0.1, 0.2, 0.3], [1.0, 0.1, 0.1])
+    pred = maps([math.nan, 2.0, 4.0], [1.0, 1.0, 1.0], [math.nan, 1.0, 1.0])
+    htf = protocol_metrics(pred, gt, "htf")
+    # image 1: no pixel at 0.5 m or more (scored 0, counted as empty, nothing replaced); image 0: rmse, abs_rel
+    # and mae non-finite (its log10 leaves the NaN pixel out); image 2, one valid pixel: those and log10
+    assert (htf["n_images"], htf["n_empty"], htf["n_nonfinite_replaced"]) == (3, 1, 3 + 0 + 4)
+    nothing = get_protocol("htf").aggregate(get_protocol("htf").per_image(maps([1.0])[:0], maps([1.0])[:0]))
+    assert nothing["n_images"] == 0 and all(math.isnan(nothing[k]) for k in ("rmse", "delta1"))  # numpy's mean of []

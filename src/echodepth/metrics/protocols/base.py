@@ -10,7 +10,6 @@ defaults are echodepth's own handling; a protocol with other behaviour overrides
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,10 +28,9 @@ def on_grid(pred_m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def as_depth_map(depth_m) -> torch.Tensor:
-    """Returns an (H, W) depth map (numpy array or tensor, metres) as a float32 tensor; a map that is
-    not 2-D (a trailing or leading axis of 1 allowed) is a ValueError."""
-    depth = torch.as_tensor(np.asarray(depth_m) if not isinstance(depth_m, torch.Tensor) else depth_m)
-    depth = depth.squeeze()
+    """Returns an (H, W) depth map (numpy array, tensor or nested sequence, metres) as a float32 tensor;
+    a map that is not 2-D (a trailing or leading axis of 1 allowed) is a ValueError."""
+    depth = torch.as_tensor(depth_m).squeeze()
     if depth.ndim != 2:
         raise ValueError(f"expected an (H, W) depth map, got shape {tuple(depth.shape)}")
     return depth.float()

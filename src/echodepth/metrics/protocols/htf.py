@@ -28,12 +28,12 @@ from .base import PROTOCOLS, EvalProtocol, as_depth_map
 METRIC_EPS = 1e-6  # depth_metrics.py line 9: both depths clamped below at this value (metres)
 
 
-def published_htf_metrics(pred_m: torch.Tensor, gt_m: torch.Tensor, min_gt_m: float = 0.5) -> dict[str, torch.Tensor]:
+def published_htf_metrics(pred_m: torch.Tensor, gt_m: torch.Tensor, min_gt_m: float) -> dict[str, torch.Tensor]:
     """Returns `evaluate_sample` (depth_metrics.py lines 24-67) per image, shape (B,), with `n_valid`
     and `n_replaced` (how many of the image's metrics were non-finite and set to 0).
 
     pred_m, gt_m: (B, 1, H, W) or (B, H, W) depth in metres, computed in float64 as published. A pixel
-    counts where gt >= min_gt_m (a NaN gt never does); both depths clamped below at 1e-6 (a NaN
+    counts where gt >= min_gt_m (0.5 m published; a NaN gt never does); both depths clamped below at 1e-6 (a NaN
     prediction stays NaN: it fails every delta threshold, makes rmse, abs_rel and mae non-finite and is
     left out of log10's nanmean); a non-finite metric is 0; an image without a valid pixel scores 0.
     mae is not in the published code: it is computed in the same way. Raises ValueError when the shapes
@@ -118,11 +118,12 @@ class Htf(EvalProtocol):
 
     def aggregate(self, per_image: dict[str, torch.Tensor]) -> dict[str, float]:
         """Returns the plain mean of each metric over every image (`aggregate_samples`, depth_metrics.py
-        lines 70-79), with `n_images`, `n_skipped` (0), `n_empty` (images without a valid pixel, scored
-        0) and `n_nonfinite_replaced` ((image, metric) values set to 0 in images with valid pixels)."""
-        out = {k: float(per_image[k].mean()) if per_image[k].numel() else 0.0 for k in METRIC_KEYS}
+        lines 70-79; NaN over no image, as numpy's mean), with `n_images`, `n_skipped` (0), `n_empty` (images
+        without a valid pixel, scored 0) and `n_nonfinite_replaced` ((image, metric) values set to 0 in images
+        with valid pixels)."""
+        out = {k: float(per_image[k].mean()) for k in METRIC_KEYS}
         out["n_images"] = int(per_image["n_valid"].numel())
         out["n_skipped"] = 0
         out["n_empty"] = int((per_image["n_valid"] == 0).sum())
-        out["n_nonfinite_replaced"] = int(per_image["n_replaced"].sum()) if "n_replaced" in per_image else 0
+        out["n_nonfinite_replaced"] = int(per_image["n_replaced"].sum())
         return out
