@@ -13,6 +13,7 @@ from echodepth.data.features import FeatureConfig, cut_length
 from echodepth.errors import CheckpointError, ConfigError, DataError, MissingFileError
 from echodepth.inference.predictor import (
     Predictor,
+    check_accelerator,
     exported_format,
     read_checkpoint,
     resolve_device,
@@ -73,13 +74,37 @@ def test_device_names_are_taken_in_any_case_and_a_missing_device_is_named(monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("CUDA") == "cuda" and resolve_device("cuda:0") == "cuda:0"
-    with pytest.raises(ConfigError, match=r"^device 'cuda:2': this machine has 1 CUDA device\(s\), cuda:0 to cuda:0$"):
-        resolve_device("cuda:2")
+    with pytest.raises(ConfigError, match=r"^device 'cuda:1': this machine has 1 CUDA device\(s\), cuda:0 to cuda:0$"):
+        resolve_device("cuda:1")  # the first index past the last
     for name in ("gpu", "cpu:1", "cuda:x", "", "tpu:0"):
         with pytest.raises(ConfigError, match=rf"^device '{name}': expected auto, cpu, cuda, cuda:N .* or mps$"):
             resolve_device(name)
     with pytest.raises(ConfigError, match=r"^device 0 \(int\): expected a device name"):
         resolve_device(0)
+
+
+def test_mps_is_taken_where_the_machine_has_it_and_named_where_it_lacks_it(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("MPS") == "mps" and resolve_device("mps:0") == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^device 'mps': MPS \(an Apple GPU\) is not available on this machine; use"):
+        resolve_device("mps")
+
+
+def test_an_accelerator_is_checked_as_its_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_accelerator("auto") is None and check_accelerator("cpu") is None  # nothing raised
+    for name in ("gpu", "cuda"):
+        with pytest.raises(
+            ConfigError, match=rf"^accelerator '{name}': CUDA is not available on this machine; use cpu or auto$"
+        ):
+            check_accelerator(name)
+    with pytest.raises(
+        ConfigError, match=r"^accelerator 'tpu': expected one of \['auto', 'cpu', 'gpu', 'cuda', 'mps'\]$"
+    ):
+        check_accelerator("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    check_accelerator("gpu")
 
 
 def test_the_api_refuses_a_device_or_batch_size_before_reading_the_checkpoint(checkpoint, monkeypatch, tmp_path):
