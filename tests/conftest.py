@@ -189,6 +189,10 @@ def pytest_configure(config):
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist) only
         session.config.checkout_before = checkout_entries()
+        seed = getattr(session.config.option, "randomly_seed", None)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if isinstance(seed, int) and reporter is not None:  # pytest-randomly's header line, which -q hides
+            reporter.write_line(f"Using --randomly-seed={seed}")
 
 
 def pytest_sessionfinish(session, exitstatus):
