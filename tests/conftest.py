@@ -175,15 +175,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    """Under pytest-xdist, gives each worker its share of the cores: torch's own threads and, by
-    OMP_NUM_THREADS, those of every process a test starts. With each of two workers running two threads
-    on two cores, every OpenMP barrier of a small tensor operation waits for a descheduled thread: a
-    test of tiny tensors took 14 s in the suite against 0.06 s alone."""
+    """Under pytest-xdist, gives each worker its share of the cores it may run on (affinity, not the host's
+    count): torch's own threads and, by OMP_NUM_THREADS unless set already, those of every process a test
+    starts. More threads than cores make every OpenMP barrier of a small tensor operation wait for a
+    descheduled thread, which slows the tiny tests' operations many times over."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
-        share = max(1, (os.cpu_count() or 1) // int(workers))
-        os.environ["OMP_NUM_THREADS"] = str(share)
-        torch.set_num_threads(share)
+        share = os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // int(workers))))
+        torch.set_num_threads(int(share))
 
 
 def pytest_sessionstart(session):
@@ -191,7 +190,8 @@ def pytest_sessionstart(session):
         session.config.checkout_before = checkout_entries()
         seed = getattr(session.config.option, "randomly_seed", None)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if isinstance(seed, int) and reporter is not None:  # pytest-randomly's header line, which -q hides
+        quiet = session.config.get_verbosity() < 0  # -q hides pytest-randomly's header line
+        if quiet and isinstance(seed, int) and reporter is not None:
             reporter.write_line(f"Using --randomly-seed={seed}")
 
 

@@ -256,6 +256,23 @@ def test_the_default_ground_truth_keeps_measured_depths_nearest_exact_and_zeroes
     assert get_protocol("echodepth").ground_truth(torch.from_numpy(depth), 2).tolist() == [[[0.0, 0.0], [0.0, 16.0]]]
 
 
+class ArrayLike:
+    """A depth map that only numpy's array protocol reads (as an image library's or a lazy file's object)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array
+
+
+def test_a_depth_map_is_read_from_any_array_like_and_from_a_tensor_numpy_cannot_hold():
+    depth = np.float32([[1.0, 2.0], [3.0, 4.0]])
+    for given in (ArrayLike(depth), depth.tolist(), torch.from_numpy(depth).to(torch.bfloat16)):
+        made = get_protocol("batvision").ground_truth(given)  # bfloat16: numpy has no such dtype
+        assert made.dtype == torch.float32 and made.shape == (1, 256, 256) and float(made.max()) == 4.0
+
+
 def test_a_protocol_counting_from_its_bound_inclusive_counts_a_pixel_at_it():
     class FromHalfAMetre(EvalProtocol):
         min_gt_m = 0.5

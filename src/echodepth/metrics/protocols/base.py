@@ -10,6 +10,7 @@ defaults are echodepth's own handling; a protocol with other behaviour overrides
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -28,9 +29,9 @@ def on_grid(pred_m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def as_depth_map(depth_m) -> torch.Tensor:
-    """Returns an (H, W) depth map (numpy array, tensor or nested sequence, metres) as a float32 tensor;
-    a map that is not 2-D (a trailing or leading axis of 1 allowed) is a ValueError."""
-    depth = torch.as_tensor(depth_m).squeeze()
+    """Returns an (H, W) depth map (a tensor, or anything numpy reads as an array, metres) as a float32
+    tensor; a map that is not 2-D (a trailing or leading axis of 1 allowed) is a ValueError."""
+    depth = torch.as_tensor(depth_m if isinstance(depth_m, torch.Tensor) else np.asarray(depth_m)).squeeze()
     if depth.ndim != 2:
         raise ValueError(f"expected an (H, W) depth map, got shape {tuple(depth.shape)}")
     return depth.float()
