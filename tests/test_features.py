@@ -3,6 +3,7 @@ place, the STFT of pure tones, the mel triangles, the framed waveform, the resiz
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,12 +12,14 @@ import torch.nn.functional as F
 
 from echodepth.data.features import (
     FEATURES,
+    AudioFeature,
     AudioFeatures,
     FeatureConfig,
     cut_length,
     emission_onsets,
     mel_filterbank,
     min_window_samples,
+    own_settings,
     window_length,
     window_offset,
 )
@@ -282,3 +285,18 @@ def test_features_hold_no_weights_so_checkpoints_do_not_carry_them():
         extractor = AudioFeatures(FeatureConfig(audio_format=name), 30.0)
         assert extractor.state_dict() == {}, name
         assert all(b.dtype == torch.float32 for b in extractor.buffers()), name
+
+
+def test_a_feature_gets_its_own_settings_from_the_feature_settings_and_their_held_fields():
+    @dataclasses.dataclass
+    class Own:
+        log_compression: bool = False  # FeatureConfig.log holds it
+        gain: float = 1.0
+
+    class WithSettings(AudioFeature):
+        Settings = Own
+
+    cfg = FeatureConfig(log=True, settings={"gain": 2.0, "log_compression": False, "another_features": 3})
+    assert own_settings(WithSettings, cfg) == Own(log_compression=True, gain=2.0)
+    assert own_settings(AudioFeature, cfg) is None  # a feature without settings of its own
+    assert FEATURES.get("spectrogram")(FeatureConfig(log=True)).settings.log_compression is True

@@ -8,7 +8,9 @@ from echodepth.losses import (
     LOSSES,
     AdaptiveBaseResidualLoss,
     BaseResidualLoss,
+    DepthLoss,
     FrequencyAwareBaseResidualLoss,
+    StandardLossSettings,
     build_loss,
     build_loss_for_training,
     frequency_split,
@@ -370,3 +372,18 @@ def test_silog_lambda_takes_its_whole_closed_range_and_refuses_the_rest():
     for outside in (-0.1, 1.1):
         with pytest.raises(ConfigError, match=rf"^silog_lambda must be between 0 and 1, got {outside}$"):
             TrainConfig(use_silog=True, silog_lambda=outside)
+
+
+def test_a_loss_takes_its_weight_names_from_its_settings_unless_it_declares_them():
+    class Declared(DepthLoss):
+        Settings = StandardLossSettings
+        weight_names = ("lambda_recon",)
+
+    class Plain(DepthLoss):
+        pass
+
+    class Computed(DepthLoss):  # made here, so that the names are computed while the test runs
+        Settings = StandardLossSettings
+
+    assert Declared.weight_names == ("lambda_recon",) and Plain.weight_names == ()
+    assert Computed.weight_names == BaseResidualLoss.weight_names == ("lambda_recon", "lambda_base", "lambda_sparse")
