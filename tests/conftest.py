@@ -181,7 +181,9 @@ def pytest_configure(config):
     descheduled thread, which slows the tiny tests' operations many times over."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
-        share = os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // int(workers))))
+        # sched_getaffinity is Linux's (not macOS's); elsewhere the machine's count
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        share = os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // int(workers))))
         torch.set_num_threads(int(share))
 
 
